@@ -1,0 +1,116 @@
+// Package store keeps the coordinator's durable state: tokens, nodes, routes,
+// the split-tunnel policy and the state version. The SQLite implementation
+// applies ordered migrations on open and commits every write durably before
+// it returns, so a kill -9 loses nothing that was acknowledged.
+//
+// It knows nothing of HTTP, streams or netmaps; the coordinator (package
+// coord) is its only user. It must not import coord, api or any cmd package.
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// Errors callers branch on. Enroll wraps the token errors; every method
+// that names a row returns ErrNotFound when there is none.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrTokenUsed    = errors.New("token has already been used")
+	ErrTokenExpired = errors.New("token has expired")
+	ErrTokenRevoked = errors.New("token has been revoked")
+	ErrNameTaken    = errors.New("name is taken")
+	ErrExists       = errors.New("already exists")
+	ErrAddressSpace = errors.New("overlay address space is exhausted")
+)
+
+// Token is a stored token: its public description and the hash of its secret.
+type Token struct {
+	wire.TokenInfo
+	// Hash is the lowercase hex SHA-256 of the token's secret.
+	Hash string
+}
+
+// Node is a stored node.
+type Node struct {
+	wire.Node
+	// CredHash is the lowercase hex SHA-256 of the node's credential.
+	CredHash   string
+	TokenID    string
+	EnrolledAt time.Time
+	LastSeen   *time.Time
+}
+
+// State is everything the store holds, as Load returns it. Slices are
+// sorted: tokens by CreatedAt then ID, nodes by Name, routes by prefix
+// (IPv4 before IPv6, then address, then length).
+type State struct {
+	// Version is bumped by every write that changes what a node may see
+	// (nodes, routes, split policy); token writes leave it alone.
+	Version uint64
+	Tokens  []Token
+	Nodes   []Node
+	Routes  []wire.Route
+	// Split is nil until SetSplit is first called.
+	Split *wire.SplitPolicy
+}
+
+// EnrollParams is the node half of an enrollment.
+type EnrollParams struct {
+	// TokenHash selects the token to consume.
+	TokenHash string
+	// NodeID is the new node's ID, chosen by the caller.
+	NodeID    string
+	PublicKey wire.Key
+	CredHash  string
+	Now       time.Time
+}
+
+// Store is the coordinator's durable state. Every method is safe for
+// concurrent use; writes are serialised and each one is a single
+// transaction that either commits in full (durably, before the method
+// returns) or changes nothing.
+type Store interface {
+	// Load reads the whole state.
+	Load(ctx context.Context) (*State, error)
+
+	// CreateToken inserts t. ErrExists if its ID or Hash is taken.
+	CreateToken(ctx context.Context, t Token) error
+	// RevokeToken marks the token revoked (idempotent). ErrNotFound if none.
+	RevokeToken(ctx context.Context, id string) error
+
+	// Enroll, in one transaction: finds the token by p.TokenHash
+	// (ErrNotFound), refuses it if revoked, expired at p.Now, or single-use
+	// and used (ErrTokenRevoked, ErrTokenExpired, ErrTokenUsed), counts one
+	// use, names the node (the token's name for a single-use token,
+	// NAME-N for the Nth use of a reusable one; ErrNameTaken if a node has
+	// that name), allocates the next never-used overlay address in
+	// 100.96.0.0/12 skipping .0 and .255 in the last octet
+	// (ErrAddressSpace when none is left), inserts the node with the
+	// token's role, and bumps the version. A failed enrollment consumes
+	// nothing. It returns the new node and the new version.
+	Enroll(ctx context.Context, p EnrollParams) (Node, uint64, error)
+	// DeleteNode removes the node (its routes stay, keyed by name) and
+	// bumps the version. ErrNotFound if none.
+	DeleteNode(ctx context.Context, id string) (uint64, error)
+	// TouchNodes records last-seen times; it does not bump the version.
+	// Unknown IDs are ignored.
+	TouchNodes(ctx context.Context, seen map[string]time.Time) error
+
+	// AddRoute inserts r, or replaces the route with the same prefix, and
+	// bumps the version. Validation is the caller's job.
+	AddRoute(ctx context.Context, r wire.Route) (uint64, error)
+	// RemoveRoute deletes the route with exactly this prefix and bumps
+	// the version. ErrNotFound if none.
+	RemoveRoute(ctx context.Context, prefix netip.Prefix) (uint64, error)
+
+	// SetSplit replaces the split-tunnel policy and bumps the version.
+	SetSplit(ctx context.Context, p wire.SplitPolicy) (uint64, error)
+
+	// Close releases the database. Calls in flight may fail.
+	Close() error
+}

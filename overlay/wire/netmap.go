@@ -1,0 +1,104 @@
+package wire
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// NetMap is everything one node needs to know, as of Version. The
+// coordinator sends a whole NetMap on connect and on every change that
+// affects the node; the node acknowledges the Version it applied.
+type NetMap struct {
+	// Version increases with every change to the coordinator's state.
+	Version uint64 `json:"version"`
+	Self    Node   `json:"self"`
+	// Peers are the nodes this node may talk to: a client sees every
+	// connector, a connector sees every client.
+	Peers  []Peer      `json:"peers"`
+	Routes []Route     `json:"routes"`
+	Relay  Relay       `json:"relay"`
+	Split  SplitPolicy `json:"split"`
+}
+
+// Peer is another node with what it serves.
+type Peer struct {
+	Node
+	// Prefixes are the routes this peer serves (connectors only), sorted.
+	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
+	Online   bool           `json:"online"`
+}
+
+// Relay tells a node where the coordinator's relay listens and how to
+// authenticate to it.
+type Relay struct {
+	// Endpoint is host:port of the relay's UDP socket.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Credential proves the node's identity to the relay.
+	Credential string `json:"credential,omitempty"`
+}
+
+// SplitMode chooses how the split-tunnel lists are read.
+type SplitMode string
+
+// Split-tunnel modes.
+const (
+	// SplitExclude tunnels every routed prefix except the exclude list.
+	SplitExclude SplitMode = "exclude"
+	// SplitInclude tunnels only what the include list names.
+	SplitInclude SplitMode = "include"
+)
+
+// SplitEntry is one prefix of a split-tunnel list.
+type SplitEntry struct {
+	Prefix  netip.Prefix `json:"prefix"`
+	Comment string       `json:"comment,omitempty"`
+}
+
+// SplitPolicy is the admin's split-tunnel setting. Each mode keeps its own
+// list, so switching modes loses nothing.
+type SplitPolicy struct {
+	Mode    SplitMode    `json:"mode"`
+	Include []SplitEntry `json:"include"`
+	Exclude []SplitEntry `json:"exclude"`
+}
+
+// StreamMessage is one line of the control stream, in either direction.
+type StreamMessage struct {
+	Type MessageType `json:"type"`
+	// NetMap is set on MsgNetMap (coordinator → node).
+	NetMap *NetMap `json:"netmap,omitempty"`
+	// Version is set on MsgAck (node → coordinator).
+	Version uint64 `json:"version,omitempty"`
+}
+
+// MessageType names a control stream message.
+type MessageType string
+
+// Control stream message types.
+const (
+	MsgNetMap MessageType = "netmap" // coordinator → node: the node's netmap
+	MsgAck    MessageType = "ack"    // node → coordinator: Version applied
+	MsgPing   MessageType = "ping"   // either way: heartbeat
+)
+
+// Validate checks a message read from the stream.
+func (m StreamMessage) Validate() error {
+	switch m.Type {
+	case MsgNetMap:
+		if m.NetMap == nil {
+			return fmt.Errorf("netmap message without a netmap")
+		}
+	case MsgAck, MsgPing:
+	default:
+		return fmt.Errorf("unknown message type %q", string(m.Type))
+	}
+	return nil
+}
+
+// Heartbeat timing of the control stream. Each end sends a ping every
+// HeartbeatInterval and gives up on a stream silent for HeartbeatTimeout.
+const (
+	HeartbeatInterval = 10 * time.Second
+	HeartbeatTimeout  = 30 * time.Second
+)
