@@ -53,6 +53,10 @@ const (
 type SplitEntry struct {
 	Prefix  netip.Prefix `json:"prefix"`
 	Comment string       `json:"comment,omitempty"`
+	// Builtin marks an entry of the default exclude list, as opposed to
+	// one an admin wrote. A routed prefix is carved out of builtin
+	// excludes automatically; only an admin's exclude can shadow a route.
+	Builtin bool `json:"builtin,omitempty"`
 }
 
 // SplitPolicy is the admin's split-tunnel setting. Each mode keeps its own
