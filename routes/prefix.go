@@ -1,0 +1,156 @@
+package routes
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Overlay is the address range of Warren's overlay network.
+var Overlay = netip.MustParsePrefix("100.96.0.0/12")
+
+// Sentinel errors. Every error this package returns for a bad prefix wraps
+// one of them, so callers branch with errors.Is; the error text itself is a
+// complete one-line message fit to print as-is.
+var (
+	// ErrInvalidPrefix: the input is not a usable CIDR prefix. Every error
+	// from ParsePrefix wraps it, including those that also wrap ErrHostBits.
+	ErrInvalidPrefix = errors.New("invalid prefix")
+	// ErrHostBits: the prefix has bits set beyond its length.
+	ErrHostBits = errors.New("prefix has host bits set")
+	// ErrReserved: the prefix overlaps a range that cannot be routed through
+	// a connector, or is a default route.
+	ErrReserved = errors.New("prefix cannot be routed")
+	// ErrServedByOther: another connector already serves exactly this prefix.
+	ErrServedByOther = errors.New("prefix is served by another connector")
+)
+
+// prefixError carries an exact user-facing message and the sentinels it
+// wraps; the sentinels never show in the text.
+type prefixError struct {
+	msg   string
+	kinds []error
+}
+
+func (e *prefixError) Error() string   { return e.msg }
+func (e *prefixError) Unwrap() []error { return e.kinds }
+
+func newError(msg string, kinds ...error) error {
+	return &prefixError{msg: msg, kinds: kinds}
+}
+
+// ParsePrefix parses a CIDR prefix typed by a person and returns it in
+// canonical form: no host bits, no zone, IPv4 as IPv4 (never IPv4-mapped
+// IPv6), IPv6 in the lowercase compressed form that String prints. It does
+// not trim spaces. On failure the error wraps ErrInvalidPrefix (and
+// ErrHostBits when only host bits are wrong) and, where one exists, suggests
+// an input that ParsePrefix accepts.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		if a, aerr := netip.ParseAddr(s); aerr == nil && a.Zone() == "" {
+			a = a.Unmap()
+			return netip.Prefix{}, newError(
+				fmt.Sprintf("%q is an address, not a prefix; did you mean %v?", s, netip.PrefixFrom(a, a.BitLen())),
+				ErrInvalidPrefix)
+		}
+		return netip.Prefix{}, invalidInput(s)
+	}
+	if err := checkCanonical(p); err != nil {
+		return netip.Prefix{}, err
+	}
+	return p, nil
+}
+
+func invalidInput(s string) error {
+	return newError(fmt.Sprintf("%q is not a valid CIDR prefix (for example 192.168.0.0/24)", s), ErrInvalidPrefix)
+}
+
+// checkCanonical reports why p is not in the canonical form ParsePrefix
+// returns, or nil.
+func checkCanonical(p netip.Prefix) error {
+	switch {
+	case !p.IsValid():
+		return newError("invalid prefix", ErrInvalidPrefix)
+	case p.Addr().Is4In6() && p.Bits() >= 96:
+		// Only a mapped prefix of at least /96 has an IPv4 form; a shorter
+		// one has host bits set (bits 80-95 of a mapped address are ones).
+		v4 := netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked()
+		return newError(fmt.Sprintf("%v is an IPv4-mapped IPv6 prefix; did you mean %v?", p, v4), ErrInvalidPrefix)
+	case p != p.Masked():
+		return newError(fmt.Sprintf("%v has host bits set; did you mean %v?", p, p.Masked()), ErrHostBits, ErrInvalidPrefix)
+	}
+	return nil
+}
+
+// reserved lists the ranges no connector may route, by address so that the
+// first overlap reported is the lowest one.
+var reserved = []struct {
+	prefix netip.Prefix
+	name   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "this network"},
+	{Overlay, "the Warren overlay range"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
+	{netip.MustParsePrefix("::/128"), "unspecified"},
+	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast"},
+}
+
+// CheckRoutable reports why p may not be routed through a connector, or nil.
+// A prefix may not be routed when it is a default route or overlaps (contains
+// or lies inside) a reserved range: this network, loopback, link-local,
+// multicast, the reserved 240.0.0.0/4 (which includes broadcast), the Warren
+// overlay range, the IPv6 unspecified address and the IPv4-mapped range.
+// Such errors wrap ErrReserved. A p that ParsePrefix would not return gets
+// the same error ParsePrefix gives for it.
+func CheckRoutable(p netip.Prefix) error {
+	if err := checkCanonical(p); err != nil {
+		return err
+	}
+	if p.Bits() == 0 {
+		return newError(fmt.Sprintf("%v would send all traffic to a connector; full tunnels are not supported", p), ErrReserved)
+	}
+	for _, r := range reserved {
+		if r.prefix.Overlaps(p) {
+			return newError(fmt.Sprintf("%v overlaps %s (%v) and cannot be routed", p, r.name, r.prefix), ErrReserved)
+		}
+	}
+	return nil
+}
+
+// ParseRoutable parses s with ParsePrefix and checks the result with
+// CheckRoutable.
+func ParseRoutable(s string) (netip.Prefix, error) {
+	p, err := ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if err := CheckRoutable(p); err != nil {
+		return netip.Prefix{}, err
+	}
+	return p, nil
+}
+
+// ComparePrefixes orders prefixes canonically: invalid first, then IPv4
+// before IPv6, then by address, then by length. It suits slices.SortFunc and
+// slices.BinarySearchFunc. (netip.Prefix.Compare orders by length before
+// address, which is not the order Warren shows and stores.)
+func ComparePrefixes(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
+}
+
+// SortPrefixes sorts ps in place in the order of ComparePrefixes.
+func SortPrefixes(ps []netip.Prefix) {
+	slices.SortFunc(ps, ComparePrefixes)
+}
