@@ -91,7 +91,7 @@ var reserved = []struct {
 	prefix netip.Prefix
 	name   string
 }{
-	{netip.MustParsePrefix("0.0.0.0/8"), "this network"},
+	{netip.MustParsePrefix("0.0.0.0/8"), "the unspecified range"},
 	{Overlay, "the Warren overlay range"},
 	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
 	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},

@@ -166,9 +166,9 @@ func TestCheckRoutable(t *testing.T) {
 		{in: "::2/128"},
 		{in: "fe00::/9"}, // next to link-local
 
-		reserved("0.0.0.0/8", "this network", "0.0.0.0/8"),
-		reserved("0.0.0.1/32", "this network", "0.0.0.0/8"),
-		reserved("0.0.0.0/1", "this network", "0.0.0.0/8"),
+		reserved("0.0.0.0/8", "the unspecified range", "0.0.0.0/8"),
+		reserved("0.0.0.1/32", "the unspecified range", "0.0.0.0/8"),
+		reserved("0.0.0.0/1", "the unspecified range", "0.0.0.0/8"),
 		reserved("127.0.0.0/8", "loopback", "127.0.0.0/8"),
 		reserved("127.0.0.1/32", "loopback", "127.0.0.0/8"),
 		reserved("126.0.0.0/7", "loopback", "127.0.0.0/8"),
