@@ -169,6 +169,10 @@ type NodeStatus struct {
 	LastSeen   *time.Time `json:"last_seen,omitempty"`
 	// AppliedVersion is the netmap version the node last acknowledged.
 	AppliedVersion uint64 `json:"applied_version"`
+	// InSync reports whether the node acknowledged the last netmap the
+	// coordinator sent it. A change that does not affect a node sends it
+	// nothing, so AppliedVersion may trail the state version while InSync.
+	InSync bool `json:"in_sync"`
 }
 
 // Route sends a prefix to the connector that serves it.

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,4 +107,11 @@ func isLowerHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// CertPin returns the pin of a certificate: the lowercase hex SHA-256 of
+// its DER encoding.
+func CertPin(der []byte) string {
+	h := sha256.Sum256(der)
+	return hex.EncodeToString(h[:])
 }

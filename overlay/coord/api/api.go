@@ -1,0 +1,219 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/warrennet/warren/overlay/coord"
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// maxBody bounds every request body except the control stream's.
+const maxBody = 1 << 20
+
+// Server serves the coordinator's HTTP API.
+type Server struct {
+	c   *coord.Coordinator
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the API handler for c.
+func New(c *coord.Coordinator, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{c: c, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET "+wire.PathHealth, s.health)
+	s.mux.HandleFunc("POST "+wire.PathEnroll, s.enroll)
+	s.mux.HandleFunc("POST "+wire.PathStream, s.stream)
+
+	s.mux.HandleFunc("POST "+wire.PathTokens, s.admin(s.createToken))
+	s.mux.HandleFunc("GET "+wire.PathTokens, s.admin(s.listTokens))
+	s.mux.HandleFunc("DELETE "+wire.PathTokens+"/{id}", s.admin(s.revokeToken))
+	s.mux.HandleFunc("POST "+wire.PathRoutes, s.admin(s.addRoute))
+	s.mux.HandleFunc("GET "+wire.PathRoutes, s.admin(s.listRoutes))
+	s.mux.HandleFunc("DELETE "+wire.PathRoutes+"/{addr}/{bits}", s.admin(s.removeRoute))
+	s.mux.HandleFunc("GET "+wire.PathRouteLookup, s.admin(s.lookupRoute))
+	s.mux.HandleFunc("GET "+wire.PathNodes, s.admin(s.listNodes))
+	s.mux.HandleFunc("DELETE "+wire.PathNodes+"/{name}", s.admin(s.removeNode))
+	s.mux.HandleFunc("GET "+wire.PathExport, s.admin(s.export))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// admin wraps h with admin authentication.
+func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.c.AuthenticateAdmin(bearer(r)); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func bearer(r *http.Request) string {
+	v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(v)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, http.StatusOK, map[string]any{"status": "ok", "version": s.c.Version()})
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	var req wire.EnrollRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	resp, err := s.c.Enroll(r.Context(), bearer(r), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, http.StatusOK, resp)
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
+	var req wire.CreateTokenRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	resp, err := s.c.CreateToken(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, http.StatusCreated, resp)
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, http.StatusOK, s.c.Tokens())
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if err := s.c.RevokeToken(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) addRoute(w http.ResponseWriter, r *http.Request) {
+	var req wire.AddRouteRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	route, err := s.c.AddRoute(r.Context(), req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, http.StatusOK, route)
+}
+
+func (s *Server) listRoutes(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, http.StatusOK, s.c.Routes())
+}
+
+func (s *Server) removeRoute(w http.ResponseWriter, r *http.Request) {
+	prefix := r.PathValue("addr") + "/" + r.PathValue("bits")
+	if err := s.c.RemoveRoute(r.Context(), prefix); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) lookupRoute(w http.ResponseWriter, r *http.Request) {
+	res, err := s.c.LookupRoute(r.URL.Query().Get("ip"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.reply(w, http.StatusOK, res)
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, http.StatusOK, s.c.Nodes())
+}
+
+func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
+	if err := s.c.RemoveNode(r.Context(), r.PathValue("name")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	s.reply(w, http.StatusOK, s.c.Export())
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors. On failure it has answered the request.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON body")
+	}
+	if err != nil {
+		s.fail(w, r, &wire.Error{Code: wire.CodeInvalid, Message: fmt.Sprintf("bad request body: %v", err)})
+		return false
+	}
+	return true
+}
+
+func (s *Server) reply(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(v); err != nil {
+		s.log.Debug("writing response", "err", err)
+	}
+}
+
+// fail answers with err: a *wire.Error as is, anything else as an internal
+// error whose details go only to the log.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		we = &wire.Error{Code: wire.CodeInternal, Message: "internal error on the coordinator; see its log"}
+	}
+	s.reply(w, statusOf(we.Code), we)
+}
+
+func statusOf(code string) int {
+	switch code {
+	case wire.CodeInvalid:
+		return http.StatusBadRequest
+	case wire.CodeNotFound:
+		return http.StatusNotFound
+	case wire.CodeConflict:
+		return http.StatusConflict
+	case wire.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case wire.CodeTokenUsed, wire.CodeTokenExpired, wire.CodeTokenRevoked:
+		return http.StatusForbidden
+	case wire.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// drain discards the rest of a body so the connection can be reused.
+func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, maxBody)) }

@@ -1,0 +1,8 @@
+// Package api adapts a coord.Coordinator to HTTP: JSON request and response
+// bodies, bearer-token authentication, error codes mapped to HTTP statuses,
+// and the full-duplex newline-delimited JSON control stream.
+//
+// Handlers are thin: every decision is the coordinator's. api must not
+// import the store (it reaches state only through coord) nor any cmd
+// package.
+package api

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// Stream limits: one message from a node is small (an ack or a ping); a
+// node that stops reading is dropped after writeTimeout.
+const (
+	maxNodeMessage = 64 << 10
+	writeTimeout   = 10 * time.Second
+)
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	node, err := s.c.AuthenticateNode(bearer(r))
+	if err != nil {
+		drain(r.Body)
+		s.fail(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	// HTTP/1.1 needs full duplex switched on; HTTP/2 always has it.
+	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.fail(w, r, fmt.Errorf("enabling full duplex: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(make([]byte, 0, 512), maxNodeMessage)
+	conn := &streamConn{w: w, rc: rc, sc: sc}
+	err = s.c.ServeStream(r.Context(), node, conn)
+	s.log.Debug("stream ended", "node", node.Name, "err", err)
+}
+
+// streamConn frames a control stream as newline-delimited JSON. Send is
+// called by one goroutine and Recv by another.
+type streamConn struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	sc *bufio.Scanner
+
+	closeOnce sync.Once
+}
+
+func (c *streamConn) Send(m *wire.StreamMessage) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encoding message: %w", err)
+	}
+	b = append(b, '\n')
+	if err := c.rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return fmt.Errorf("setting write deadline: %w", err)
+	}
+	if _, err := c.w.Write(b); err != nil {
+		return err
+	}
+	return c.rc.Flush()
+}
+
+func (c *streamConn) Recv() (*wire.StreamMessage, error) {
+	if !c.sc.Scan() {
+		if err := c.sc.Err(); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("node closed the stream")
+	}
+	var m wire.StreamMessage
+	if err := json.Unmarshal(c.sc.Bytes(), &m); err != nil {
+		return nil, fmt.Errorf("decoding message: %w", err)
+	}
+	return &m, nil
+}
+
+// Close unblocks a pending Recv by moving the read deadline to now.
+func (c *streamConn) Close() error {
+	c.closeOnce.Do(func() { _ = c.rc.SetReadDeadline(time.Now()) })
+	return nil
+}

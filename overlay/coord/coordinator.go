@@ -1,0 +1,207 @@
+package coord
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrennet/warren/overlay/coord/store"
+	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/split"
+)
+
+// Config configures a Coordinator.
+type Config struct {
+	Store  store.Store
+	Logger *slog.Logger
+	// URL is the coordinator's public base URL and Pin its certificate pin
+	// (empty for a CA-issued certificate); both go into every token.
+	URL string
+	Pin string
+	// Relay describes the relay every node is told about. Its credential
+	// is filled per node by RelayCredential, when set.
+	RelayEndpoint   string
+	RelayCredential func(wire.Node) string
+	// HeartbeatInterval and HeartbeatTimeout time the control streams;
+	// zero means the wire defaults.
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Rand is the source of IDs and secrets; nil means crypto/rand.
+	// Tests pass a deterministic reader.
+	Rand io.Reader
+}
+
+// Coordinator is the control plane's state and logic. Create it with New,
+// start its background work with Run, and call Close when done.
+type Coordinator struct {
+	store  store.Store
+	log    *slog.Logger
+	url    string
+	pin    string
+	relay  string
+	relayC func(wire.Node) string
+	hbInt  time.Duration
+	hbTO   time.Duration
+	now    func() time.Time
+	rand   io.Reader
+
+	snap atomic.Pointer[snapshot]
+
+	// writeMu serialises writes: the store call and the publication of
+	// the snapshot built from its result happen under it.
+	writeMu sync.Mutex
+
+	// presenceMu guards presence. Held only for map edits, never while
+	// calling out.
+	presenceMu sync.Mutex
+	presence   map[string]*presence // by node ID
+	dirtySeen  map[string]time.Time // last-seen times not yet stored
+}
+
+// presence is what the coordinator knows of a node's streams.
+type presence struct {
+	streams  int
+	lastSeen time.Time
+	sent     uint64 // version of the last netmap sent
+	applied  uint64 // version the node last acknowledged
+}
+
+// New loads the state from cfg.Store and returns a Coordinator serving it.
+func New(ctx context.Context, cfg Config) (*Coordinator, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("coordinator: no store")
+	}
+	if err := wire.ValidateCoordinatorURL(cfg.URL); err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		store:     cfg.Store,
+		log:       cfg.Logger,
+		url:       cfg.URL,
+		pin:       cfg.Pin,
+		relay:     cfg.RelayEndpoint,
+		relayC:    cfg.RelayCredential,
+		hbInt:     cfg.HeartbeatInterval,
+		hbTO:      cfg.HeartbeatTimeout,
+		now:       cfg.Now,
+		rand:      cfg.Rand,
+		presence:  make(map[string]*presence),
+		dirtySeen: make(map[string]time.Time),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.rand == nil {
+		c.rand = rand.Reader
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.hbInt <= 0 {
+		c.hbInt = wire.HeartbeatInterval
+	}
+	if c.hbTO <= 0 {
+		c.hbTO = wire.HeartbeatTimeout
+	}
+	st, err := cfg.Store.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading state: %w", err)
+	}
+	sp := DefaultSplitPolicy()
+	if st.Split != nil {
+		sp = *st.Split
+	}
+	s, err := newSnapshot(st.Version, st.Tokens, st.Nodes, st.Routes, sp, map[string]bool{})
+	if err != nil {
+		return nil, fmt.Errorf("indexing state: %w", err)
+	}
+	c.snap.Store(s)
+	return c, nil
+}
+
+// DefaultSplitPolicy is the policy of a coordinator whose admin never set one.
+func DefaultSplitPolicy() wire.SplitPolicy {
+	d := split.DefaultPolicy()
+	p := wire.SplitPolicy{Mode: wire.SplitMode(d.Mode), Include: []wire.SplitEntry{}, Exclude: []wire.SplitEntry{}}
+	for _, e := range d.Include {
+		p.Include = append(p.Include, wire.SplitEntry{Prefix: e.Prefix, Comment: e.Comment, Builtin: e.Builtin})
+	}
+	for _, e := range d.Exclude {
+		p.Exclude = append(p.Exclude, wire.SplitEntry{Prefix: e.Prefix, Comment: e.Comment, Builtin: e.Builtin})
+	}
+	return p
+}
+
+// Run stores nodes' last-seen times every interval until ctx ends, then
+// once more. It returns nil when ctx is cancelled.
+func (c *Coordinator) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.flushSeen(context.WithoutCancel(ctx))
+			return nil
+		case <-t.C:
+			c.flushSeen(ctx)
+		}
+	}
+}
+
+func (c *Coordinator) flushSeen(ctx context.Context) {
+	c.presenceMu.Lock()
+	seen := c.dirtySeen
+	c.dirtySeen = make(map[string]time.Time)
+	c.presenceMu.Unlock()
+	if len(seen) == 0 {
+		return
+	}
+	if err := c.store.TouchNodes(ctx, seen); err != nil {
+		c.log.Warn("storing last-seen times", "nodes", len(seen), "err", err)
+	}
+}
+
+// publish makes s the current snapshot and wakes everyone waiting on the
+// previous one. Call with writeMu held.
+func (c *Coordinator) publish(s *snapshot) {
+	old := c.snap.Swap(s)
+	close(old.changed)
+}
+
+// Version is the current state version.
+func (c *Coordinator) Version() uint64 { return c.snap.Load().version }
+
+// newSecret returns 32 random bytes in URL-safe base64.
+func (c *Coordinator) newSecret() (string, error) {
+	var b [32]byte
+	if _, err := io.ReadFull(c.rand, b[:]); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// newID returns n random bytes in hex.
+func (c *Coordinator) newID(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c.rand, b); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// hashSecret is how secrets are stored: lowercase hex SHA-256.
+func hashSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,151 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/warrennet/warren/overlay/coord/store"
+	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/routes"
+)
+
+// AddRoute routes a prefix to a connector. Adding the same prefix to the
+// same connector again only updates the comment.
+func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (wire.Route, error) {
+	p, err := routes.ParseRoutable(req.Prefix)
+	if err != nil {
+		return wire.Route{}, invalid(err)
+	}
+	if len(req.Comment) > 200 {
+		return wire.Route{}, errorf(wire.CodeInvalid, "comment is longer than 200 characters")
+	}
+
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	s := c.snap.Load()
+	if err := s.checkConnector(req.Connector); err != nil {
+		return wire.Route{}, err
+	}
+	if err := s.table.CheckAdd(p, req.Connector); err != nil {
+		return wire.Route{}, errorf(wire.CodeConflict, "%s; remove it first with: warren routes rm %s", err, p)
+	}
+	r := wire.Route{Prefix: p, Connector: req.Connector, Comment: req.Comment, CreatedAt: c.now().UTC()}
+	i, found := slices.BinarySearchFunc(s.routes, r, compareRoutes)
+	if found {
+		r.CreatedAt = s.routes[i].CreatedAt
+		if req.Comment == "" {
+			r.Comment = s.routes[i].Comment
+		}
+		if r == s.routes[i] {
+			return r, nil
+		}
+	}
+	version, err := c.store.AddRoute(ctx, r)
+	if err != nil {
+		return wire.Route{}, fmt.Errorf("storing route: %w", err)
+	}
+	rs := insertSorted(s.routes, r, compareRoutes)
+	if found {
+		rs = replaceAt(s.routes, i, r)
+	}
+	next, err := s.with(version, nil, nil, rs, nil, nil)
+	if err != nil {
+		return wire.Route{}, err
+	}
+	c.publish(next)
+	c.log.Info("route added", "prefix", p, "connector", req.Connector)
+	return r, nil
+}
+
+// checkConnector reports why name cannot serve a route, or nil.
+func (s *snapshot) checkConnector(name string) error {
+	if name == "" {
+		return errorf(wire.CodeInvalid, "no connector given; add --connector NAME")
+	}
+	n, ok := s.nodeByName(name)
+	if ok && n.Role == wire.RoleConnector {
+		return nil
+	}
+	if ok {
+		return errorf(wire.CodeInvalid, "%q is a %s, not a connector", name, n.Role)
+	}
+	names := s.connectorNames()
+	if len(names) == 0 {
+		return errorf(wire.CodeNotFound, "unknown connector %q: no connector is enrolled yet (create one with: warren token create --role connector --name %s)", name, name)
+	}
+	return errorf(wire.CodeNotFound, "unknown connector %q (enrolled connectors: %s)", name, strings.Join(names, ", "))
+}
+
+// RemoveRoute removes the route with exactly this prefix, given as the
+// admin typed it.
+func (c *Coordinator) RemoveRoute(ctx context.Context, prefix string) error {
+	p, err := routes.ParsePrefix(prefix)
+	if err != nil {
+		return invalid(err)
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	s := c.snap.Load()
+	i, found := slices.BinarySearchFunc(s.routes, wire.Route{Prefix: p}, compareRoutes)
+	if !found {
+		return errorf(wire.CodeNotFound, "no route for %s (see: warren routes ls)", p)
+	}
+	version, err := c.store.RemoveRoute(ctx, p)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(wire.CodeNotFound, "no route for %s (see: warren routes ls)", p)
+	}
+	if err != nil {
+		return fmt.Errorf("removing route: %w", err)
+	}
+	next, err := s.with(version, nil, nil, deleteAt(s.routes, i), nil, nil)
+	if err != nil {
+		return err
+	}
+	c.publish(next)
+	c.log.Info("route removed", "prefix", p)
+	return nil
+}
+
+// Routes lists every route, sorted by prefix.
+func (c *Coordinator) Routes() []wire.Route {
+	return slices.Clone(c.snap.Load().routes)
+}
+
+// LookupRoute says which route and connector would carry ip, or why none.
+func (c *Coordinator) LookupRoute(ip string) (wire.RouteLookup, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil || a.Zone() != "" {
+		return wire.RouteLookup{}, errorf(wire.CodeInvalid, "%q is not an IP address", ip)
+	}
+	a = a.Unmap()
+	s := c.snap.Load()
+	out := wire.RouteLookup{IP: a}
+	e, ok := s.table.Lookup(a)
+	if !ok {
+		out.Reason = fmt.Sprintf("no route covers %s; add one with: warren routes add CIDR --connector NAME", a)
+		return out, nil
+	}
+	i, _ := slices.BinarySearchFunc(s.routes, wire.Route{Prefix: e.Prefix}, compareRoutes)
+	r := s.routes[i]
+	out.Route = &r
+	n, enrolled := s.nodeByName(r.Connector)
+	switch {
+	case !enrolled:
+		out.Reason = fmt.Sprintf("%s is in %s, routed to connector %s, which is not enrolled: traffic has nowhere to go", a, r.Prefix, r.Connector)
+	case c.online(n.ID):
+		out.Online = true
+		out.Reason = fmt.Sprintf("%s is in %s, served by connector %s (online)", a, r.Prefix, r.Connector)
+	default:
+		seen := "never connected"
+		if t := c.lastSeen(n); !t.IsZero() {
+			seen = "last seen " + c.now().Sub(t).Round(time.Second).String() + " ago"
+		}
+		out.Reason = fmt.Sprintf("%s is in %s, served by connector %s, which is offline (%s)", a, r.Prefix, r.Connector, seen)
+	}
+	return out, nil
+}

@@ -1,0 +1,173 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+func TestAddRouteRejects(t *testing.T) {
+	h := newHarness(t)
+	h.enroll(wire.RoleConnector, "office")
+	h.enroll(wire.RoleConnector, "aws")
+	h.enroll(wire.RoleClient, "laptop")
+	ctx := context.Background()
+	if _, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.168.0.0/24", Connector: "office"}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.c.Export()
+
+	tests := []struct {
+		prefix, connector string
+		code, want        string
+	}{
+		{"foo", "office", wire.CodeInvalid, `"foo" is not a valid CIDR prefix (for example 192.168.0.0/24)`},
+		{"192.168.0.0/33", "office", wire.CodeInvalid, `"192.168.0.0/33" is not a valid CIDR prefix (for example 192.168.0.0/24)`},
+		{"192.168.0", "office", wire.CodeInvalid, `"192.168.0" is not a valid CIDR prefix (for example 192.168.0.0/24)`},
+		{"192.168.0.10", "office", wire.CodeInvalid, `"192.168.0.10" is an address, not a prefix; did you mean 192.168.0.10/32?`},
+		{"192.168.1.1/24", "office", wire.CodeInvalid, `192.168.1.1/24 has host bits set; did you mean 192.168.1.0/24?`},
+		{"127.0.0.0/8", "office", wire.CodeInvalid, `127.0.0.0/8 overlaps loopback (127.0.0.0/8) and cannot be routed`},
+		{"169.254.10.0/24", "office", wire.CodeInvalid, `169.254.10.0/24 overlaps link-local (169.254.0.0/16) and cannot be routed`},
+		{"224.0.0.0/4", "office", wire.CodeInvalid, `224.0.0.0/4 overlaps multicast (224.0.0.0/4) and cannot be routed`},
+		{"0.0.0.0/8", "office", wire.CodeInvalid, `0.0.0.0/8 overlaps the unspecified range (0.0.0.0/8) and cannot be routed`},
+		{"100.96.1.0/24", "office", wire.CodeInvalid, `100.96.1.0/24 overlaps the Warren overlay range (100.96.0.0/12) and cannot be routed`},
+		{"0.0.0.0/0", "office", wire.CodeInvalid, `0.0.0.0/0 would send all traffic to a connector; full tunnels are not supported`},
+		{"10.0.0.0/8", "offce", wire.CodeNotFound, `unknown connector "offce" (enrolled connectors: aws, office)`},
+		{"10.0.0.0/8", "laptop", wire.CodeInvalid, `"laptop" is a client, not a connector`},
+		{"10.0.0.0/8", "", wire.CodeInvalid, `no connector given; add --connector NAME`},
+		{"192.168.0.0/24", "aws", wire.CodeConflict, `192.168.0.0/24 is already served by connector "office"; remove it first with: warren routes rm 192.168.0.0/24`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefix+"→"+tt.connector, func(t *testing.T) {
+			_, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: tt.prefix, Connector: tt.connector})
+			var we *wire.Error
+			if !errors.As(err, &we) {
+				t.Fatalf("AddRoute error = %v, want a *wire.Error", err)
+			}
+			if we.Message != tt.want {
+				t.Errorf("message:\n got %s\nwant %s", we.Message, tt.want)
+			}
+			if we.Code != tt.code {
+				t.Errorf("code = %q, want %q", we.Code, tt.code)
+			}
+			if diff := cmp.Diff(before, h.c.Export(), netipEqual); diff != "" {
+				t.Errorf("state changed by a refused add (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAddRouteNoConnectors(t *testing.T) {
+	h := newHarness(t)
+	_, err := h.c.AddRoute(context.Background(), wire.AddRouteRequest{Prefix: "10.0.0.0/8", Connector: "office"})
+	want := `unknown connector "office": no connector is enrolled yet (create one with: warren token create --role connector --name office)`
+	if err == nil || err.Error() != want {
+		t.Errorf("AddRoute error = %v, want %s", err, want)
+	}
+}
+
+func TestRoutesLongestPrefixAndLookup(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.enroll(wire.RoleConnector, "office")
+	h.enroll(wire.RoleConnector, "lab")
+	for _, r := range []wire.AddRouteRequest{
+		{Prefix: "192.168.0.0/16", Connector: "office", Comment: "whole site"},
+		{Prefix: "192.168.7.0/24", Connector: "lab"},
+	} {
+		if _, err := h.c.AddRoute(ctx, r); err != nil {
+			t.Fatalf("AddRoute(%v): %v", r, err)
+		}
+	}
+	tests := []struct {
+		ip        string
+		connector string
+		reason    string
+	}{
+		{"192.168.7.9", "lab", "192.168.7.9 is in 192.168.7.0/24, served by connector lab, which is offline (never connected)"},
+		{"192.168.0.10", "office", "192.168.0.10 is in 192.168.0.0/16, served by connector office, which is offline (never connected)"},
+		{"10.1.2.3", "", "no route covers 10.1.2.3; add one with: warren routes add CIDR --connector NAME"},
+	}
+	for _, tt := range tests {
+		got, err := h.c.LookupRoute(tt.ip)
+		if err != nil {
+			t.Fatalf("LookupRoute(%s): %v", tt.ip, err)
+		}
+		connector := ""
+		if got.Route != nil {
+			connector = got.Route.Connector
+		}
+		if connector != tt.connector || got.Reason != tt.reason {
+			t.Errorf("LookupRoute(%s) = %q, %q; want %q, %q", tt.ip, connector, got.Reason, tt.connector, tt.reason)
+		}
+	}
+	if _, err := h.c.LookupRoute("192.168.0"); err == nil || err.Error() != `"192.168.0" is not an IP address` {
+		t.Errorf("LookupRoute(bad) error = %v", err)
+	}
+
+	// Removing the connector keeps its routes, which then say why they are dead.
+	if err := h.c.RemoveNode(ctx, "lab"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := h.c.LookupRoute("192.168.7.9")
+	if want := "192.168.7.9 is in 192.168.7.0/24, routed to connector lab, which is not enrolled: traffic has nowhere to go"; got.Reason != want {
+		t.Errorf("reason = %q, want %q", got.Reason, want)
+	}
+}
+
+func TestRemoveRoute(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.enroll(wire.RoleConnector, "office")
+	if _, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.168.0.0/24", Connector: "office"}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.c.Export()
+	for _, tt := range []struct{ in, want string }{
+		{"192.168.1.0/24", "no route for 192.168.1.0/24 (see: warren routes ls)"},
+		{"192.168.0.1/24", "192.168.0.1/24 has host bits set; did you mean 192.168.0.0/24?"},
+		{"bogus", `"bogus" is not a valid CIDR prefix (for example 192.168.0.0/24)`},
+	} {
+		err := h.c.RemoveRoute(ctx, tt.in)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("RemoveRoute(%s) = %v, want %s", tt.in, err, tt.want)
+		}
+	}
+	if diff := cmp.Diff(before, h.c.Export(), netipEqual); diff != "" {
+		t.Errorf("refused removals changed state:\n%s", diff)
+	}
+	if err := h.c.RemoveRoute(ctx, "192.168.0.0/24"); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.c.Routes(); len(got) != 0 {
+		t.Errorf("routes after removal = %v, want none", got)
+	}
+	if h.c.Version() <= before.Version {
+		t.Errorf("version %d did not grow past %d", h.c.Version(), before.Version)
+	}
+}
+
+func TestAddRouteSameConnectorIsIdempotent(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.enroll(wire.RoleConnector, "office")
+	first, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.168.0.0/24", Connector: "office", Comment: "lan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := h.c.Version()
+	again, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.168.0.0/24", Connector: "office"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(first, again, netipEqual); diff != "" {
+		t.Errorf("re-adding changed the route:\n%s", diff)
+	}
+	if h.c.Version() != v {
+		t.Errorf("re-adding bumped the version from %d to %d", v, h.c.Version())
+	}
+}
