@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Env is what the app may touch of the outside world.
+type Env struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	// Getenv reads an environment variable; nil reads none.
+	Getenv func(string) string
+}
+
+// Roles are the long-running programs warren can be; main wires them to
+// the composition root.
+type Roles struct {
+	Coordinator func(context.Context, CoordinatorOptions) error
+}
+
+// Environment variables the app reads.
+const (
+	EnvAdminToken     = "WARREN_ADMIN_TOKEN"
+	EnvAdminTokenFile = "WARREN_ADMIN_TOKEN_FILE"
+	EnvSocket         = "WARREN_SOCKET"
+)
+
+// New builds the warren command-line app.
+func New(env Env, roles Roles) *cli.App {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	a := &app{env: env, roles: roles}
+	app := &cli.App{
+		Name:      "warren",
+		Usage:     "a self-hosted WireGuard overlay for reaching private networks",
+		Writer:    env.Stdout,
+		ErrWriter: env.Stderr,
+		// Errors go back to main, which prints them once and picks the
+		// exit code; urfave must not exit the process itself.
+		ExitErrHandler:       func(*cli.Context, error) {},
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "admin-token-file", Usage: "file holding an admin token (or set " + EnvAdminToken + " to the token itself)", EnvVars: []string{EnvAdminTokenFile}},
+			&cli.StringFlag{Name: "data", Usage: "on the coordinator host: its data directory, whose admin.token is used"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug detail"},
+		},
+		Commands: []*cli.Command{
+			a.coordinatorCommand(),
+			a.tokenCommand(),
+			a.routesCommand(),
+			a.nodesCommand(),
+		},
+	}
+	oneLineUsageErrors(app.Commands, "warren")
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return fmt.Errorf("%w (see: warren --help)", err)
+	}
+	return app
+}
+
+// app carries what every command needs.
+type app struct {
+	env   Env
+	roles Roles
+}
+
+// logger returns the logger role commands use: text on stderr.
+func (a *app) logger(c *cli.Context) *slog.Logger {
+	level := slog.LevelInfo
+	if c.Bool("verbose") {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(a.env.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// oneLineUsageErrors makes every command report bad flags in one line
+// pointing at its help, instead of printing the whole help text.
+func oneLineUsageErrors(cmds []*cli.Command, parent string) {
+	for _, cmd := range cmds {
+		path := parent + " " + cmd.Name
+		cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%w (see: %s --help)", err, path)
+		}
+		oneLineUsageErrors(cmd.Subcommands, path)
+	}
+}
+
+// argCount checks the number of positional arguments.
+func argCount(c *cli.Context, want int, usage string) error {
+	if c.NArg() != want {
+		return fmt.Errorf("usage: warren %s %s", commandPath(c), usage)
+	}
+	return nil
+}
+
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, l := range c.Lineage() {
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
+			names = append([]string{l.Command.Name}, names...)
+		}
+	}
+	return strings.Join(names, " ")
+}

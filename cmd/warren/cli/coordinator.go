@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+)
+
+// CoordinatorOptions configures the coordinator role.
+type CoordinatorOptions struct {
+	// Listen is the TCP address of the HTTPS API.
+	Listen string
+	// Data is the directory holding the store, TLS material and admin.token.
+	Data string
+	// PublicURL is the base URL nodes use; empty derives it from Listen.
+	PublicURL string
+	// TLSCert and TLSKey name the admin's own certificate; both or neither.
+	TLSCert, TLSKey string
+	// InsecureHTTP serves plain HTTP, for running behind a TLS proxy.
+	InsecureHTTP bool
+	// RelayListen is the UDP address of the relay; empty means the API's
+	// port on all addresses.
+	RelayListen string
+	Logger      *slog.Logger
+	// Ready, if set, is called with the public URL once the API serves.
+	Ready func(url string)
+}
+
+func (a *app) coordinatorCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "coordinator",
+		Usage:     "run the control plane: enrollment, routes, split policy, pushed netmaps, relay",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: ":8443", Usage: "address of the HTTPS API"},
+			&cli.StringFlag{Name: "data", Usage: "state directory (created 0700)"},
+			&cli.StringFlag{Name: "public-url", Usage: "URL nodes reach the coordinator at (default: https://LISTEN-ADDRESS)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate (default: a self-signed one kept in --data, pinned in tokens)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM key for --tls-cert"},
+			&cli.BoolFlag{Name: "insecure-http", Usage: "serve plain HTTP (only behind a TLS-terminating proxy)"},
+			&cli.StringFlag{Name: "relay-listen", Usage: "UDP address of the relay (default: the API's port)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := argCount(c, 0, "--data DIR [--listen ADDR] [--public-url URL] [--tls-cert F --tls-key F]"); err != nil {
+				return err
+			}
+			o := CoordinatorOptions{
+				Listen:       c.String("listen"),
+				Data:         c.String("data"),
+				PublicURL:    c.String("public-url"),
+				TLSCert:      c.String("tls-cert"),
+				TLSKey:       c.String("tls-key"),
+				InsecureHTTP: c.Bool("insecure-http"),
+				RelayListen:  c.String("relay-listen"),
+				Logger:       a.logger(c),
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if a.roles.Coordinator == nil {
+				return errors.New("this build has no coordinator")
+			}
+			return a.roles.Coordinator(c.Context, o)
+		},
+	}
+}
+
+// Validate checks the options.
+func (o CoordinatorOptions) Validate() error {
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.InsecureHTTP && o.TLSCert != "" {
+		return errors.New("--insecure-http and --tls-cert exclude each other")
+	}
+	if o.Data == "" {
+		return errors.New("--data DIR is required")
+	}
+	if err := checkHostPort("--listen", o.Listen); err != nil {
+		return err
+	}
+	if o.RelayListen != "" {
+		if err := checkHostPort("--relay-listen", o.RelayListen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkHostPort(flag, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New(flag + " " + strconv.Quote(addr) + " is not HOST:PORT (for example :8443 or 198.51.100.10:8443)")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return errors.New(flag + " " + strconv.Quote(addr) + " has no valid port")
+	}
+	return nil
+}

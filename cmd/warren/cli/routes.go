@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/routes"
+)
+
+func (a *app) routesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "routes",
+		Usage: "declare which connector serves which private prefix",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "route a prefix to a connector",
+				ArgsUsage: "CIDR",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "connector", Usage: "name of the connector that serves CIDR"},
+					&cli.StringFlag{Name: "comment", Usage: "a note shown in routes ls"},
+				},
+				Action: a.routesAdd,
+			},
+			{Name: "ls", Usage: "list routes", Flags: []cli.Flag{jsonFlag}, Action: a.routesList},
+			{Name: "rm", Usage: "remove the route for exactly CIDR", ArgsUsage: "CIDR", Action: a.routesRemove},
+			{Name: "get", Usage: "which route and connector would carry IP, or why none", ArgsUsage: "IP", Flags: []cli.Flag{jsonFlag}, Action: a.routesGet},
+		},
+	}
+}
+
+func (a *app) routesAdd(c *cli.Context) error {
+	if err := argCount(c, 1, "CIDR --connector NAME [--comment TEXT]"); err != nil {
+		return err
+	}
+	// Checked here too, so a typo needs no coordinator to be caught.
+	p, err := routes.ParseRoutable(c.Args().First())
+	if err != nil {
+		return err
+	}
+	if c.String("connector") == "" {
+		return errors.New("no connector given; add --connector NAME")
+	}
+	admin, err := a.admin(c)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment")})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.env.Stdout, "route %s → connector %s\n", r.Prefix, r.Connector)
+	return nil
+}
+
+func (a *app) routesList(c *cli.Context) error {
+	if err := argCount(c, 0, "[--json]"); err != nil {
+		return err
+	}
+	admin, err := a.admin(c)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	rs, err := admin.Routes(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return a.printJSON(rs)
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(a.env.Stdout, "no routes; add one with: warren routes add CIDR --connector NAME")
+		return nil
+	}
+	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "PREFIX\tCONNECTOR\tCOMMENT")
+	for _, r := range rs {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", r.Prefix, r.Connector, r.Comment)
+	}
+	return w.Flush()
+}
+
+func (a *app) routesRemove(c *cli.Context) error {
+	if err := argCount(c, 1, "CIDR"); err != nil {
+		return err
+	}
+	p, err := routes.ParsePrefix(c.Args().First())
+	if err != nil {
+		return err
+	}
+	admin, err := a.admin(c)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if err := admin.DeleteRoute(c.Context, p); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.env.Stdout, "route %s removed\n", p)
+	return nil
+}
+
+func (a *app) routesGet(c *cli.Context) error {
+	if err := argCount(c, 1, "IP"); err != nil {
+		return err
+	}
+	arg := c.Args().First()
+	ip, err := netip.ParseAddr(strings.TrimSpace(arg))
+	if err != nil || ip.Zone() != "" {
+		return fmt.Errorf("%q is not an IP address", arg)
+	}
+	admin, err := a.admin(c)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	res, err := admin.LookupRoute(c.Context, ip)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return a.printJSON(res)
+	}
+	fmt.Fprintln(a.env.Stdout, res.Reason)
+	return nil
+}

@@ -1,0 +1,216 @@
+package run
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warrennet/warren/cmd/warren/cli"
+	"github.com/warrennet/warren/overlay/atomicfile"
+	"github.com/warrennet/warren/overlay/coord"
+	"github.com/warrennet/warren/overlay/coord/api"
+	"github.com/warrennet/warren/overlay/coord/store"
+	"github.com/warrennet/warren/overlay/coord/tlscert"
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// DBFile is the store's file name in the data directory.
+const DBFile = "coordinator.db"
+
+// Coordinator runs the coordinator until ctx ends.
+func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(o.Data, 0o700); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", o.Listen, err)
+	}
+	defer ln.Close()
+
+	scheme := "https"
+	if o.InsecureHTTP {
+		scheme = "http"
+	}
+	publicURL, err := publicURL(o.PublicURL, scheme, ln.Addr().(*net.TCPAddr), log)
+	if err != nil {
+		return err
+	}
+	u, _ := url.Parse(publicURL)
+
+	var tlsCfg *tls.Config
+	pin := ""
+	switch {
+	case o.InsecureHTTP:
+		log.Warn("serving plain HTTP: run this only behind a TLS-terminating proxy")
+	case o.TLSCert != "":
+		cert, err := tlscert.Load(o.TLSCert, o.TLSKey)
+		if err != nil {
+			return err
+		}
+		tlsCfg = serverTLS(cert)
+	default:
+		cert, p, err := tlscert.LoadOrCreate(o.Data, []string{u.Hostname(), "localhost", "127.0.0.1"})
+		if err != nil {
+			return err
+		}
+		tlsCfg, pin = serverTLS(cert), p
+	}
+
+	// The database holds only hashes of secrets, but nobody else needs it.
+	dbPath := filepath.Join(o.Data, DBFile)
+	if f, err := os.OpenFile(dbPath, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+	}
+	st, err := store.OpenSQLite(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	relayPort := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if o.RelayListen != "" {
+		_, relayPort, _ = net.SplitHostPort(o.RelayListen)
+	}
+	co, err := coord.New(ctx, coord.Config{
+		Store:         st,
+		Logger:        log,
+		URL:           publicURL,
+		Pin:           pin,
+		RelayEndpoint: net.JoinHostPort(u.Hostname(), relayPort),
+	})
+	if err != nil {
+		return err
+	}
+	if err := ensureAdminToken(ctx, co, o.Data, publicURL, pin, log); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{
+		Handler:           api.New(co, log),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = co.Run(ctx, 30*time.Second) })
+	serveErr := make(chan error, 1)
+	wg.Go(func() {
+		if tlsCfg != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	})
+	log.Info("coordinator serving", "url", publicURL, "listen", ln.Addr().String(), "pin", pin)
+	if o.Ready != nil {
+		o.Ready(publicURL)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serving API: %w", err)
+	}
+	cancel()
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer stop()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	wg.Wait()
+	log.Info("coordinator stopped")
+	return runErr
+}
+
+func serverTLS(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+}
+
+// publicURL is the URL nodes use: the admin's, or one built from the
+// listening address. A wildcard listener is given the host's first global
+// unicast address, with a warning, since nodes cannot dial 0.0.0.0.
+func publicURL(given, scheme string, addr *net.TCPAddr, log *slog.Logger) (string, error) {
+	if given != "" {
+		given = strings.TrimSuffix(given, "/")
+		if err := wire.ValidateCoordinatorURL(given); err != nil {
+			return "", fmt.Errorf("--public-url: %w", err)
+		}
+		return given, nil
+	}
+	host := addr.IP
+	if host.IsUnspecified() {
+		host = firstGlobalAddr()
+		log.Warn("no --public-url: guessing the address nodes reach this coordinator at; tokens will carry it", "address", host.String())
+	}
+	return scheme + "://" + net.JoinHostPort(host.String(), strconv.Itoa(addr.Port)), nil
+}
+
+func firstGlobalAddr() net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() && n.IP.To4() != nil {
+				return n.IP
+			}
+		}
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
+// ensureAdminToken writes DATA/admin.token on first start. On later starts
+// it keeps the secret and refreshes the URL and pin inside, should either
+// have changed.
+func ensureAdminToken(ctx context.Context, co *coord.Coordinator, dir, url, pin string, log *slog.Logger) error {
+	path := filepath.Join(dir, cli.AdminTokenFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		tok, perr := wire.ParseToken(string(b))
+		if perr != nil {
+			return fmt.Errorf("%s: %w (delete it to get a new admin token)", path, perr)
+		}
+		if tok.URL == url && tok.Pin == pin {
+			return nil
+		}
+		tok.URL, tok.Pin = url, pin
+		return atomicfile.WriteFile(path, []byte(tok.String()+"\n"), 0o600)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("reading admin token: %w", err)
+	}
+	resp, err := co.CreateAdminToken(ctx)
+	if err != nil {
+		return fmt.Errorf("creating admin token: %w", err)
+	}
+	if err := atomicfile.WriteFile(path, []byte(resp.Token+"\n"), 0o600); err != nil {
+		return err
+	}
+	log.Info("admin credential written; keep it secret", "file", path)
+	return nil
+}
