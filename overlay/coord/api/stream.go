@@ -20,16 +20,17 @@ const (
 )
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
-	node, err := s.c.AuthenticateNode(bearer(r))
-	if err != nil {
-		drain(r.Body)
-		s.fail(w, r, err)
-		return
-	}
 	rc := http.NewResponseController(w)
-	// HTTP/1.1 needs full duplex switched on; HTTP/2 always has it.
+	// HTTP/1.1 needs full duplex switched on, even to refuse: the node's
+	// request body never ends, so the answer must not wait for it.
+	// HTTP/2 always has it.
 	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		s.fail(w, r, fmt.Errorf("enabling full duplex: %w", err))
+		return
+	}
+	node, err := s.c.AuthenticateNode(bearer(r))
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")

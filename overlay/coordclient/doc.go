@@ -1,0 +1,19 @@
+// Package coordclient is the node side of the coordinator's HTTP API: Enroll
+// exchanges a token for a node credential, Session holds a node's control
+// stream open (receiving netmaps, acknowledging the versions it applied,
+// reconnecting with backoff and jitter), and Admin calls the admin
+// endpoints on behalf of the CLI.
+//
+// It owns the transport to the coordinator: certificate pinning (a token's
+// Pin is the SHA-256 of the coordinator's leaf certificate), timeouts, and
+// turning transport failures and wire.Error bodies into one-line errors fit
+// to show a person as is. It never logs secrets (token secrets, node
+// credentials).
+//
+// coordclient depends only on the standard library and overlay/wire. It must
+// not import wireguard-go, gVisor, netlink, the coordinator (overlay/coord
+// and below) or any role package; what a node does with a netmap belongs to
+// the SessionConfig.Apply callback its owner passes in.
+//
+// Package coordclienttest holds an in-memory fake coordinator for tests.
+package coordclient

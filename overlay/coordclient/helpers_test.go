@@ -1,0 +1,242 @@
+package coordclient_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/warrennet/warren/overlay/coordclient"
+	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// waitFor polls cond until it holds, failing the test after a deadline.
+// An explain function, if given, adds context to the failure.
+func waitFor(t *testing.T, what string, cond func() bool, explain ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			msg := "timed out waiting for " + what
+			for _, e := range explain {
+				msg += "; " + e()
+			}
+			t.Fatal(msg)
+		}
+		<-tick.C
+	}
+}
+
+// checkNoLeaks waits until no goroutine runs coordclient code or holds a
+// client-side HTTP connection, and fails the test if some remain. The fake
+// server's goroutines are not counted.
+func checkNoLeaks(t *testing.T) {
+	t.Helper()
+	var left string
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left = leakedGoroutines()
+		if left == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines left behind:\n%s", left)
+		}
+		<-tick.C
+	}
+}
+
+func leakedGoroutines() string {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "/overlay/coordclient.") ||
+			strings.Contains(g, "net/http.(*persistConn)") ||
+			strings.Contains(g, "net/http.(*http2ClientConn)") ||
+			strings.Contains(g, "net/http.(*http2clientConnReadLoop)") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// recorder collects what a session hands its callbacks.
+type recorder struct {
+	mu      sync.Mutex
+	applied []*wire.NetMap
+	states  []state
+	// fail, if set, decides whether Apply fails for a netmap.
+	fail func(nm *wire.NetMap) error
+}
+
+type state struct {
+	connected bool
+	err       error
+}
+
+func (s state) String() string { return fmt.Sprintf("{%v %v}", s.connected, s.err) }
+
+func (r *recorder) apply(_ context.Context, nm *wire.NetMap) error {
+	r.mu.Lock()
+	fail := r.fail
+	r.mu.Unlock()
+	if fail != nil {
+		if err := fail(nm); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.applied = append(r.applied, nm)
+	return nil
+}
+
+func (r *recorder) onState(connected bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = append(r.states, state{connected, err})
+}
+
+// last returns the last netmap applied, or nil.
+func (r *recorder) last() *wire.NetMap {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.applied) == 0 {
+		return nil
+	}
+	return r.applied[len(r.applied)-1]
+}
+
+func (r *recorder) appliedVersion() uint64 {
+	if nm := r.last(); nm != nil {
+		return nm.Version
+	}
+	return 0
+}
+
+func (r *recorder) stateLog() []state {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]state(nil), r.states...)
+}
+
+// hasState reports whether OnState was called with connected and an error
+// for which match holds (nil match: any).
+func (r *recorder) hasState(connected bool, match func(error) bool) bool {
+	for _, s := range r.stateLog() {
+		if s.connected == connected && (match == nil || match(s.err)) {
+			return true
+		}
+	}
+	return false
+}
+
+// running is a Session.Run in progress.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// stop cancels Run and returns its error, failing the test if it does not
+// return promptly.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	return r.wait(t)
+}
+
+func (r *running) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err // later calls see it too
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Session.Run did not return")
+		return nil
+	}
+}
+
+// nodeConfig enrolls a node on fake and returns a session config for it,
+// with short heartbeats and backoff.
+func nodeConfig(t *testing.T, fake *coordclienttest.Server, name string, rec *recorder) coordclient.SessionConfig {
+	t.Helper()
+	key := mustKey(t)
+	resp, err := fake.Enroll(name, wire.RoleClient, key.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return coordclient.SessionConfig{
+		URL:               fake.URL,
+		Pin:               fake.Pin,
+		Credential:        resp.Credential,
+		Apply:             rec.apply,
+		OnState:           rec.onState,
+		HeartbeatInterval: 20 * time.Millisecond,
+		HeartbeatTimeout:  300 * time.Millisecond,
+		Backoff:           coordclient.Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond},
+	}
+}
+
+// start runs a session until the test ends.
+func start(t *testing.T, cfg coordclient.SessionConfig) *running {
+	t.Helper()
+	s, err := coordclient.NewSession(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func mustKey(t *testing.T) wire.Key {
+	t.Helper()
+	var k wire.Key
+	for i := range k {
+		k[i] = byte(i + 1)
+	}
+	k[0] &= 248
+	k[31] = k[31]&127 | 64
+	return k
+}
+
+func newAdmin(t *testing.T, tok wire.Token, opts ...coordclient.Option) *coordclient.Admin {
+	t.Helper()
+	a, err := coordclient.NewAdmin(tok, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}

@@ -1,0 +1,165 @@
+package nodestate
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// File names inside the state directory.
+const (
+	identityFile = "identity.json"
+	netMapFile   = "netmap.json"
+	// tempPrefix starts every temporary file; Open removes leftovers.
+	tempPrefix = ".tmp-"
+)
+
+// Dir is a node's state directory. Its methods are not safe for concurrent
+// use by several processes; one daemon owns one directory.
+type Dir struct {
+	path string
+}
+
+// Open opens the state directory at path, creating it (and its parents)
+// if needed. The directory itself is made mode 0700. Temporary files left
+// by a crash in the middle of a save are removed.
+func Open(path string) (*Dir, error) {
+	if path == "" {
+		return nil, errors.New("state directory path is empty")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", path, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("state directory %s is not a directory", abs)
+	}
+	// MkdirAll honours the umask and leaves an existing directory alone;
+	// the directory holds a private key, so tighten it either way.
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("restricting state directory: %w", err)
+		}
+	}
+	d := &Dir{path: abs}
+	if err := d.removeTemps(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Path returns the directory's absolute path.
+func (d *Dir) Path() string { return d.path }
+
+func (d *Dir) removeTemps() error {
+	entries, err := os.ReadDir(d.path)
+	if err != nil {
+		return fmt.Errorf("reading state directory: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix) && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(d.path, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("removing leftover temporary file: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// load decodes the named file into v, strictly: unknown fields and
+// trailing data are errors. A missing file returns an error matching
+// fs.ErrNotExist.
+func (d *Dir) load(name string, v any) error {
+	p := filepath.Join(d.path, name)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%s: unexpected data after the JSON object", p)
+	}
+	return nil
+}
+
+// save encodes v as indented JSON and replaces the named file with it
+// atomically.
+func (d *Dir) save(name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", name, err)
+	}
+	b = append(b, '\n')
+	return writeFileAtomic(d.path, name, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+}
+
+// writeFileAtomic replaces dir/name with what write produces: it writes a
+// temporary file (mode 0600) in dir, syncs it, renames it over name and
+// syncs dir. If anything fails, the old file is untouched and the
+// temporary file removed.
+func writeFileAtomic(dir, name string, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(dir, tempPrefix+name+"-*")
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	// CreateTemp makes 0600 files today; say so rather than rely on it.
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if err := write(f); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if err := syncDir(dir); err != nil {
+		// The new file is in place; only its durability is in doubt.
+		return fmt.Errorf("saving %s: syncing directory: %w", name, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return err
+	}
+	return d.Close()
+}
