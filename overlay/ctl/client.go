@@ -1,0 +1,123 @@
+package ctl
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"syscall"
+)
+
+// Client talks to a daemon's control socket.
+type Client struct {
+	path string
+	hc   *http.Client
+}
+
+// NewClient returns a client of the socket at path. It does not connect.
+func NewClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+		Proxy: nil,
+	}
+	return &Client{path: path, hc: &http.Client{Transport: tr}}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// ErrNoDaemon reports that no daemon answers on the socket.
+var ErrNoDaemon = errors.New("the warren daemon is not running")
+
+func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var buf bytes.Buffer
+	if body != nil {
+		if err := json.NewEncoder(&buf).Encode(body); err != nil {
+			return nil, err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://warren"+path, &buf)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w (no daemon on %s; start it with: sudo warren daemon)", ErrNoDaemon, c.path)
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("cannot use %s: permission denied (run as root)", c.path)
+		}
+		return nil, fmt.Errorf("talking to the daemon on %s: %w", c.path, err)
+	}
+	return resp, nil
+}
+
+// Status fetches the daemon's status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	resp, err := c.do(ctx, http.MethodGet, pathStatus, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("reading status: %w", err)
+	}
+	return &st, nil
+}
+
+// Up asks the daemon to bring the tunnel up, calling progress for each
+// step, and returns when it is up or with the reason it is not.
+func (c *Client) Up(ctx context.Context, req UpRequest, progress func(string)) error {
+	resp, err := c.do(ctx, http.MethodPost, pathUp, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var p Progress
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
+			return fmt.Errorf("reading progress: %w", err)
+		}
+		if p.Done {
+			if p.Error != "" {
+				return errors.New(p.Error)
+			}
+			return nil
+		}
+		if progress != nil {
+			progress(p.Message)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading progress: %w", err)
+	}
+	return errors.New("the daemon stopped answering before the tunnel was up")
+}
+
+// Down asks the daemon to take the tunnel down.
+func (c *Client) Down(ctx context.Context) error {
+	resp, err := c.do(ctx, http.MethodPost, pathDown, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var p Progress
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		return fmt.Errorf("reading answer: %w", err)
+	}
+	if p.Error != "" {
+		return errors.New(p.Error)
+	}
+	return nil
+}

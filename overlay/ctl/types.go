@@ -1,0 +1,90 @@
+package ctl
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// DefaultSocket is where the daemon listens unless told otherwise.
+const DefaultSocket = "/run/warren/warren.sock"
+
+// State is the daemon's overall state.
+type State string
+
+// Daemon states.
+const (
+	StateDown     State = "down"     // no tunnel; `warren up` starts it
+	StateStarting State = "starting" // enrolling or connecting
+	StateUp       State = "up"       // tunnel configured from a netmap
+)
+
+// Status is what `warren status` shows.
+type Status struct {
+	State    State     `json:"state"`
+	Node     wire.Node `json:"node"`
+	Enrolled bool      `json:"enrolled"`
+	// Interface is the TUN device's name while up.
+	Interface   string      `json:"interface,omitempty"`
+	Coordinator Coordinator `json:"coordinator"`
+	// NetMapVersion is the version of the netmap applied.
+	NetMapVersion uint64        `json:"netmap_version"`
+	Peers         []PeerStatus  `json:"peers"`
+	Routes        []RouteStatus `json:"routes"`
+	// Warnings are things a person should look at, one line each.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Coordinator is the state of the control connection.
+type Coordinator struct {
+	URL       string `json:"url,omitempty"`
+	Connected bool   `json:"connected"`
+	// Error is why the last attempt failed, while not connected.
+	Error string    `json:"error,omitempty"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+// PeerStatus describes one peer of the tunnel.
+type PeerStatus struct {
+	Name    string     `json:"name"`
+	Role    wire.Role  `json:"role"`
+	Address netip.Addr `json:"address"`
+	Online  bool       `json:"online"`
+	// Path is how datagrams reach the peer: "relay", "direct" or "none".
+	Path          string    `json:"path"`
+	LastHandshake time.Time `json:"last_handshake,omitzero"`
+	RxBytes       uint64    `json:"rx_bytes"`
+	TxBytes       uint64    `json:"tx_bytes"`
+}
+
+// RouteStatus says whether traffic for a prefix goes through the tunnel,
+// and why not when it does not.
+type RouteStatus struct {
+	Prefix    netip.Prefix `json:"prefix"`
+	Connector string       `json:"connector"`
+	Live      bool         `json:"live"`
+	Reason    string       `json:"reason"`
+}
+
+// UpRequest asks the daemon to bring the tunnel up.
+type UpRequest struct {
+	// Token enrolls the node if it is not enrolled yet.
+	Token string `json:"token,omitempty"`
+}
+
+// Progress is one step of `warren up`, streamed as it happens.
+type Progress struct {
+	// Message is one line for a person: "enrolling", "connected to …".
+	Message string `json:"message"`
+	// Done is set on the last message; Error then says why it failed.
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Paths of the control API.
+const (
+	pathStatus = "/v1/status"
+	pathUp     = "/v1/up"
+	pathDown   = "/v1/down"
+)
