@@ -1,0 +1,18 @@
+// Package netlab builds the end-to-end topology of network namespaces that
+// Warren's e2e tests and demo run in (docs/ARCHITECTURE.md lists it):
+//
+//	inet     198.51.100.0/24 bridge ("the internet")
+//	coord    198.51.100.10              coordinator + relay
+//	sitegw   198.51.100.20 / 192.168.0.1  NAT; drops every inbound new connection
+//	conn     192.168.0.2                connector
+//	lanhost  192.168.0.10               sshd, HTTP, DNS
+//	homegw   198.51.100.30 / 10.1.0.1   the laptop's NAT router
+//	laptop   10.1.0.2                   daemon, ssh, curl, dig
+//
+// Every namespace carries a per-run prefix so runs never collide, and
+// Close deletes them all and kills what ran inside. No namespace gets a
+// route out of the machine, and nothing is created in the root namespace:
+// veth pairs are created inside the namespaces they join.
+//
+// It shells out to iproute2 and nft; it must not import Warren packages.
+package netlab

@@ -1,0 +1,365 @@
+package netlab
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Namespace roles, as the topology names them.
+const (
+	Inet    = "inet"
+	Coord   = "coord"
+	SiteGW  = "sitegw"
+	Conn    = "conn"
+	LANHost = "lanhost"
+	HomeGW  = "homegw"
+	Laptop  = "laptop"
+)
+
+// Addresses of the topology.
+const (
+	CoordIP   = "198.51.100.10"
+	SiteWAN   = "198.51.100.20"
+	HomeWAN   = "198.51.100.30"
+	SiteLANGW = "192.168.0.1"
+	ConnIP    = "192.168.0.2"
+	LANHostIP = "192.168.0.10"
+	HomeLANGW = "10.1.0.1"
+	LaptopIP  = "10.1.0.2"
+)
+
+var roles = []string{Inet, Coord, SiteGW, Conn, LANHost, HomeGW, Laptop}
+
+// Lab is one built topology.
+type Lab struct {
+	prefix string
+
+	mu    sync.Mutex // guards procs
+	procs []*Proc
+}
+
+// Available reports why the lab cannot be built here, or nil.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return errors.New("network namespaces need root")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (make deps installs it)", tool)
+		}
+	}
+	return nil
+}
+
+// New builds the topology. On error, whatever was built is removed.
+func New(ctx context.Context) (l *Lab, err error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	l = &Lab{prefix: "w" + hex.EncodeToString(b)}
+	defer func() {
+		if err != nil {
+			l.Close()
+			l = nil
+		}
+	}()
+	for _, r := range roles {
+		if err := run(ctx, "ip", "netns", "add", l.NS(r)); err != nil {
+			return nil, err
+		}
+		if err := l.ip(ctx, r, "link", "set", "lo", "up"); err != nil {
+			return nil, err
+		}
+	}
+	steps := [][]string{
+		// The internet: a bridge in inet, one veth per edge host.
+		{Inet, "link", "add", "br0", "type", "bridge"},
+		{Inet, "link", "set", "br0", "up"},
+	}
+	for _, s := range steps {
+		if err := l.ip(ctx, s[0], s[1:]...); err != nil {
+			return nil, err
+		}
+	}
+	wan := []struct{ ns, addr string }{{Coord, CoordIP}, {SiteGW, SiteWAN}, {HomeGW, HomeWAN}}
+	for _, w := range wan {
+		if err := l.link(ctx, w.ns, "wan0", Inet, "to-"+w.ns); err != nil {
+			return nil, err
+		}
+		for _, s := range [][]string{
+			{Inet, "link", "set", "to-" + w.ns, "master", "br0"},
+			{Inet, "link", "set", "to-" + w.ns, "up"},
+			{w.ns, "addr", "add", w.addr + "/24", "dev", "wan0"},
+			{w.ns, "link", "set", "wan0", "up"},
+		} {
+			if err := l.ip(ctx, s[0], s[1:]...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// The site LAN: a bridge in sitegw with the connector and lanhost on it.
+	for _, s := range [][]string{
+		{SiteGW, "link", "add", "lan0", "type", "bridge"},
+		{SiteGW, "addr", "add", SiteLANGW + "/24", "dev", "lan0"},
+		{SiteGW, "link", "set", "lan0", "up"},
+	} {
+		if err := l.ip(ctx, s[0], s[1:]...); err != nil {
+			return nil, err
+		}
+	}
+	for _, h := range []struct{ ns, addr string }{{Conn, ConnIP}, {LANHost, LANHostIP}} {
+		if err := l.link(ctx, h.ns, "eth0", SiteGW, "to-"+h.ns); err != nil {
+			return nil, err
+		}
+		for _, s := range [][]string{
+			{SiteGW, "link", "set", "to-" + h.ns, "master", "lan0"},
+			{SiteGW, "link", "set", "to-" + h.ns, "up"},
+			{h.ns, "addr", "add", h.addr + "/24", "dev", "eth0"},
+			{h.ns, "link", "set", "eth0", "up"},
+			{h.ns, "route", "add", "default", "via", SiteLANGW},
+		} {
+			if err := l.ip(ctx, s[0], s[1:]...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// The home LAN: the laptop behind homegw.
+	if err := l.link(ctx, Laptop, "eth0", HomeGW, "lan0"); err != nil {
+		return nil, err
+	}
+	for _, s := range [][]string{
+		{HomeGW, "addr", "add", HomeLANGW + "/24", "dev", "lan0"},
+		{HomeGW, "link", "set", "lan0", "up"},
+		{Laptop, "addr", "add", LaptopIP + "/24", "dev", "eth0"},
+		{Laptop, "link", "set", "eth0", "up"},
+		{Laptop, "route", "add", "default", "via", HomeLANGW},
+	} {
+		if err := l.ip(ctx, s[0], s[1:]...); err != nil {
+			return nil, err
+		}
+	}
+	// Both gateways forward and masquerade; the site one also drops every
+	// new connection from the internet.
+	for _, gw := range []string{SiteGW, HomeGW} {
+		if err := l.Run(ctx, gw, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.nft(ctx, SiteGW, siteRules); err != nil {
+		return nil, err
+	}
+	if err := l.nft(ctx, HomeGW, homeRules); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// siteRules: masquerade the LAN; from the WAN accept only replies to
+// connections the LAN opened.
+const siteRules = `
+table inet warren_site {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		iifname "wan0" ct state established,related accept
+		iifname "wan0" drop
+	}
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "wan0" ct state established,related accept
+		iifname "wan0" drop
+	}
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		oifname "wan0" masquerade
+	}
+}
+`
+
+const homeRules = `
+table inet warren_home {
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		oifname "wan0" masquerade
+	}
+}
+`
+
+// NS returns the namespace name of a role.
+func (l *Lab) NS(role string) string { return l.prefix + "-" + role }
+
+// link creates a veth pair between two namespaces, from inside the first.
+func (l *Lab) link(ctx context.Context, ns, name, peerNS, peerName string) error {
+	return run(ctx, "ip", "-n", l.NS(ns), "link", "add", name, "type", "veth", "peer", "name", peerName, "netns", l.NS(peerNS))
+}
+
+func (l *Lab) ip(ctx context.Context, role string, args ...string) error {
+	return run(ctx, "ip", append([]string{"-n", l.NS(role)}, args...)...)
+}
+
+func (l *Lab) nft(ctx context.Context, role, rules string) error {
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.NS(role), "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft in %s: %v: %s", role, err, out)
+	}
+	return nil
+}
+
+// Command returns a command that runs in the role's namespace.
+func (l *Lab) Command(ctx context.Context, role, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.NS(role), name}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// Run runs a command in the role's namespace and returns its error with
+// its output.
+func (l *Lab) Run(ctx context.Context, role, name string, args ...string) error {
+	_, err := l.Output(ctx, role, name, args...)
+	return err
+}
+
+// Output runs a command in the role's namespace and returns its stdout.
+func (l *Lab) Output(ctx context.Context, role, name string, args ...string) (string, error) {
+	cmd := l.Command(ctx, role, name, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s %s in %s: %v: %s", name, strings.Join(args, " "), role, err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// Proc is a long-running process started in a namespace.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// Start starts a long-running command in the role's namespace. Close kills
+// it. Its combined output is kept for Output.
+func (l *Lab) Start(role, name string, args ...string) (*Proc, error) {
+	cmd := l.Command(context.Background(), role, name, args...)
+	p := &Proc{Name: role + ":" + name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s in %s: %w", name, role, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	l.mu.Lock()
+	l.procs = append(l.procs, p)
+	l.mu.Unlock()
+	return p, nil
+}
+
+// Output is what the process printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Exited reports whether the process has ended, and how.
+func (p *Proc) Exited() (bool, error) {
+	select {
+	case <-p.done:
+		return true, p.err
+	default:
+		return false, nil
+	}
+}
+
+// Stop sends SIGTERM to the process group and waits up to 10 s, then kills.
+func (p *Proc) Stop() error {
+	if exited, err := p.Exited(); exited {
+		return err
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	return p.err
+}
+
+// Kill sends SIGKILL to the process group and waits.
+func (p *Proc) Kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// Close stops every process started in the lab and deletes the
+// namespaces. It is safe to call more than once and on a partial lab.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	procs := l.procs
+	l.procs = nil
+	l.mu.Unlock()
+	for _, p := range procs {
+		p.Stop()
+	}
+	var errs []error
+	for _, r := range roles {
+		ns := l.NS(r)
+		// Anything still running inside (a daemon a test forgot) dies.
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				var pid int
+				if _, err := fmt.Sscan(f, &pid); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		if err := exec.Command("ip", "netns", "del", ns).Run(); err != nil {
+			if _, statErr := os.Stat("/run/netns/" + ns); statErr == nil {
+				errs = append(errs, fmt.Errorf("deleting namespace %s: %w", ns, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
