@@ -26,6 +26,7 @@ type snapshot struct {
 	byID       map[string]int // index into nodes
 	byName     map[string]int
 	byCred     map[string]int
+	byKey      map[wire.Key]int
 	tokenByHsh map[string]int // index into tokens
 	table      *routes.Table
 
@@ -45,6 +46,7 @@ func newSnapshot(version uint64, tokens []store.Token, nodes []store.Node, rs []
 		byID:       make(map[string]int, len(nodes)),
 		byName:     make(map[string]int, len(nodes)),
 		byCred:     make(map[string]int, len(nodes)),
+		byKey:      make(map[wire.Key]int, len(nodes)),
 		tokenByHsh: make(map[string]int, len(tokens)),
 		changed:    make(chan struct{}),
 	}
@@ -52,6 +54,7 @@ func newSnapshot(version uint64, tokens []store.Token, nodes []store.Node, rs []
 		s.byID[n.ID] = i
 		s.byName[n.Name] = i
 		s.byCred[n.CredHash] = i
+		s.byKey[n.PublicKey] = i
 	}
 	for i, t := range tokens {
 		s.tokenByHsh[t.Hash] = i
