@@ -363,3 +363,19 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Logger is the part of testing.TB that DumpOutputs needs.
+type Logger interface{ Logf(format string, args ...any) }
+
+// DumpOutputs logs what every started process printed, for a failed test.
+func (l *Lab) DumpOutputs(t Logger) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.procs {
+		out := p.Output()
+		if len(out) > 8000 {
+			out = "…" + out[len(out)-8000:]
+		}
+		t.Logf("=== %s ===\n%s", p.Name, out)
+	}
+}
