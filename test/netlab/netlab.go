@@ -365,7 +365,9 @@ func (s *syncBuffer) String() string {
 }
 
 // Logger is the part of testing.TB that DumpOutputs needs.
-type Logger interface{ Logf(format string, args ...any) }
+type Logger interface {
+	Logf(format string, args ...any)
+}
 
 // DumpOutputs logs what every started process printed, for a failed test.
 func (l *Lab) DumpOutputs(t Logger) {
