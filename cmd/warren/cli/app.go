@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/warrennet/warren/overlay/ctl"
 )
 
 // Env is what the app may touch of the outside world.
@@ -22,6 +24,8 @@ type Env struct {
 // the composition root.
 type Roles struct {
 	Coordinator func(context.Context, CoordinatorOptions) error
+	Connector   func(context.Context, ConnectorOptions) error
+	Daemon      func(context.Context, DaemonOptions) error
 }
 
 // Environment variables the app reads.
@@ -50,10 +54,16 @@ func New(env Env, roles Roles) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "admin-token-file", Usage: "file holding an admin token (or set " + EnvAdminToken + " to the token itself)", EnvVars: []string{EnvAdminTokenFile}},
 			&cli.StringFlag{Name: "data", Usage: "on the coordinator host: its data directory, whose admin.token is used"},
+			&cli.StringFlag{Name: "socket", Usage: "the laptop daemon's control socket (default " + ctl.DefaultSocket + ")", EnvVars: []string{EnvSocket}},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug detail"},
 		},
 		Commands: []*cli.Command{
+			a.upCommand(),
+			a.downCommand(),
+			a.statusCommand(),
 			a.coordinatorCommand(),
+			a.connectorCommand(),
+			a.daemonCommand(),
 			a.tokenCommand(),
 			a.routesCommand(),
 			a.nodesCommand(),

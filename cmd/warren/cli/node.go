@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/warrennet/warren/overlay/ctl"
+)
+
+// ConnectorOptions configures the connector role.
+type ConnectorOptions struct {
+	// Token enrolls the connector on its first start; later starts use
+	// the identity in State.
+	Token  string
+	State  string
+	Logger *slog.Logger
+}
+
+// DaemonOptions configures the laptop daemon.
+type DaemonOptions struct {
+	State     string
+	Socket    string
+	Interface string
+	Logger    *slog.Logger
+}
+
+// Default state directories.
+const (
+	DefaultConnectorState = "/var/lib/warren/connector"
+	DefaultDaemonState    = "/var/lib/warren/client"
+)
+
+func (a *app) connectorCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "connector",
+		Usage:     "serve private prefixes to clients from a LAN gateway or VPC host (no root, outbound connections only)",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "token", Usage: "connector token, needed on the first start only (or set WARREN_TOKEN)", EnvVars: []string{"WARREN_TOKEN"}},
+			&cli.StringFlag{Name: "state", Value: DefaultConnectorState, Usage: "state directory: identity and last netmap (0700)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := argCount(c, 0, "[--token TOKEN] [--state DIR]"); err != nil {
+				return err
+			}
+			if a.roles.Connector == nil {
+				return errors.New("this build has no connector")
+			}
+			return a.roles.Connector(c.Context, ConnectorOptions{Token: c.String("token"), State: c.String("state"), Logger: a.logger(c)})
+		},
+	}
+}
+
+func (a *app) daemonCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "daemon",
+		Usage:     "run the laptop daemon (root): the tunnel device, its routes, and the control socket for up, down and status",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state", Value: DefaultDaemonState, Usage: "state directory: identity, last netmap, prefs (0700)"},
+			&cli.StringFlag{Name: "interface", Value: "warren0", Usage: "name of the TUN device"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := argCount(c, 0, "[--state DIR] [--socket PATH]"); err != nil {
+				return err
+			}
+			if a.roles.Daemon == nil {
+				return errors.New("this build has no daemon")
+			}
+			return a.roles.Daemon(c.Context, DaemonOptions{State: c.String("state"), Socket: a.socket(c), Interface: c.String("interface"), Logger: a.logger(c)})
+		},
+	}
+}
+
+// socket is the daemon's control socket path.
+func (a *app) socket(c *cli.Context) string {
+	if s := c.String("socket"); s != "" {
+		return s
+	}
+	return ctl.DefaultSocket
+}
+
+func (a *app) upCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "up",
+		Usage:     "bring the tunnel up (enrolling first with --token); returns once traffic can flow",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "token", Usage: "client token, needed the first time only (or set WARREN_TOKEN)", EnvVars: []string{"WARREN_TOKEN"}},
+			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "give up waiting after this long"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := argCount(c, 0, "[--token TOKEN]"); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+			defer cancel()
+			cl := ctl.NewClient(a.socket(c))
+			defer cl.Close()
+			err := cl.Up(ctx, ctl.UpRequest{Token: strings.TrimSpace(c.String("token"))}, func(m string) {
+				fmt.Fprintln(a.env.Stdout, "• "+m)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.env.Stdout, "up: traffic to the routed prefixes now goes through Warren (see: warren status)")
+			return nil
+		},
+	}
+}
+
+func (a *app) downCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "down",
+		Usage:     "take the tunnel down and remove its routes (the node stays enrolled)",
+		ArgsUsage: " ",
+		Action: func(c *cli.Context) error {
+			if err := argCount(c, 0, ""); err != nil {
+				return err
+			}
+			cl := ctl.NewClient(a.socket(c))
+			defer cl.Close()
+			if err := cl.Down(c.Context); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.env.Stdout, "down")
+			return nil
+		},
+	}
+}
+
+func (a *app) statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "what is connected, which routes are live, and why a route is not",
+		ArgsUsage: " ",
+		Flags:     []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			if err := argCount(c, 0, "[--json]"); err != nil {
+				return err
+			}
+			cl := ctl.NewClient(a.socket(c))
+			defer cl.Close()
+			st, err := cl.Status(c.Context)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return a.printJSON(st)
+			}
+			return printStatus(a.env.Stdout, st, time.Now())
+		},
+	}
+}
+
+// printStatus renders a status for a person.
+func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now time.Time) error {
+	w := tabwriter.NewWriter(w0, 0, 4, 2, ' ', 0)
+	switch {
+	case !st.Enrolled:
+		fmt.Fprintln(w, "not enrolled: run warren up --token TOKEN")
+		return w.Flush()
+	case st.State == ctl.StateDown:
+		fmt.Fprintf(w, "down (node %s, %s): run warren up\n", st.Node.Name, st.Node.Address)
+		return w.Flush()
+	}
+	coord := "connected"
+	if !st.Coordinator.Connected {
+		coord = "not connected"
+		if st.Coordinator.Error != "" {
+			coord += ": " + st.Coordinator.Error
+		}
+		coord += " (the tunnel keeps its last netmap)"
+	}
+	fmt.Fprintf(w, "%s on %s as %s (%s)\n", st.State, st.Interface, st.Node.Name, st.Node.Address)
+	fmt.Fprintf(w, "coordinator %s: %s\n", st.Coordinator.URL, coord)
+	fmt.Fprintf(w, "netmap v%d\n\n", st.NetMapVersion)
+	if len(st.Peers) > 0 {
+		fmt.Fprintln(w, "CONNECTOR\tADDRESS\tONLINE\tPATH\tHANDSHAKE\tRX\tTX")
+		for _, p := range st.Peers {
+			hs := "never"
+			if !p.LastHandshake.IsZero() {
+				hs = ago(now.Sub(p.LastHandshake))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Address, yesNo(p.Online), p.Path, hs, bytesHuman(p.RxBytes), bytesHuman(p.TxBytes))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(st.Routes) == 0 {
+		fmt.Fprintln(w, "no routes: an admin adds them with warren routes add CIDR --connector NAME")
+	} else {
+		fmt.Fprintln(w, "ROUTE\tCONNECTOR\tLIVE\tWHY")
+		for _, r := range st.Routes {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Prefix, r.Connector, yesNo(r.Live), r.Reason)
+		}
+	}
+	for _, warn := range st.Warnings {
+		fmt.Fprintln(w, "warning: "+warn)
+	}
+	return w.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func bytesHuman(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
