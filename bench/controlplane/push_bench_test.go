@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,9 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrennet/warren/overlay/coord"
-	"github.com/warrennet/warren/overlay/coord/api"
-	"github.com/warrennet/warren/overlay/coord/store"
+	"github.com/warrennet/warren/overlay/coord/coordtest"
 	"github.com/warrennet/warren/overlay/coordclient"
 	"github.com/warrennet/warren/overlay/wire"
 )
@@ -119,23 +116,10 @@ func benchmarkRoutePush(b *testing.B, n, changes int) {
 	dir := b.TempDir()
 	base := heapAlloc()
 
-	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "coordinator.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	srv := httptest.NewUnstartedServer(nil)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	pin := wire.CertPin(srv.Certificate().Raw)
-	co, err := coord.New(ctx, coord.Config{Store: st, URL: srv.URL, Pin: pin})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv.Config.Handler = api.New(co, nil)
+	srv := coordtest.Start(b, coordtest.Options{})
+	co := srv.Coord
 
-	nf := nodesFile{URL: srv.URL, Pin: pin}
+	nf := nodesFile{URL: srv.URL, Pin: srv.Pin}
 	for i := range n {
 		role, name := wire.RoleClient, "client-"+strconv.Itoa(i)
 		if i == 0 {

@@ -16,8 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/warrennet/warren/overlay/coord"
-	"github.com/warrennet/warren/overlay/coord/api"
-	"github.com/warrennet/warren/overlay/coord/store"
+	"github.com/warrennet/warren/overlay/coord/coordtest"
 	"github.com/warrennet/warren/overlay/wire"
 )
 
@@ -38,6 +37,7 @@ func (s *seeded) Read(p []byte) (int, error) {
 // testCoordinator is a real coordinator behind a real TLS server, with a
 // fixed clock and deterministic IDs so output can be compared as text.
 type testCoordinator struct {
+	*coordtest.Server
 	co    *coord.Coordinator
 	url   string
 	admin string // admin token string
@@ -45,52 +45,20 @@ type testCoordinator struct {
 
 func newTestCoordinator(t *testing.T) *testCoordinator {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "coordinator.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv := httptest.NewUnstartedServer(nil)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	co, err := coord.New(ctx, coord.Config{
-		Store: st,
-		URL:   srv.URL,
-		Pin:   wire.CertPin(srv.Certificate().Raw),
-		Now:   func() time.Time { return now },
-		Rand:  &seeded{r: rand.NewChaCha8([32]byte{7})},
+	s := coordtest.Start(t, coordtest.Options{
+		Now:  func() time.Time { return now },
+		Rand: &seeded{r: rand.NewChaCha8([32]byte{7})},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = api.New(co, nil)
-	resp, err := co.CreateAdminToken(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCoordinator{co: co, url: srv.URL, admin: resp.Token}
+	return &testCoordinator{Server: s, co: s.Coord, url: s.URL, admin: s.Admin.String()}
 }
 
 // enroll enrolls a node directly through the coordinator.
 func (tc *testCoordinator) enroll(t *testing.T, role wire.Role, name string, keyByte byte) {
 	t.Helper()
-	ctx := context.Background()
-	resp, err := tc.co.CreateToken(ctx, wire.CreateTokenRequest{Role: role, Name: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := wire.ParseToken(resp.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var k wire.Key
 	k[0], k[31] = keyByte, 0x42
-	if _, err := tc.co.Enroll(ctx, tok.Secret, wire.EnrollRequest{PublicKey: k}); err != nil {
-		t.Fatal(err)
-	}
+	tc.Enroll(t, role, name, k)
 }
 
 // run runs the CLI with WARREN_ADMIN_TOKEN set to admin (unless empty).

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,8 +13,7 @@ import (
 	"time"
 
 	"github.com/warrennet/warren/overlay/coord"
-	"github.com/warrennet/warren/overlay/coord/api"
-	"github.com/warrennet/warren/overlay/coord/store"
+	"github.com/warrennet/warren/overlay/coord/coordtest"
 	"github.com/warrennet/warren/overlay/coordclient"
 	"github.com/warrennet/warren/overlay/wire"
 )
@@ -30,25 +27,8 @@ type server struct {
 
 func newServer(t testing.TB) *server {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "coordinator.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(nil)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	pin := wire.CertPin(srv.Certificate().Raw)
-	co, err := coord.New(ctx, coord.Config{Store: st, URL: srv.URL, Pin: pin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = api.New(co, nil)
-	t.Cleanup(func() {
-		srv.Close()
-		st.Close()
-	})
-	return &server{co: co, url: srv.URL, pin: pin}
+	s := coordtest.Start(t, coordtest.Options{})
+	return &server{co: s.Coord, url: s.URL, pin: s.Pin}
 }
 
 // simNode is an enrolled node holding a real control session.
