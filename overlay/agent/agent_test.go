@@ -118,7 +118,9 @@ func TestRunSavesAndReplaysNetMaps(t *testing.T) {
 	mu.Unlock()
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	go func() { done <- Run(ctx, Config{Dir: dir, Identity: id, Apply: apply, Backoff: coordclient.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}) }()
+	go func() {
+		done <- Run(ctx, Config{Dir: dir, Identity: id, Apply: apply, Backoff: coordclient.Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}})
+	}()
 	waitFor(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
