@@ -113,7 +113,7 @@ func (c *Coordinator) RemoveRoute(ctx context.Context, prefix string) error {
 
 // Routes lists every route, sorted by prefix.
 func (c *Coordinator) Routes() []wire.Route {
-	return slices.Clone(c.snap.Load().routes)
+	return append([]wire.Route{}, c.snap.Load().routes...)
 }
 
 // LookupRoute says which route and connector would carry ip, or why none.

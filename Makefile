@@ -1,0 +1,62 @@
+# Warren's entry points. `make test` is what CI runs (.ci/run).
+
+GO ?= go
+
+# System packages the tests need, installed by `make deps` when one of
+# TOOLS is missing and we are root (Debian/Ubuntu). gcc and libc6-dev:
+# -race needs cgo. The rest: the end-to-end tests in test/e2e, which build
+# network namespaces (ip, nft) and drive real programs in them (the list
+# of tools in test/e2e/harness_test.go).
+PACKAGES ?= gcc libc6-dev iproute2 nftables openssh-client openssh-server \
+	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux
+TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv
+
+# Fuzz targets as package:FuzzName; `grep -rn "func Fuzz" --include=*_test.go .`
+# lists them all.
+FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./split:FuzzCompute
+FUZZTIME ?= 20s
+
+.PHONY: all build test deps lint fuzz bench demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/warren ./cmd/warren
+
+deps:
+	@missing=""; \
+	for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make deps: missing:$$missing; install the packages $(PACKAGES) (as root, with apt-get); tests that need them will fail or skip" >&2; \
+		exit 0; \
+	fi; \
+	echo "make deps: missing:$$missing; installing $(PACKAGES)"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -q && apt-get install -y -q --no-install-recommends $(PACKAGES)
+
+test: deps
+	$(GO) test -race -timeout 15m ./...
+
+lint:
+	@out="$$(find . -type d \( -name testdata -o -name '.?*' -o -name '_*' \) -prune -o -type f -name '*.go' -print | xargs -r gofmt -l)"; \
+	if [ -n "$$out" ]; then echo "gofmt -l: not formatted:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+# Each benchmark in bench/ does a fixed amount of work per run and reports
+# its own metrics, so one iteration is enough.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+
+demo:
+	GO="$(GO)" bash scripts/demo.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,131 @@
+package archtest
+
+import "slices"
+
+// The dependency rules of docs/ARCHITECTURE.md. Dependencies point down:
+// cmd → roles → mechanisms → pure, never the other way.
+//
+// Patterns: "./x" is the Warren package x, "./x/..." is x and every package
+// below it, "./..." is every Warren package; anything else is a full import
+// path ("net/http", "gvisor.dev/gvisor/..."). A rule checks the module's
+// non-test packages that match from and not except; each may not import
+// (direct) or depend on (transitive) a package that matches forbid and not
+// allow. A transitive violation is reported with its import chain.
+//
+// Every Warren pattern must match a package that exists today or be listed
+// in future, so a typo cannot turn a rule off (TestRulePatterns).
+
+// The layers.
+var (
+	pure = []string{"./routes/...", "./split/...", "./overlay/wire/..."}
+
+	mechanisms = []string{
+		"./overlay/wgdev/...",
+		"./overlay/relay/...",
+		"./overlay/coordclient/...",
+		"./overlay/agent/...",
+		"./overlay/ctl/...",
+		"./overlay/nodestate/...",
+		"./overlay/atomicfile/...",
+		"./netstack/...",
+		"./platform/...",
+	}
+
+	roles = []string{"./overlay/client/...", "./overlay/connector/...", "./overlay/coord/..."}
+)
+
+// Groups of things some packages must never pull in.
+var (
+	// dataPlane needs root, a TUN or a userspace TCP/IP stack.
+	dataPlane = []string{
+		"golang.zx2c4.com/wireguard/...",
+		"gvisor.dev/gvisor/...",
+		"github.com/vishvananda/netlink/...",
+	}
+
+	// effects are the standard packages that do I/O or log.
+	effects = []string{"os/...", "net", "net/http/...", "log", "log/slog", "database/sql/..."}
+)
+
+// future lists the Warren patterns the rules name before the package
+// exists. Remove an entry once its package lands.
+var future = map[string]string{
+	"./overlay/wgdev/...":     "wireguard-go wrapper",
+	"./overlay/relay/...":     "relay server and node-side Bind",
+	"./netstack/...":          "gVisor netstack and forwarders",
+	"./platform/...":          "TUN, addresses and routes on the OS",
+	"./overlay/client/...":    "laptop daemon engine",
+	"./overlay/connector/...": "site connector",
+}
+
+type reach int
+
+const (
+	direct     reach = iota + 1 // the package's own import declarations
+	transitive                  // everything it links in
+)
+
+type rule struct {
+	from, except  []string
+	forbid, allow []string
+	how           reach
+	why           string
+}
+
+var rules = []rule{
+	// Pure packages: values in, values out.
+	{
+		from: []string{"./routes/..."}, forbid: []string{"./..."}, allow: []string{"./routes/..."}, how: transitive,
+		why: "routes is pure and sits at the bottom: it imports no other Warren package",
+	},
+	{
+		from: []string{"./split/..."}, forbid: []string{"./..."}, allow: []string{"./split/...", "./routes/..."}, how: transitive,
+		why: "split is pure: among Warren packages it may import only routes",
+	},
+	{
+		from: []string{"./overlay/wire/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/wire/...", "./routes/..."}, how: transitive,
+		why: "wire is the protocol's values: among Warren packages it may import only routes",
+	},
+	{
+		from: pure, forbid: effects, how: direct,
+		why: "pure packages do no I/O and log nothing",
+	},
+
+	// The coordinator: api → coord → store.
+	{
+		from: []string{"./overlay/coord/store/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coord/store/...", "./overlay/wire/..."}, how: direct,
+		why: "the store knows rows, not the domain: among Warren packages it imports only wire",
+	},
+	{
+		from: []string{"./overlay/coord/api/..."}, forbid: []string{"./overlay/coord/store/..."}, how: direct,
+		why: "the API layer is a thin adapter that reaches state only through coord",
+	},
+	{
+		from: []string{"./overlay/coord/..."}, except: []string{"./overlay/coord/api/..."}, forbid: []string{"./overlay/coord/api/..."}, how: transitive,
+		why: "coord knows nothing of HTTP: api depends on coord, not the reverse",
+	},
+
+	// Layers.
+	{
+		from: []string{"./..."}, except: []string{"./cmd/..."}, forbid: []string{"./cmd/..."}, how: transitive,
+		why: "cmd is the top: only cmd/... may import cmd/...",
+	},
+	{
+		from: mechanisms, forbid: roles, how: transitive,
+		why: "mechanisms serve the roles and must not reach up into them (nor into cmd, see above)",
+	},
+
+	// Who may pull in the data plane.
+	{
+		from: []string{"./overlay/coordclient/...", "./overlay/nodestate/...", "./overlay/agent/..."}, forbid: dataPlane, how: transitive,
+		why: "the control-plane client, node state and agent serve every role (and the CLI) and need no TUN, stack or netlink",
+	},
+	{
+		from: []string{"./overlay/connector/..."}, forbid: []string{"./platform/...", "github.com/vishvananda/netlink/..."}, how: transitive,
+		why: "the connector runs without root on a userspace stack: no OS integration",
+	},
+	{
+		from: []string{"./cmd/warren/cli/..."}, forbid: slices.Concat(dataPlane, []string{"modernc.org/sqlite/...", "./overlay/coord/store/..."}), how: transitive,
+		why: "the CLI parses flags and calls APIs; roles get their concrete parts from cmd/warren/run",
+	},
+}
