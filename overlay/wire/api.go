@@ -248,3 +248,49 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// Split-tunnel admin paths.
+const (
+	PathSplit          = "/v1/admin/split"           // GET: SplitPolicy
+	PathSplitMode      = "/v1/admin/split/mode"      // POST SplitModeRequest
+	PathSplitEntries   = "/v1/admin/split/entries"   // POST SplitEntryRequest; DELETE …/ADDR/BITS
+	PathSplitReset     = "/v1/admin/split/reset"     // POST
+	PathSplitEffective = "/v1/admin/split/effective" // GET: SplitEffective
+)
+
+// SplitModeRequest switches the split-tunnel mode. Each mode keeps its
+// list.
+type SplitModeRequest struct {
+	Mode SplitMode `json:"mode"`
+}
+
+// SplitEntryRequest adds a prefix to the list of the current mode.
+type SplitEntryRequest struct {
+	// Prefix is the CIDR as the admin typed it.
+	Prefix  string `json:"prefix"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// SplitEditResponse answers every split-tunnel edit: the policy now, and
+// warnings such as an exclude that shadows a route.
+type SplitEditResponse struct {
+	Policy   SplitPolicy `json:"policy"`
+	Warnings []string    `json:"warnings,omitempty"`
+}
+
+// SplitDecision is one prefix of routed space and what a client does with
+// it.
+type SplitDecision struct {
+	Prefix    netip.Prefix `json:"prefix"`
+	Connector string       `json:"connector"`
+	Reason    string       `json:"reason"`
+}
+
+// SplitEffective is what a client would tunnel under the current policy
+// and routes, and why.
+type SplitEffective struct {
+	Mode     SplitMode       `json:"mode"`
+	Tunnel   []SplitDecision `json:"tunnel"`
+	Bypass   []SplitDecision `json:"bypass"`
+	Warnings []string        `json:"warnings,omitempty"`
+}

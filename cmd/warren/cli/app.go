@@ -67,6 +67,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.tokenCommand(),
 			a.routesCommand(),
 			a.nodesCommand(),
+			a.splitCommand(),
 		},
 	}
 	oneLineUsageErrors(app.Commands, "warren")

@@ -42,6 +42,12 @@ func New(c *coord.Coordinator, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET "+wire.PathNodes, s.admin(s.listNodes))
 	s.mux.HandleFunc("DELETE "+wire.PathNodes+"/{name}", s.admin(s.removeNode))
 	s.mux.HandleFunc("GET "+wire.PathExport, s.admin(s.export))
+	s.mux.HandleFunc("GET "+wire.PathSplit, s.admin(s.splitPolicy))
+	s.mux.HandleFunc("POST "+wire.PathSplitMode, s.admin(s.splitMode))
+	s.mux.HandleFunc("POST "+wire.PathSplitEntries, s.admin(s.splitAdd))
+	s.mux.HandleFunc("DELETE "+wire.PathSplitEntries+"/{addr}/{bits}", s.admin(s.splitRemove))
+	s.mux.HandleFunc("POST "+wire.PathSplitReset, s.admin(s.splitReset))
+	s.mux.HandleFunc("GET "+wire.PathSplitEffective, s.admin(s.splitEffective))
 	return s
 }
 
