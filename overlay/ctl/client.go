@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"syscall"
 )
 
@@ -120,4 +122,25 @@ func (c *Client) Down(ctx context.Context) error {
 		return errors.New(p.Error)
 	}
 	return nil
+}
+
+// Why asks the daemon what it does with traffic for ip.
+func (c *Client) Why(ctx context.Context, ip netip.Addr) (*Why, error) {
+	resp, err := c.do(ctx, http.MethodGet, pathWhy+"?ip="+url.QueryEscape(ip.String()), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var p Progress
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Error == "" {
+			return nil, fmt.Errorf("the daemon answered %s", resp.Status)
+		}
+		return nil, errors.New(p.Error)
+	}
+	var w Why
+	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
+		return nil, fmt.Errorf("reading answer: %w", err)
+	}
+	return &w, nil
 }

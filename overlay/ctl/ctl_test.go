@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,13 @@ func (f *fakeBackend) Up(_ context.Context, req UpRequest, progress func(string)
 	progress("enrolling with " + req.Token)
 	progress("connecting")
 	return f.upErr
+}
+
+func (f *fakeBackend) Why(_ context.Context, ip netip.Addr) (Why, error) {
+	if !f.downed {
+		return Why{IP: ip, Tunnelled: true, Reason: ip.String() + " is tunnelled"}, nil
+	}
+	return Why{}, errors.New("the tunnel is down")
 }
 
 func (f *fakeBackend) Down(context.Context) error {
@@ -77,12 +85,19 @@ func TestClientServer(t *testing.T) {
 	if diff := cmp.Diff([]string{"enrolling with T", "connecting"}, steps); diff != "" {
 		t.Errorf("progress (-want +got):\n%s", diff)
 	}
+	why, err := c.Why(ctx, netip.MustParseAddr("192.168.0.10"))
+	if err != nil || !why.Tunnelled || why.Reason != "192.168.0.10 is tunnelled" {
+		t.Errorf("Why = %+v, %v", why, err)
+	}
 	b.upErr = errors.New("token has expired")
 	if err := c.Up(ctx, UpRequest{}, nil); err == nil || err.Error() != "token has expired" {
 		t.Errorf("Up error = %v", err)
 	}
 	if err := c.Down(ctx); err != nil || !b.downed {
 		t.Errorf("Down = %v, downed %v", err, b.downed)
+	}
+	if _, err := c.Why(ctx, netip.MustParseAddr("192.168.0.10")); err == nil || err.Error() != "the tunnel is down" {
+		t.Errorf("Why while down = %v", err)
 	}
 }
 

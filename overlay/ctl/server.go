@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -24,6 +25,8 @@ type Backend interface {
 	// Down removes the tunnel and everything installed for it. The node
 	// stays enrolled.
 	Down(ctx context.Context) error
+	// Why explains what happens to traffic for ip.
+	Why(ctx context.Context, ip netip.Addr) (Why, error)
 }
 
 // Server serves a Backend on a unix socket.
@@ -76,6 +79,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		writeJSON(w, http.StatusOK, Progress{Done: true, Message: "down"})
 	})
 	mux.HandleFunc("POST "+pathUp, s.up)
+	mux.HandleFunc("GET "+pathWhy, func(w http.ResponseWriter, r *http.Request) {
+		ip, err := netip.ParseAddr(r.URL.Query().Get("ip"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, Progress{Done: true, Error: fmt.Sprintf("%q is not an IP address", r.URL.Query().Get("ip"))})
+			return
+		}
+		why, err := s.b.Why(r.Context(), ip)
+		if err != nil {
+			writeJSON(w, http.StatusConflict, Progress{Done: true, Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, why)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan struct{})
 	go func() {

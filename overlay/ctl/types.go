@@ -82,8 +82,25 @@ type Progress struct {
 	Error string `json:"error,omitempty"`
 }
 
+// Why answers `warren why IP`: what this machine does with one address.
+type Why struct {
+	IP        netip.Addr `json:"ip"`
+	Tunnelled bool       `json:"tunnelled"`
+	// Route and Connector name the route covering IP, if any.
+	Route     netip.Prefix `json:"route,omitzero"`
+	Connector string       `json:"connector,omitempty"`
+	// Entry is the split-tunnel entry that decided, if any.
+	Entry netip.Prefix `json:"entry,omitzero"`
+	// Reason says it in one line.
+	Reason string `json:"reason"`
+	// LocalLAN names this machine's directly connected prefix that also
+	// holds IP, if any, and what wins.
+	LocalLAN string `json:"local_lan,omitempty"`
+}
+
 // Paths of the control API.
 const (
+	pathWhy    = "/v1/why"
 	pathStatus = "/v1/status"
 	pathUp     = "/v1/up"
 	pathDown   = "/v1/down"

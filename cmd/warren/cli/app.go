@@ -61,6 +61,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.upCommand(),
 			a.downCommand(),
 			a.statusCommand(),
+			a.whyCommand(),
 			a.coordinatorCommand(),
 			a.connectorCommand(),
 			a.daemonCommand(),
