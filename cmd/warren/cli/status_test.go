@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// TestStatusText pins what a person sees in `warren status`.
+func TestStatusText(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	node := wire.Node{Name: "laptop", Role: wire.RoleClient, Address: netip.MustParseAddr("100.96.0.2")}
+	tests := []struct {
+		golden string
+		st     ctl.Status
+	}{
+		{"status-not-enrolled.txt", ctl.Status{State: ctl.StateDown}},
+		{"status-down.txt", ctl.Status{State: ctl.StateDown, Enrolled: true, Node: node}},
+		{"status-up.txt", ctl.Status{
+			State: ctl.StateUp, Enrolled: true, Node: node, Interface: "warren0", NetMapVersion: 12,
+			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Connected: true},
+			Peers: []ctl.PeerStatus{
+				{Name: "office", Role: wire.RoleConnector, Address: netip.MustParseAddr("100.96.0.1"), Online: true, Path: "relay", LastHandshake: now.Add(-42 * time.Second), RxBytes: 70 << 20, TxBytes: 3 << 10},
+				{Name: "aws", Role: wire.RoleConnector, Address: netip.MustParseAddr("100.96.0.3"), Path: "none"},
+			},
+			Routes: []ctl.RouteStatus{
+				{Prefix: netip.MustParsePrefix("192.168.0.0/24"), Connector: "office", Live: true, Reason: "via office (relay)"},
+				{Prefix: netip.MustParsePrefix("10.20.0.0/16"), Connector: "aws", Reason: "connector aws is offline"},
+			},
+			Warnings: []string{"admin exclude 192.168.0.128/25 shadows route 192.168.0.0/24 via office"},
+		}},
+		{"status-coordinator-lost.txt", ctl.Status{
+			State: ctl.StateUp, Enrolled: true, Node: node, Interface: "warren0", NetMapVersion: 12,
+			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Error: "cannot reach the coordinator at https://198.51.100.10:8443: connection refused"},
+			Routes:      []ctl.RouteStatus{},
+		}},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		if err := printStatus(&buf, &tt.st, now); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("testdata", tt.golden)
+		if *update {
+			os.WriteFile(path, buf.Bytes(), 0o644)
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update)", err)
+		}
+		if diff := cmp.Diff(string(want), buf.String()); diff != "" {
+			t.Errorf("%s (-golden +got):\n%s", tt.golden, diff)
+		}
+	}
+}
