@@ -43,3 +43,23 @@ func TestWriteFileMissingDir(t *testing.T) {
 		t.Fatal("WriteFile into a missing directory succeeded, want an error")
 	}
 }
+
+func TestRemoveTemps(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteFile(filepath.Join(dir, "keep.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leftover := filepath.Join(dir, ".keep.json.tmp-123")
+	if err := os.WriteFile(leftover, []byte("{half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("leftover still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keep.json")); err != nil {
+		t.Errorf("real file removed: %v", err)
+	}
+}

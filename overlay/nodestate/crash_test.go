@@ -36,7 +36,7 @@ func saved(t *testing.T) (*Dir, *Identity) {
 
 func temps(t *testing.T, d *Dir) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(d.path, tempPrefix+"*"))
+	m, err := filepath.Glob(filepath.Join(d.path, ".*.tmp-*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestCrashLeavesTempFile(t *testing.T) {
 	// A crash after writing part of the temporary file and before the
 	// rename leaves the temporary file behind; the real file is intact.
 	d, _ := saved(t)
-	leftover := filepath.Join(d.path, tempPrefix+identityFile+"-123456")
+	leftover := filepath.Join(d.path, "."+identityFile+".tmp-123456")
 	if err := os.WriteFile(leftover, []byte(`{"private_key": "AAA`), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +78,14 @@ func TestCrashLeavesTempFile(t *testing.T) {
 func TestFailedWriteKeepsOldFile(t *testing.T) {
 	d, _ := saved(t)
 	errDisk := errors.New("disk full")
-	err := writeFileAtomic(d.path, identityFile, func(w io.Writer) error {
+	err := d.write(identityFile, func(w io.Writer) error {
 		if _, err := io.WriteString(w, `{"private_key": "half`); err != nil {
 			return err
 		}
 		return errDisk
 	})
 	if !errors.Is(err, errDisk) {
-		t.Fatalf("writeFileAtomic = %v, want the write error", err)
+		t.Fatalf("write = %v, want the write error", err)
 	}
 	checkFirst(t, d)
 	if m := temps(t, d); len(m) != 0 {
@@ -101,12 +101,12 @@ func TestFailedRenameKeepsOldFile(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(d.path, target, "x"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	err := writeFileAtomic(d.path, target, func(w io.Writer) error {
+	err := d.write(target, func(w io.Writer) error {
 		_, err := io.WriteString(w, "{}")
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), "saving blocked.json") {
-		t.Fatalf("writeFileAtomic = %v, want a rename error", err)
+		t.Fatalf("write = %v, want a rename error", err)
 	}
 	if m := temps(t, d); len(m) != 0 {
 		t.Errorf("temporary files left after a failed rename: %v", m)

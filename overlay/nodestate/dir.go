@@ -6,18 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/warrennet/warren/overlay/atomicfile"
 )
 
 // File names inside the state directory.
 const (
 	identityFile = "identity.json"
 	netMapFile   = "netmap.json"
-	// tempPrefix starts every temporary file; Open removes leftovers.
-	tempPrefix = ".tmp-"
 )
 
 // Dir is a node's state directory. Its methods are not safe for concurrent
@@ -64,20 +62,7 @@ func Open(path string) (*Dir, error) {
 // Path returns the directory's absolute path.
 func (d *Dir) Path() string { return d.path }
 
-func (d *Dir) removeTemps() error {
-	entries, err := os.ReadDir(d.path)
-	if err != nil {
-		return fmt.Errorf("reading state directory: %w", err)
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) && e.Type().IsRegular() {
-			if err := os.Remove(filepath.Join(d.path, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("removing leftover temporary file: %w", err)
-			}
-		}
-	}
-	return nil
-}
+func (d *Dir) removeTemps() error { return atomicfile.RemoveTemps(d.path) }
 
 // load decodes the named file into v, strictly: unknown fields and
 // trailing data are errors. A missing file returns an error matching
@@ -107,59 +92,17 @@ func (d *Dir) save(name string, v any) error {
 		return fmt.Errorf("encoding %s: %w", name, err)
 	}
 	b = append(b, '\n')
-	return writeFileAtomic(d.path, name, func(w io.Writer) error {
+	return d.write(name, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	})
 }
 
-// writeFileAtomic replaces dir/name with what write produces: it writes a
-// temporary file (mode 0600) in dir, syncs it, renames it over name and
-// syncs dir. If anything fails, the old file is untouched and the
-// temporary file removed.
-func writeFileAtomic(dir, name string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(dir, tempPrefix+name+"-*")
-	if err != nil {
+// write replaces the named file atomically (mode 0600) with what write
+// produces.
+func (d *Dir) write(name string, write func(io.Writer) error) error {
+	if err := atomicfile.Write(filepath.Join(d.path, name), 0o600, write); err != nil {
 		return fmt.Errorf("saving %s: %w", name, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	// CreateTemp makes 0600 files today; say so rather than rely on it.
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("saving %s: %w", name, err)
-	}
-	if err := write(f); err != nil {
-		return fmt.Errorf("saving %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("saving %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("saving %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("saving %s: %w", name, err)
-	}
-	if err := syncDir(dir); err != nil {
-		// The new file is in place; only its durability is in doubt.
-		return fmt.Errorf("saving %s: syncing directory: %w", name, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
 }
