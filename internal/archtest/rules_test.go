@@ -50,10 +50,8 @@ var (
 // future lists the Warren patterns the rules name before the package
 // exists. Remove an entry once its package lands.
 var future = map[string]string{
-	"./overlay/wgdev/...":     "wireguard-go wrapper",
 	"./overlay/relay/...":     "relay server and node-side Bind",
 	"./netstack/...":          "gVisor netstack and forwarders",
-	"./platform/...":          "TUN, addresses and routes on the OS",
 	"./overlay/client/...":    "laptop daemon engine",
 	"./overlay/connector/...": "site connector",
 }

@@ -1,0 +1,30 @@
+// Package platform is the laptop daemon's OS integration: it creates the
+// TUN device wireguard-go reads and writes (CreateTUN), and a Router gives
+// that device its addresses and the kernel routes for exactly the prefixes
+// the netmap says to tunnel. It also answers the two questions the client
+// asks of the host's own network: its default gateways, which must never be
+// tunnelled (DefaultGateways), and its directly connected prefixes, for the
+// LAN-overlap warning (LocalPrefixes).
+//
+// Router.Set applies a Config as desired state: it re-reads what is
+// installed, plans the difference (reconcile.go, OS-independent and tested
+// without root) and applies it, adding before it deletes and keeping going
+// past failures. What it owns is narrow so that it never disturbs anyone
+// else's configuration: on Linux, the global addresses of the TUN device it
+// is given, and the routes in the main table through that device marked
+// with rtnetlink protocol RouteProtocol (87, shown as "proto 87"). The mark
+// is what lets Cleanup find a crashed run's routes, and what keeps Set from
+// touching a route somebody else added to the same device.
+//
+// OS-specific code is split by build tags: *_linux.go holds the rtnetlink
+// implementation (github.com/vishvananda/netlink) and
+// golang.zx2c4.com/wireguard/tun; router_other.go gives every other system
+// the same signatures, returning errors that wrap ErrNotSupported. Nothing
+// switches on runtime.GOOS.
+//
+// platform is a mechanism. It reads no flags, environment or signals and
+// starts no goroutines of its own. It must not import any Warren package
+// except routes (the pure prefix diff and ordering it reuses); roles
+// (overlay/client) import it, never the reverse, and the connector, which
+// needs no root, must not import it at all.
+package platform
