@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/warrennet/warren/overlay/coord/coordtest"
 	"github.com/warrennet/warren/overlay/coordclient"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 // childEnv names the file of node credentials a child process serves.

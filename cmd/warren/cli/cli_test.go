@@ -16,8 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/warrennet/warren/overlay/coord"
-	"github.com/warrennet/warren/overlay/coord/coordtest"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

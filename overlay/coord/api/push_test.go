@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/warrennet/warren/overlay/coord"
-	"github.com/warrennet/warren/overlay/coord/coordtest"
 	"github.com/warrennet/warren/overlay/coordclient"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 // server is a real coordinator behind a real TLS (HTTP/2) server.
