@@ -55,8 +55,10 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
 
-demo:
-	GO="$(GO)" bash scripts/demo.sh
+# The whole job in network namespaces: coordinator, connector behind a
+# NAT, laptop daemon; prints what to type; Ctrl-C cleans up. Needs root.
+demo: build deps
+	$(GO) run ./test/demo --warren bin/warren
 
 clean:
 	rm -rf bin

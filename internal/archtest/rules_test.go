@@ -49,12 +49,7 @@ var (
 
 // future lists the Warren patterns the rules name before the package
 // exists. Remove an entry once its package lands.
-var future = map[string]string{
-	"./overlay/relay/...":     "relay server and node-side Bind",
-	"./netstack/...":          "gVisor netstack and forwarders",
-	"./overlay/client/...":    "laptop daemon engine",
-	"./overlay/connector/...": "site connector",
-}
+var future = map[string]string{}
 
 type reach int
 

@@ -10,6 +10,7 @@ package coordtest
 import (
 	"context"
 	"io"
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/coord/api"
 	"github.com/warrennet/warren/overlay/coord/store"
+	"github.com/warrennet/warren/overlay/relay"
 	"github.com/warrennet/warren/overlay/wire"
 )
 
@@ -26,9 +28,9 @@ type Options struct {
 	// Now and Rand make output deterministic; nil means the real ones.
 	Now  func() time.Time
 	Rand io.Reader
-	// RelayEndpoint and RelayCredential are passed to coord.Config.
-	RelayEndpoint   string
-	RelayCredential func(wire.Node) string
+	// Relay starts a relay on loopback UDP, as the coordinator process
+	// does, and puts it in every netmap.
+	Relay bool
 }
 
 // Server is a running coordinator. It stops when the test ends.
@@ -52,20 +54,46 @@ func Start(t testing.TB, o Options) *Server {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	pin := wire.CertPin(srv.Certificate().Raw)
-	co, err := coord.New(ctx, coord.Config{
-		Store:           st,
-		URL:             srv.URL,
-		Pin:             pin,
-		Now:             o.Now,
-		Rand:            o.Rand,
-		RelayEndpoint:   o.RelayEndpoint,
-		RelayCredential: o.RelayCredential,
-	})
+	cfg := coord.Config{Store: st, URL: srv.URL, Pin: pin, Now: o.Now, Rand: o.Rand}
+	var pc net.PacketConn
+	var relayKey []byte
+	if o.Relay {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if relayKey, err = relay.NewKey(); err != nil {
+			t.Fatal(err)
+		}
+		cfg.RelayEndpoint = pc.LocalAddr().String()
+		cfg.RelayCredential = func(n wire.Node) string {
+			return relay.Issue(relayKey, relay.Claims{NodeID: n.ID, PublicKey: n.PublicKey, Role: n.Role, Expires: time.Now().Add(24 * time.Hour).Truncate(24 * time.Hour)})
+		}
+	}
+	co, err := coord.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Config.Handler = api.New(co, nil)
+	stopRelay := func() {}
+	if o.Relay {
+		rs, err := relay.NewServer(relay.ServerConfig{Key: relayKey, Allowed: co.RelayAllowed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rs.Serve(rctx, pc)
+		}()
+		stopRelay = func() {
+			cancel()
+			pc.Close()
+			<-done
+		}
+	}
 	t.Cleanup(func() {
+		stopRelay()
 		srv.Close()
 		st.Close()
 	})

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,11 +24,15 @@ import (
 	"github.com/warrennet/warren/overlay/coord/api"
 	"github.com/warrennet/warren/overlay/coord/store"
 	"github.com/warrennet/warren/overlay/coord/tlscert"
+	"github.com/warrennet/warren/overlay/relay"
 	"github.com/warrennet/warren/overlay/wire"
 )
 
-// DBFile is the store's file name in the data directory.
-const DBFile = "coordinator.db"
+// Files in the data directory.
+const (
+	DBFile       = "coordinator.db"
+	RelayKeyFile = "relay.key" // signs the nodes' relay credentials
+)
 
 // Coordinator runs the coordinator until ctx ends.
 func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
@@ -84,16 +89,29 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 	}
 	defer st.Close()
 
-	relayPort := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	if o.RelayListen != "" {
-		_, relayPort, _ = net.SplitHostPort(o.RelayListen)
+	// The relay listens on UDP, by default on the API's port number.
+	relayListen := o.RelayListen
+	if relayListen == "" {
+		host, _, _ := net.SplitHostPort(o.Listen)
+		relayListen = net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	pc, err := net.ListenPacket("udp", relayListen)
+	if err != nil {
+		return fmt.Errorf("relay: listening on %s: %w", relayListen, err)
+	}
+	defer pc.Close()
+	_, relayPort, _ := net.SplitHostPort(pc.LocalAddr().String())
+	relayKey, err := loadOrCreateKey(filepath.Join(o.Data, RelayKeyFile))
+	if err != nil {
+		return err
 	}
 	co, err := coord.New(ctx, coord.Config{
-		Store:         st,
-		Logger:        log,
-		URL:           publicURL,
-		Pin:           pin,
-		RelayEndpoint: net.JoinHostPort(u.Hostname(), relayPort),
+		Store:           st,
+		Logger:          log,
+		URL:             publicURL,
+		Pin:             pin,
+		RelayEndpoint:   net.JoinHostPort(u.Hostname(), relayPort),
+		RelayCredential: relayCredential(relayKey),
 	})
 	if err != nil {
 		return err
@@ -113,8 +131,17 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 
+	rs, err := relay.NewServer(relay.ServerConfig{Key: relayKey, Allowed: co.RelayAllowed, Logger: log.With("component", "relay")})
+	if err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = co.Run(ctx, 30*time.Second) })
+	wg.Go(func() {
+		if err := rs.Serve(ctx, pc); err != nil && ctx.Err() == nil {
+			log.Error("relay stopped", "err", err)
+		}
+	})
 	serveErr := make(chan error, 1)
 	wg.Go(func() {
 		if tlsCfg != nil {
@@ -123,7 +150,7 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 			serveErr <- srv.Serve(ln)
 		}
 	})
-	log.Info("coordinator serving", "url", publicURL, "listen", ln.Addr().String(), "pin", pin)
+	log.Info("coordinator serving", "url", publicURL, "listen", ln.Addr().String(), "relay", pc.LocalAddr().String(), "pin", pin)
 	if o.Ready != nil {
 		o.Ready(publicURL)
 	}
@@ -214,3 +241,48 @@ func ensureAdminToken(ctx context.Context, co *coord.Coordinator, dir, url, pin 
 	log.Info("admin credential written; keep it secret", "file", path)
 	return nil
 }
+
+// loadOrCreateKey reads the relay's signing key, creating it on first start.
+func loadOrCreateKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, derr := hex.DecodeString(strings.TrimSpace(string(b)))
+		if derr != nil || len(key) < 32 {
+			return nil, fmt.Errorf("%s is not a relay key (delete it to make a new one; nodes get new credentials)", path)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading relay key: %w", err)
+	}
+	key, err := relay.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// relayCredentialLifetime is how long a relay credential stays valid. The
+// relay also asks the coordinator about every pair it forwards between, so
+// removing a node cuts it off at once whatever its credential says.
+const relayCredentialLifetime = 10 * 365 * 24 * time.Hour
+
+// relayCredential issues each node a credential bound to its ID, key and
+// role. It is deterministic for a node, so netmaps do not change (and are
+// not pushed again) just because a credential was issued anew.
+func relayCredential(key []byte) func(wire.Node) string {
+	return func(n wire.Node) string {
+		return relay.Issue(key, relay.Claims{
+			NodeID:    n.ID,
+			PublicKey: n.PublicKey,
+			Role:      n.Role,
+			Expires:   relayEpoch.Add(relayCredentialLifetime),
+		})
+	}
+}
+
+// relayEpoch anchors credential expiry so that issuing is deterministic.
+var relayEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -1,0 +1,35 @@
+// Package netstack owns the connector's userspace TCP/IP stack: a gVisor
+// stack presented to wireguard-go as a tun.Device (Stack) that terminates
+// every flow the tunnel carries, to any destination address, and hands
+// each one to a FlowHandler.
+//
+// What it owns:
+//   - the gVisor stack, its one NIC (promiscuous and spoofing, so it
+//     accepts packets to every address and answers from them), default
+//     IPv4 and IPv6 routes, and the TCP tuning (SACK, buffer sizes,
+//     congestion control, loss recovery);
+//   - the link between gVisor and wireguard-go: batched Read with
+//     back-pressure instead of drops, Write with per-packet errors counted
+//     and logged at a limited rate;
+//   - the TCP forwarder: a bounded number of handshakes in progress (in
+//     total and per source), the handler dials before the client's
+//     handshake completes, RST when it refuses, MSS derived from the tunnel
+//     MTU;
+//   - UDP flows keyed by (source, destination), bounded, closed when idle;
+//   - echo requests to foreign addresses, answered only when the handler
+//     says the real host answered;
+//   - Proxy, the half-close-aware copy the handler uses for TCP flows.
+//
+// What it does not do: policy. Which sources may reach which destinations,
+// and how the real host is dialled or pinged, is the FlowHandler's
+// business (the connector). It knows nothing of WireGuard keys, peers, the
+// relay or the coordinator.
+//
+// gVisor stays inside: no gVisor type crosses the package boundary, and
+// gVisor's tcpip.Error values are converted here into Go errors that
+// unwrap to the matching syscall.Errno (errors.Is(err,
+// syscall.ECONNREFUSED)).
+//
+// netstack is a mechanism: it imports gVisor, wireguard-go's tun package
+// and the standard library, and must not import any other Warren package.
+package netstack

@@ -1,0 +1,120 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// proxyBufSize is the copy buffer per direction: large enough to take a
+// whole gVisor receive burst or a TSO-sized socket read in one call.
+const proxyBufSize = 64 << 10
+
+var proxyBufs = sync.Pool{New: func() any { b := make([]byte, proxyBufSize); return &b }}
+
+// Counts are the bytes Proxy moved in each direction.
+type Counts struct {
+	AToB, BToA int64
+}
+
+// Proxy copies a to b and b to a until both directions are done, then
+// closes both and returns. It is ProxyCount without the counts.
+func Proxy(ctx context.Context, a, b net.Conn) error {
+	_, err := ProxyCount(ctx, a, b)
+	return err
+}
+
+// ProxyCount copies a to b and b to a until both directions are done,
+// closes both conns and returns the bytes copied each way.
+//
+// Half-close: when one side's reads end (EOF), the other side's writing
+// half is closed with CloseWrite (gVisor's gonet.TCPConn and *net.TCPConn
+// have it) and the opposite direction keeps flowing until it ends too. A
+// conn without CloseWrite is closed whole instead, which ends both
+// directions.
+//
+// Any other error, or ctx ending, closes both conns at once and ends both
+// directions. The error returned is the first failure (ctx.Err() if ctx
+// ended it); errors caused by that abort are not reported, and two clean
+// EOFs return nil.
+func ProxyCount(ctx context.Context, a, b net.Conn) (Counts, error) {
+	p := &proxyRun{a: a, b: b}
+	stop := context.AfterFunc(ctx, func() { p.abort(ctx.Err()) })
+	defer stop()
+
+	var c Counts
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		c.AToB = p.pipe(b, a)
+	}()
+	go func() {
+		defer wg.Done()
+		c.BToA = p.pipe(a, b)
+	}()
+	wg.Wait()
+	stop()
+	p.abort(nil) // close both; keeps the error recorded first, if any
+	return c, p.err
+}
+
+// proxyRun is the shared state of one ProxyCount.
+type proxyRun struct {
+	a, b net.Conn
+
+	mu      sync.Mutex // guards aborted and err
+	aborted bool
+	err     error // the failure that aborted the run, if any
+}
+
+// abort closes both conns; the first caller's err is the run's error.
+func (p *proxyRun) abort(err error) {
+	p.mu.Lock()
+	first := !p.aborted
+	if first {
+		p.aborted, p.err = true, err
+	}
+	p.mu.Unlock()
+	if first {
+		p.a.Close()
+		p.b.Close()
+	}
+}
+
+// pipe copies src to dst until src ends, half-closes dst, and returns the
+// bytes written.
+func (p *proxyRun) pipe(dst, src net.Conn) int64 {
+	bp := proxyBufs.Get().(*[]byte)
+	defer proxyBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := dst.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				p.abort(werr)
+				return n
+			}
+		}
+		switch {
+		case rerr == nil:
+			continue
+		case errors.Is(rerr, io.EOF):
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				if err := cw.CloseWrite(); err != nil {
+					p.abort(err)
+				}
+			} else {
+				p.abort(nil)
+			}
+		default:
+			p.abort(rerr)
+		}
+		return n
+	}
+}

@@ -1,0 +1,164 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/warrennet/warren/overlay/wgdev"
+	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/platform"
+	"github.com/warrennet/warren/split"
+)
+
+// keepalive holds NAT mappings open and detects dead paths.
+const keepalive = 25 * time.Second
+
+// view is what one applied netmap means for this machine. Immutable.
+type view struct {
+	version uint64
+	self    wire.Node
+	routes  []wire.Route
+	peers   map[string]wire.Peer // connectors by name
+	byKey   map[wire.Key]wire.Peer
+	result  split.Result
+	tunnel  []netip.Prefix
+	policy  split.Policy
+	routed  []split.Route
+	guards  []split.Guard
+}
+
+// connectors lists the connectors that serve at least one tunnelled
+// prefix and are online.
+func (v *view) connectors() []string {
+	var names []string
+	for name, prefixes := range v.result.ConnectorPrefixes() {
+		if p, ok := v.peers[name]; ok && p.Online && len(prefixes) > 0 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (s *session) currentView() *view {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.view
+}
+
+// apply makes nm the machine's configuration: WireGuard peers first, then
+// routes, so a route never points at a tunnel that cannot carry it yet.
+func (e *Engine) apply(ctx context.Context, s *session, nm *wire.NetMap) error {
+	v := e.compute(ctx, s, nm)
+	var peers []wgdev.Peer
+	shares := v.result.ConnectorPrefixes()
+	for _, p := range nm.Peers {
+		if p.Role != wire.RoleConnector {
+			continue
+		}
+		allowed := append([]netip.Prefix{netip.PrefixFrom(p.Address, p.Address.BitLen())}, shares[p.Name]...)
+		peers = append(peers, wgdev.Peer{
+			PublicKey:           p.PublicKey,
+			AllowedIPs:          allowed,
+			Endpoint:            "relay:" + p.PublicKey.String(),
+			PersistentKeepalive: keepalive,
+		})
+	}
+	if nm.Relay.Endpoint != "" {
+		addr, err := relayAddr(ctx, nm.Relay.Endpoint)
+		if err != nil {
+			return err
+		}
+		s.relay.SetRelay(addr, nm.Relay.Credential)
+	}
+	if err := s.dev.Apply(wgdev.Config{PrivateKey: s.id.PrivateKey, Peers: peers}); err != nil {
+		return fmt.Errorf("configuring wireguard: %w", err)
+	}
+	self := netip.PrefixFrom(nm.Self.Address, nm.Self.Address.BitLen())
+	if err := s.router.Set(&platform.Config{
+		Interface: e.cfg.Interface,
+		MTU:       e.cfg.MTU,
+		Addresses: []netip.Prefix{self},
+		Routes:    v.tunnel,
+	}); err != nil {
+		return fmt.Errorf("installing routes: %w", err)
+	}
+	s.mu.Lock()
+	first := s.view == nil
+	s.view, s.nm = v, nm
+	s.mu.Unlock()
+	if first {
+		close(s.applied)
+	}
+	e.log.Info("netmap applied", "version", nm.Version, "connectors", len(peers), "tunnelled", len(v.tunnel))
+	return nil
+}
+
+// compute derives the view of nm: which prefixes are tunnelled, through
+// which connector, and why the rest is not.
+func (e *Engine) compute(ctx context.Context, s *session, nm *wire.NetMap) *view {
+	v := &view{version: nm.Version, self: nm.Self, routes: nm.Routes, peers: map[string]wire.Peer{}, byKey: map[wire.Key]wire.Peer{}}
+	for _, p := range nm.Peers {
+		if p.Role == wire.RoleConnector {
+			v.peers[p.Name] = p
+			v.byKey[p.PublicKey] = p
+		}
+	}
+	v.policy = policyOf(nm.Split)
+	var rs []split.Route
+	for _, r := range nm.Routes {
+		if _, ok := v.peers[r.Connector]; ok {
+			rs = append(rs, split.Route{Prefix: r.Prefix, Connector: r.Connector})
+		}
+	}
+	v.routed = rs
+	v.guards = e.guards(ctx, s, nm)
+	v.result = split.Compute(v.policy, rs, v.guards)
+	v.tunnel = v.result.TunnelPrefixes()
+	return v
+}
+
+// guards are the hard guards: the coordinator, the relay and the default
+// gateways never enter the tunnel.
+func (e *Engine) guards(ctx context.Context, s *session, nm *wire.NetMap) []split.Guard {
+	var gs []split.Guard
+	add := func(a netip.Addr, reason string) {
+		if a.IsValid() {
+			a = a.Unmap()
+			gs = append(gs, split.Guard{Prefix: netip.PrefixFrom(a, a.BitLen()), Reason: reason})
+		}
+	}
+	for _, a := range coordinatorAddrs(ctx, s.id.URL) {
+		add(a, "coordinator address")
+	}
+	if ap, err := relayAddr(ctx, nm.Relay.Endpoint); err == nil {
+		add(ap.Addr(), "relay address")
+	}
+	gws, err := e.cfg.Platform.DefaultGateways()
+	if err != nil {
+		e.log.Warn("reading default gateways", "err", err)
+	}
+	for _, gw := range gws {
+		add(gw, "default gateway")
+	}
+	return gs
+}
+
+// policyOf converts the coordinator's policy; a netmap without one gets
+// the default.
+func policyOf(p wire.SplitPolicy) split.Policy {
+	if p.Mode == "" {
+		return split.DefaultPolicy()
+	}
+	out := split.Policy{Mode: split.Mode(p.Mode)}
+	for _, e := range p.Include {
+		out.Include = append(out.Include, split.Entry{Prefix: e.Prefix, Comment: e.Comment, Builtin: e.Builtin})
+	}
+	for _, e := range p.Exclude {
+		out.Exclude = append(out.Exclude, split.Entry{Prefix: e.Prefix, Comment: e.Comment, Builtin: e.Builtin})
+	}
+	return out
+}

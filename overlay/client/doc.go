@@ -1,0 +1,11 @@
+// Package client is the laptop daemon's engine: it enrolls the node, holds
+// its control session, and applies every netmap to the machine — the
+// split-tunnel computation decides which routed prefixes enter the tunnel,
+// wireguard-go (through wgdev) gets each connector with exactly the
+// prefixes it serves, and the OS gets a route for each tunnelled prefix.
+// It implements ctl.Backend for `warren up`, `down` and `status`.
+//
+// The OS integration comes in through the Platform interface, so the
+// engine runs in tests without root. client is a role: it must not import
+// other roles (connector, coord) or cmd.
+package client

@@ -1,0 +1,377 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/warrennet/warren/overlay/agent"
+	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/overlay/nodestate"
+	"github.com/warrennet/warren/overlay/relay"
+	"github.com/warrennet/warren/overlay/wgdev"
+	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/platform"
+)
+
+// Platform is the OS integration the engine needs.
+type Platform interface {
+	// CreateTUN creates the tunnel device.
+	CreateTUN(name string, mtu int) (tun.Device, error)
+	// NewRouter returns the router that installs addresses and routes.
+	NewRouter() (Router, error)
+	// Cleanup removes what a crashed earlier run left installed.
+	Cleanup(iface string) error
+	// DefaultGateways lists the machine's default gateways, which must
+	// never enter the tunnel.
+	DefaultGateways() ([]netip.Addr, error)
+	// LocalPrefixes lists the prefixes directly connected to the
+	// machine's other interfaces (its LANs).
+	LocalPrefixes() ([]netip.Prefix, error)
+}
+
+// Router installs the tunnel's addresses and routes; see platform.Router.
+type Router interface {
+	Set(cfg *platform.Config) error
+	Close() error
+}
+
+// Config configures an Engine.
+type Config struct {
+	// StateDir holds the identity, the last netmap and the daemon's prefs.
+	StateDir string
+	// Interface names the TUN device; MTU is the tunnel MTU.
+	Interface string
+	MTU       int
+	Hostname  string
+	Platform  Platform
+	Logger    *slog.Logger
+	// NewBind makes the wireguard-go Bind; nil means a relay.Bind.
+	// Tests pass another.
+	NewBind func() (conn.Bind, Relay)
+	// Waits bound how long Up waits for the first netmap and for
+	// handshakes; zero means 20 s and 15 s.
+	NetMapWait, HandshakeWait time.Duration
+}
+
+// Relay is the part of the relay Bind the engine steers.
+type Relay interface {
+	SetRelay(addr netip.AddrPort, credential string)
+}
+
+// Engine is the laptop daemon's state. It implements ctl.Backend.
+type Engine struct {
+	cfg Config
+	dir *nodestate.Dir
+	log *slog.Logger
+
+	// upMu serialises Up and Down.
+	upMu sync.Mutex
+
+	// mu guards everything below. Held only for field access, never
+	// while calling out.
+	mu        sync.Mutex
+	running   *session // nil while down
+	coordErr  string
+	connected bool
+	since     time.Time
+}
+
+// session is one up period: the devices and the control session.
+type session struct {
+	id     *nodestate.Identity
+	tun    tun.Device
+	dev    *wgdev.Device
+	relay  Relay
+	router Router
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the agent has returned
+	runErr error         // set before done closes
+
+	mu      sync.Mutex // guards the fields below
+	nm      *wire.NetMap
+	applied chan struct{} // closed at the first applied netmap
+	view    *view
+}
+
+// New returns an engine. It touches nothing until Run or Up.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Platform == nil {
+		return nil, errors.New("client: no platform")
+	}
+	if cfg.Interface == "" {
+		cfg.Interface = "warren0"
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1280
+	}
+	if cfg.NetMapWait == 0 {
+		cfg.NetMapWait = 20 * time.Second
+	}
+	if cfg.HandshakeWait == 0 {
+		cfg.HandshakeWait = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NewBind == nil {
+		cfg.NewBind = func() (conn.Bind, Relay) {
+			b := relay.NewBind(relay.BindConfig{Logger: cfg.Logger})
+			return b, b
+		}
+	}
+	dir, err := nodestate.Open(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, dir: dir, log: cfg.Logger}, nil
+}
+
+// Run removes what a crashed earlier run left, brings the tunnel up again
+// if it was up when the daemon last stopped, and takes it down (keeping
+// that wish) when ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.cfg.Platform.Cleanup(e.cfg.Interface); err != nil {
+		e.log.Warn("removing leftovers of an earlier run", "err", err)
+	}
+	if p, err := e.loadPrefs(); err == nil && p.WantUp {
+		go func() {
+			if err := e.Up(ctx, ctl.UpRequest{}, func(m string) { e.log.Info("resuming: " + m) }); err != nil {
+				e.log.Warn("bringing the tunnel back up", "err", err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	e.upMu.Lock()
+	defer e.upMu.Unlock()
+	e.stop()
+	return nil
+}
+
+// Up implements ctl.Backend.
+func (e *Engine) Up(ctx context.Context, req ctl.UpRequest, progress func(string)) error {
+	e.upMu.Lock()
+	defer e.upMu.Unlock()
+	e.mu.Lock()
+	s := e.running
+	e.mu.Unlock()
+	if s == nil {
+		_, lerr := e.dir.LoadIdentity()
+		fresh := errors.Is(lerr, nodestate.ErrNoIdentity)
+		if fresh && req.Token != "" {
+			if tok, perr := wire.ParseToken(req.Token); perr == nil {
+				progress("enrolling with the coordinator at " + tok.URL)
+			}
+		}
+		id, err := agent.Enroll(ctx, e.dir, req.Token, wire.RoleClient, e.cfg.Hostname)
+		if err != nil {
+			return err
+		}
+		if fresh {
+			progress(fmt.Sprintf("enrolled as %s, overlay address %s", id.Node.Name, id.Node.Address))
+		}
+		s, err = e.start(id)
+		if err != nil {
+			return err
+		}
+		if err := e.savePrefs(prefs{WantUp: true}); err != nil {
+			e.log.Warn("saving prefs", "err", err)
+		}
+		progress("connecting to the coordinator at " + id.URL)
+	}
+	return e.waitReady(ctx, s, progress)
+}
+
+// start creates the devices and starts the control session.
+func (e *Engine) start(id *nodestate.Identity) (*session, error) {
+	td, err := e.cfg.Platform.CreateTUN(e.cfg.Interface, e.cfg.MTU)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", e.cfg.Interface, err)
+	}
+	bind, rel := e.cfg.NewBind()
+	dev, err := wgdev.New(td, bind, e.log)
+	if err != nil {
+		td.Close()
+		return nil, err
+	}
+	router, err := e.cfg.Platform.NewRouter()
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{id: id, tun: td, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), applied: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.runErr = agent.Run(ctx, agent.Config{
+			Dir:      e.dir,
+			Identity: id,
+			Apply:    func(ctx context.Context, nm *wire.NetMap) error { return e.apply(ctx, s, nm) },
+			OnState:  e.onState,
+			Logger:   e.log,
+		})
+		if errors.Is(s.runErr, context.Canceled) {
+			s.runErr = nil
+		} else if s.runErr != nil {
+			e.log.Error("control session ended", "err", s.runErr)
+		}
+	}()
+	e.mu.Lock()
+	e.running, e.connected, e.coordErr = s, false, ""
+	e.mu.Unlock()
+	return s, nil
+}
+
+func (e *Engine) onState(connected bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if connected != e.connected {
+		e.since = time.Now()
+	}
+	e.connected = connected
+	e.coordErr = ""
+	if err != nil && !connected {
+		e.coordErr = err.Error()
+	}
+}
+
+// waitReady returns once a netmap is applied and every connector that
+// serves a tunnelled route has completed a handshake.
+func (e *Engine) waitReady(ctx context.Context, s *session, progress func(string)) error {
+	select {
+	case <-s.applied:
+	case <-s.done:
+		return fmt.Errorf("the control session ended: %w", s.runErr)
+	case <-time.After(e.cfg.NetMapWait):
+		e.mu.Lock()
+		why := e.coordErr
+		e.mu.Unlock()
+		if why == "" {
+			why = "no netmap yet"
+		}
+		return fmt.Errorf("not up yet: %s; still trying in the background (see: warren status)", why)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	v := s.currentView()
+	progress(fmt.Sprintf("netmap v%d applied: %d prefixes tunnelled", v.version, len(v.tunnel)))
+	pending := map[string]bool{}
+	for _, c := range v.connectors() {
+		pending[c] = true
+	}
+	deadline := time.After(e.cfg.HandshakeWait)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for len(pending) > 0 {
+		stats := e.handshakes(s)
+		for name := range pending {
+			if hs, ok := stats[name]; ok && !hs.IsZero() {
+				progress("connector " + name + ": handshake complete, routes live")
+				delete(pending, name)
+			}
+		}
+		if len(pending) == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			var names []string
+			for n := range pending {
+				names = append(names, n)
+			}
+			return fmt.Errorf("no handshake with connector %v within %v: is it online? (see: warren status)", names, e.cfg.HandshakeWait)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// handshakes maps connector names to their last handshake time.
+func (e *Engine) handshakes(s *session) map[string]time.Time {
+	stats, err := s.dev.Stats()
+	if err != nil {
+		return nil
+	}
+	v := s.currentView()
+	out := map[string]time.Time{}
+	for _, st := range stats {
+		if p, ok := v.byKey[st.PublicKey]; ok {
+			out[p.Name] = st.LastHandshake
+		}
+	}
+	return out
+}
+
+// Down implements ctl.Backend.
+func (e *Engine) Down(ctx context.Context) error {
+	e.upMu.Lock()
+	defer e.upMu.Unlock()
+	if err := e.savePrefs(prefs{WantUp: false}); err != nil {
+		e.log.Warn("saving prefs", "err", err)
+	}
+	e.stop()
+	return nil
+}
+
+// stop tears the session down and removes everything installed.
+func (e *Engine) stop() {
+	e.mu.Lock()
+	s := e.running
+	e.running, e.connected = nil, false
+	e.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.cancel()
+	<-s.done
+	if err := s.router.Set(nil); err != nil {
+		e.log.Warn("removing routes", "err", err)
+	}
+	s.router.Close()
+	s.dev.Close() // closes the TUN and the Bind
+	e.log.Info("tunnel down")
+}
+
+// relayAddr resolves the relay endpoint of a netmap.
+func relayAddr(ctx context.Context, endpoint string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(endpoint); err == nil {
+		return ap, nil
+	}
+	host, port, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("relay endpoint %q: %w", endpoint, err)
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("resolving relay %s: %w", host, err)
+	}
+	p, err := netip.ParseAddrPort(net.JoinHostPort(ips[0].Unmap().String(), port))
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return p, nil
+}
+
+// coordinatorAddrs resolves the coordinator's host, for the hard guards.
+func coordinatorAddrs(ctx context.Context, rawURL string) []netip.Addr {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil
+	}
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+		return []netip.Addr{a.Unmap()}
+	}
+	ips, _ := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+	return ips
+}

@@ -1,0 +1,57 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/split"
+)
+
+// Why implements ctl.Backend: the split-tunnel decision for one address,
+// from the netmap applied now, and whether it shadows a local LAN.
+func (e *Engine) Why(ctx context.Context, ip netip.Addr) (ctl.Why, error) {
+	e.mu.Lock()
+	s := e.running
+	e.mu.Unlock()
+	if s == nil {
+		return ctl.Why{}, errors.New("the tunnel is down: run warren up")
+	}
+	v := s.currentView()
+	if v == nil {
+		return ctl.Why{}, errors.New("no netmap applied yet: see warren status")
+	}
+	ex := split.Explain(v.policy, v.routed, v.guards, ip)
+	w := ctl.Why{IP: ex.IP, Tunnelled: ex.Tunnelled, Reason: ex.Reason}
+	if ex.Route != nil {
+		w.Route, w.Connector = ex.Route.Prefix, ex.Route.Connector
+	}
+	if ex.Entry != nil {
+		w.Entry = ex.Entry.Prefix
+	}
+	if lan, ok := e.localLAN(ex.IP); ok {
+		if ex.Tunnelled {
+			w.LocalLAN = fmt.Sprintf("%s is also on this machine's LAN %s: the tunnel wins", ex.IP, lan)
+		} else {
+			w.LocalLAN = fmt.Sprintf("%s is on this machine's LAN %s, which carries it", ex.IP, lan)
+		}
+	}
+	return w, nil
+}
+
+// localLAN finds the directly connected prefix holding ip, if any.
+func (e *Engine) localLAN(ip netip.Addr) (netip.Prefix, bool) {
+	lans, err := e.cfg.Platform.LocalPrefixes()
+	if err != nil {
+		e.log.Debug("reading local prefixes", "err", err)
+		return netip.Prefix{}, false
+	}
+	for _, p := range lans {
+		if p.Contains(ip) {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
+}

@@ -1,0 +1,605 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// DefaultKeepaliveInterval is how often a Bind sends a HELLO unless
+// configured otherwise.
+const DefaultKeepaliveInterval = 15 * time.Second
+
+const (
+	// EndpointPrefix starts the UAPI endpoint of a peer reached through
+	// the relay: "relay:" and the peer's base64 public key.
+	EndpointPrefix = "relay:"
+
+	firstRetry   = time.Second // first resend of an unanswered HELLO; doubles up to the interval
+	minHelloGap  = time.Second // between HELLOs the relay asked for
+	maxEndpoints = 4096        // endpoints cached; more are made afresh each time
+	helloCap     = helloFixedLen + maxClaimsLen
+)
+
+// BindConfig configures a Bind.
+type BindConfig struct {
+	// Logger receives relay state changes and rate-limited per-packet
+	// errors. Nil discards.
+	Logger *slog.Logger
+	// KeepaliveInterval is how often the Bind sends a HELLO while open,
+	// keeping its registration at the relay and its NAT mapping alive.
+	// Zero means DefaultKeepaliveInterval. Keep it well under
+	// RegistrationTimeout.
+	KeepaliveInterval time.Duration
+}
+
+// ErrNoRelay is returned by Send while no relay address or no usable
+// credential is set.
+var ErrNoRelay = errors.New("relay bind: no relay configured")
+
+var errMarkUnsupported = errors.New("relay bind: fwmark is not supported")
+
+// Bind is the node side of the relay: a wireguard-go conn.Bind whose
+// peers are named by public key ("relay:<key>") and reached through the
+// relay. Send wraps each WireGuard datagram in a DATA frame addressed to
+// the peer's key and sends it to the relay; DATA frames from the relay are
+// unwrapped and reported as coming from the endpoint of their source key.
+//
+// The Bind owns one UDP socket (the unspecified address; the port Open
+// is given, or a random one) while open, and one goroutine that sends a
+// HELLO at once and every KeepaliveInterval, sooner while unanswered.
+// Close closes the socket, which makes the ReceiveFuncs return
+// net.ErrClosed, and stops the goroutine before it returns. Open after
+// Close opens afresh; wireguard-go does this on every BindUpdate.
+//
+// All methods are safe for concurrent use.
+type Bind struct {
+	log      *slog.Logger
+	logs     *logLimiter
+	interval time.Duration
+
+	target  atomic.Pointer[target]  // set by SetRelay; replaced, never modified
+	ack     atomic.Pointer[ackInfo] // the last genuine HELLO-ACK
+	refusal atomic.Pointer[refusalInfo]
+	lastTS  atomic.Uint64 // the last HELLO timestamp used; only grows
+
+	mu   sync.Mutex // serialises Open and Close; guards open
+	open *socket    // nil while closed
+	live atomic.Pointer[socket]
+
+	endpoints  sync.Map // wire.Key → *Endpoint
+	nEndpoints atomic.Int64
+
+	sendPool sync.Pool // *sendBatch
+	recvPool sync.Pool // *[]ipv4.Message
+}
+
+var _ conn.Bind = (*Bind)(nil)
+
+// target is a relay address with the credential to present there.
+type target struct {
+	relay netip.AddrPort
+	udp   *net.UDPAddr
+	text  string          // the credential as given, to spot a change
+	cred  *nodeCredential // nil if text did not parse
+	// minTS is the HELLO timestamp in use when the target was set: only
+	// an ACK of a later HELLO belongs to this target.
+	minTS uint64
+}
+
+func (t *target) usable() bool { return t != nil && t.relay.IsValid() && t.cred != nil }
+
+type ackInfo struct {
+	t        *target
+	s        *socket
+	ts       uint64
+	at       time.Time
+	observed netip.AddrPort
+}
+
+type refusalInfo struct {
+	code Code
+	key  wire.Key
+	at   time.Time
+}
+
+// socket is one open period of the Bind.
+type socket struct {
+	conn   *net.UDPConn
+	bc     batchConn
+	closed atomic.Bool
+	kick   chan struct{} // capacity 1: the relay asked for a HELLO, or the target changed
+	stop   chan struct{} // closed by Close
+	done   chan struct{} // closed when the keepalive loop has returned
+}
+
+type sendBatch struct {
+	hdr [DataHeaderLen]byte
+	ms  []ipv4.Message
+}
+
+// NewBind returns a closed Bind with no relay set.
+func NewBind(cfg BindConfig) *Bind {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.KeepaliveInterval <= 0 {
+		cfg.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	b := &Bind{log: cfg.Logger, logs: newLogLimiter(cfg.Logger, logEvery), interval: cfg.KeepaliveInterval}
+	b.sendPool.New = func() any {
+		sb := &sendBatch{ms: make([]ipv4.Message, conn.IdealBatchSize)}
+		for i := range sb.ms {
+			sb.ms[i].Buffers = make([][]byte, 2)
+		}
+		return sb
+	}
+	b.recvPool.New = func() any {
+		ms := make([]ipv4.Message, conn.IdealBatchSize)
+		for i := range ms {
+			ms[i].Buffers = make([][]byte, 1)
+		}
+		return &ms
+	}
+	return b
+}
+
+// SetRelay sets the relay's address and this node's credential for it.
+// It may be called at any time, open or closed. A change takes effect at
+// once: an open Bind sends a HELLO to the (new) relay immediately. The
+// same values again change nothing. The zero address turns the relay
+// off. An unparsable credential is logged (never its text) and leaves the
+// Bind without a usable relay until a good one is set.
+func (b *Bind) SetRelay(addr netip.AddrPort, credential string) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if old := b.target.Load(); old != nil && old.relay == addr && old.text == credential {
+		return
+	}
+	t := &target{relay: addr, text: credential, minTS: b.lastTS.Load()}
+	if addr.IsValid() {
+		t.udp = net.UDPAddrFromAddrPort(addr)
+	}
+	if credential != "" {
+		nc, err := parseNodeCredential(credential)
+		if err != nil {
+			b.log.Warn("relay credential is unusable; relay path off until a new one arrives", "relay", addr.String(), "err", err)
+		}
+		t.cred = nc
+	}
+	b.target.Store(t)
+	b.log.Info("relay set", "relay", addr.String(), "credential", t.cred != nil)
+	if s := b.live.Load(); s != nil {
+		s.poke()
+	}
+}
+
+// BindStatus is the Bind's view of its relay, for `warren status`.
+type BindStatus struct {
+	// Relay is the address SetRelay set; the zero AddrPort if none.
+	Relay netip.AddrPort
+	// Connected reports whether the Bind is open and the relay confirmed
+	// its registration recently enough for it to be live.
+	Connected bool
+	// LastAck is when the relay last confirmed the registration of this
+	// socket, relay and credential; zero if it has not.
+	LastAck time.Time
+	// Observed is this node's address as the relay last saw it: its
+	// public address when behind NAT.
+	Observed netip.AddrPort
+	// LastRefusal is the relay's last refusal and when it came; zero if
+	// none. Refusals are not authenticated: a hint, not a fact.
+	LastRefusal   Code
+	LastRefusalAt time.Time
+}
+
+// Status returns the relay state.
+func (b *Bind) Status() BindStatus {
+	var st BindStatus
+	t := b.target.Load()
+	if t != nil {
+		st.Relay = t.relay
+	}
+	if a := b.currentAck(t); a != nil {
+		st.LastAck, st.Observed = a.at, a.observed
+		st.Connected = time.Since(a.at) < b.liveFor()
+	}
+	if r := b.refusal.Load(); r != nil {
+		st.LastRefusal, st.LastRefusalAt = r.code, r.at
+	}
+	return st
+}
+
+// Connected reports whether the Bind is open and its registration at the
+// relay is live, as far as the relay's last HELLO-ACK says.
+func (b *Bind) Connected() bool { return b.Status().Connected }
+
+// currentAck returns the last ACK if it belongs to t and the open socket.
+func (b *Bind) currentAck(t *target) *ackInfo {
+	a := b.ack.Load()
+	if a == nil || t == nil || a.t != t || a.s != b.live.Load() {
+		return nil
+	}
+	return a
+}
+
+// liveFor is how long after an ACK the registration counts as live: three
+// keepalives, and never past the relay's timeout.
+func (b *Bind) liveFor() time.Duration { return min(3*b.interval, RegistrationTimeout) }
+
+// Open implements conn.Bind. It opens the UDP socket on port (zero picks
+// one) and starts sending HELLOs.
+func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open != nil {
+		return nil, 0, conn.ErrBindAlreadyOpen
+	}
+	c, err := net.ListenUDP("udp", &net.UDPAddr{Port: int(port)})
+	if err != nil {
+		return nil, 0, fmt.Errorf("relay bind: listening on UDP port %d: %w", port, err)
+	}
+	s := &socket{
+		conn: c,
+		bc:   newBatchConn(c),
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	b.open = s
+	b.live.Store(s)
+	go b.keepalive(s)
+	return []conn.ReceiveFunc{b.receiveFunc(s)}, uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
+}
+
+// Close implements conn.Bind: it closes the socket, so that the
+// ReceiveFuncs return net.ErrClosed and Send fails with it, and stops the
+// keepalive goroutine before returning. Closing a closed Bind does
+// nothing.
+func (b *Bind) Close() error {
+	b.mu.Lock()
+	s := b.open
+	b.open = nil
+	b.live.Store(nil)
+	b.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	s.closed.Store(true)
+	err := s.conn.Close()
+	close(s.stop)
+	<-s.done
+	if err != nil {
+		return fmt.Errorf("relay bind: closing socket: %w", err)
+	}
+	return nil
+}
+
+// SetMark implements conn.Bind. Marks are not supported; zero is
+// accepted, as it asks for nothing.
+func (b *Bind) SetMark(mark uint32) error {
+	if mark != 0 {
+		return errMarkUnsupported
+	}
+	return nil
+}
+
+// BatchSize implements conn.Bind.
+func (b *Bind) BatchSize() int { return conn.IdealBatchSize }
+
+// ParseEndpoint implements conn.Bind. It accepts "relay:" followed by a
+// peer's base64 WireGuard public key.
+func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
+	// A direct path would also accept "ip:port" here.
+	rest, ok := strings.CutPrefix(s, EndpointPrefix)
+	if !ok {
+		return nil, fmt.Errorf("relay bind: endpoint %q is not %s<base64 public key>", s, EndpointPrefix)
+	}
+	k, err := wire.ParseKey(rest)
+	if err != nil {
+		return nil, fmt.Errorf("relay bind: endpoint %q: %w", s, err)
+	}
+	return b.endpoint(k), nil
+}
+
+// Send implements conn.Bind: it sends each datagram in bufs to ep's peer
+// through the relay, in one batch where the platform allows.
+func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	e, ok := ep.(*Endpoint)
+	if !ok {
+		return conn.ErrWrongEndpointType
+	}
+	s := b.live.Load()
+	if s == nil {
+		return net.ErrClosed
+	}
+	// The direct path goes here when it is built: if e has a peer
+	// address known to work, send bufs there as they are (plain
+	// WireGuard) and return; otherwise fall through to the relay.
+	t := b.target.Load()
+	if !t.usable() {
+		return ErrNoRelay
+	}
+	sb := b.sendPool.Get().(*sendBatch)
+	defer b.sendPool.Put(sb)
+	putDataHeader(sb.hdr[:], &e.key)
+	var first error
+	for len(bufs) > 0 {
+		ms := sb.ms[:min(len(bufs), len(sb.ms))]
+		for i := range ms {
+			ms[i].Buffers[0], ms[i].Buffers[1], ms[i].Addr = sb.hdr[:], bufs[i], t.udp
+		}
+		writeAll(s.bc, ms, func(_ int, err error) {
+			if first == nil {
+				first = err
+			}
+		})
+		for i := range ms {
+			ms[i].Buffers[1], ms[i].Addr = nil, nil
+		}
+		bufs = bufs[len(ms):]
+	}
+	switch {
+	case first == nil:
+		return nil
+	case s.closed.Load():
+		return net.ErrClosed
+	}
+	return fmt.Errorf("relay bind: sending to relay %v: %w", t.relay, first)
+}
+
+func (b *Bind) receiveFunc(s *socket) conn.ReceiveFunc {
+	return func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+		pm := b.recvPool.Get().(*[]ipv4.Message)
+		ms := (*pm)[:min(len(packets), len(*pm))]
+		defer func() {
+			for i := range ms {
+				ms[i].Buffers[0], ms[i].Addr = nil, nil
+			}
+			b.recvPool.Put(pm)
+		}()
+		for {
+			for i := range ms {
+				ms[i].Buffers[0] = packets[i]
+			}
+			n, err := s.bc.ReadBatch(ms, 0)
+			if err != nil {
+				if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+					return 0, net.ErrClosed
+				}
+				return 0, fmt.Errorf("relay bind: reading: %w", err)
+			}
+			if b.unwrap(s, ms[:n], packets, sizes, eps) > 0 {
+				return n, nil
+			}
+		}
+	}
+}
+
+// unwrap handles the frames just read into packets: DATA is moved to the
+// start of its buffer and sized, everything else is handled here and
+// sized zero (wireguard-go skips those). It returns the number of
+// datagrams for wireguard-go.
+func (b *Bind) unwrap(s *socket, ms []ipv4.Message, packets [][]byte, sizes []int, eps []conn.Endpoint) int {
+	t := b.target.Load()
+	got := 0
+	for i := range ms {
+		sizes[i] = 0
+		if t == nil || !t.relay.IsValid() || addrPortOf(ms[i].Addr) != t.relay {
+			// Not from the relay. A direct path would take WireGuard
+			// datagrams from peers' addresses here.
+			continue
+		}
+		pkt := packets[i][:ms[i].N]
+		f, err := Parse(pkt)
+		if err != nil {
+			b.logs.logf(slog.LevelDebug, "relay bind: dropped a malformed frame from the relay", "err", err)
+			continue
+		}
+		switch f.Type {
+		case TypeData:
+			sizes[i] = copy(packets[i], f.Payload)
+			eps[i] = b.endpoint(f.Key)
+			got++
+		case TypeHelloAck:
+			b.onAck(s, t, pkt, f)
+		case TypeError:
+			b.onRefusal(s, f)
+		}
+	}
+	return got
+}
+
+func (b *Bind) onAck(s *socket, t *target, pkt []byte, f Frame) {
+	if t.cred == nil || f.Timestamp <= t.minTS || !checkAck(t.cred, pkt, f) {
+		b.logs.logf(slog.LevelDebug, "relay bind: ignored a HELLO-ACK that is not for this relay and credential")
+		return
+	}
+	prev := b.currentAck(t)
+	now := time.Now()
+	b.ack.Store(&ackInfo{t: t, s: s, ts: f.Timestamp, at: now, observed: f.Observed})
+	if prev == nil || now.Sub(prev.at) >= b.liveFor() {
+		b.log.Info("relay registration live", "relay", t.relay.String(), "observed", f.Observed.String())
+	}
+}
+
+func (b *Bind) onRefusal(s *socket, f Frame) {
+	b.refusal.Store(&refusalInfo{code: f.Code, key: f.Key, at: time.Now()})
+	args := []any{"code", f.Code.String()}
+	if !f.Key.IsZero() {
+		args = append(args, "peer", f.Key.String())
+	}
+	switch f.Code {
+	case CodeNotRegistered:
+		// The relay forgot us (it restarted, or we were silent too
+		// long): register again without waiting for the keepalive.
+		s.poke()
+		b.logs.logf(slog.LevelInfo, "relay bind: relay lost our registration; sending HELLO", args...)
+	case CodeExpired, CodeBadCredential, CodeStale:
+		b.logs.logf(slog.LevelWarn, "relay bind: relay refused our HELLO", args...)
+	default:
+		b.logs.logf(slog.LevelDebug, "relay bind: relay refused a datagram", args...)
+	}
+}
+
+func (s *socket) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// keepalive sends HELLOs on s until Close: at once, then every interval
+// once answered; unanswered, it resends after 1 s, 2 s, 4 s … up to the
+// interval. A poke sends one at once for a new target, or no sooner than
+// minHelloGap after the last for the same one.
+func (b *Bind) keepalive(s *socket) {
+	defer close(s.done)
+	var (
+		sentT  *target
+		sentTS uint64
+		sentAt time.Time
+		wait   time.Duration
+		poked  bool
+	)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+			poked = true
+		case <-timer.C:
+		}
+		t := b.target.Load()
+		if !t.usable() {
+			poked = false
+			timer.Reset(b.interval)
+			continue
+		}
+		now := time.Now()
+		if t == sentT {
+			acked := b.ackedSince(t, s, sentTS)
+			next := sentAt.Add(wait)
+			if acked {
+				next = sentAt.Add(b.interval)
+			}
+			if gap := sentAt.Add(minHelloGap); poked && gap.Before(next) {
+				next = gap
+			}
+			if now.Before(next) {
+				timer.Reset(next.Sub(now))
+				continue
+			}
+			if acked {
+				wait = min(firstRetry, b.interval)
+			} else {
+				wait = min(2*wait, b.interval)
+			}
+		} else {
+			wait = min(firstRetry, b.interval)
+		}
+		poked = false
+		sentT, sentTS, sentAt = t, b.sendHello(s, t), now
+		timer.Reset(wait)
+	}
+}
+
+// ackedSince reports whether the relay answered a HELLO at or after ts.
+func (b *Bind) ackedSince(t *target, s *socket, ts uint64) bool {
+	a := b.ack.Load()
+	return a != nil && a.t == t && a.s == s && a.ts >= ts
+}
+
+// sendHello sends a HELLO for t and returns its timestamp.
+func (b *Bind) sendHello(s *socket, t *target) uint64 {
+	ts := b.nextTS()
+	pkt := appendHello(make([]byte, 0, helloCap), t.cred, ts)
+	if _, err := s.conn.WriteToUDPAddrPort(pkt, t.relay); err != nil && !s.closed.Load() {
+		b.logs.logf(slog.LevelWarn, "relay bind: sending HELLO failed", "relay", t.relay.String(), "err", err)
+	}
+	return ts
+}
+
+// nextTS returns a HELLO timestamp: the wall clock in nanoseconds, or one
+// more than the last if the clock has not moved on.
+func (b *Bind) nextTS() uint64 {
+	for {
+		last := b.lastTS.Load()
+		ts := max(uint64(time.Now().UnixNano()), last+1)
+		if b.lastTS.CompareAndSwap(last, ts) {
+			return ts
+		}
+	}
+}
+
+// endpoint returns the endpoint of k, cached.
+func (b *Bind) endpoint(k wire.Key) *Endpoint {
+	if v, ok := b.endpoints.Load(k); ok {
+		return v.(*Endpoint)
+	}
+	e := newEndpoint(k)
+	if b.nEndpoints.Load() < maxEndpoints {
+		v, loaded := b.endpoints.LoadOrStore(k, e)
+		if !loaded {
+			b.nEndpoints.Add(1)
+		}
+		return v.(*Endpoint)
+	}
+	return e
+}
+
+// Endpoint is a peer reached through the relay, named by its WireGuard
+// public key. It implements conn.Endpoint and is immutable.
+type Endpoint struct {
+	key wire.Key
+	dst string
+	ip  netip.Addr
+}
+
+var _ conn.Endpoint = (*Endpoint)(nil)
+
+func newEndpoint(k wire.Key) *Endpoint {
+	// A synthetic address in fd00::/8 made from the key. It is never
+	// routed or dialled: wireguard-go's handshake rate limiter keys on
+	// DstIP when under load, and this keeps relayed peers apart there.
+	var a [16]byte
+	a[0] = 0xfd
+	copy(a[1:], k[:15])
+	return &Endpoint{key: k, dst: EndpointPrefix + k.String(), ip: netip.AddrFrom16(a)}
+}
+
+// Key returns the peer's public key.
+func (e *Endpoint) Key() wire.Key { return e.key }
+
+// ClearSrc implements conn.Endpoint; a relayed endpoint has no source.
+func (e *Endpoint) ClearSrc() {}
+
+// SrcToString implements conn.Endpoint.
+func (e *Endpoint) SrcToString() string { return "" }
+
+// DstToString implements conn.Endpoint: "relay:<base64 key>", which
+// ParseEndpoint reads back, so UAPI get and set agree.
+func (e *Endpoint) DstToString() string { return e.dst }
+
+// DstToBytes implements conn.Endpoint: the key, which wireguard-go MACs
+// into cookies as the peer's address.
+func (e *Endpoint) DstToBytes() []byte { return append([]byte(nil), e.key[:]...) }
+
+// DstIP implements conn.Endpoint: the synthetic address described in
+// newEndpoint.
+func (e *Endpoint) DstIP() netip.Addr { return e.ip }
+
+// SrcIP implements conn.Endpoint; a relayed endpoint has no source.
+func (e *Endpoint) SrcIP() netip.Addr { return netip.Addr{} }

@@ -1,0 +1,599 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/ipv4"
+
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+// RegistrationTimeout is how long a registration lives without a HELLO.
+// Nodes send one every BindConfig.KeepaliveInterval (15 s by default).
+const RegistrationTimeout = 60 * time.Second
+
+const (
+	allowedTTL    = time.Second // how long an Allowed answer is reused
+	sweepInterval = time.Second // how often the read loop forgets what expired
+	// forgetAfter is how long an expired registration is kept, so that the
+	// node's datagrams are refused with the reason (its credential
+	// expired) rather than "not registered".
+	forgetAfter   = RegistrationTimeout
+	replyInterval = time.Second // at most one refusal per address per interval
+	maxReplied    = 4096        // addresses remembered for refusal limiting
+	helloRate     = 10000       // HELLOs verified per second, whole server
+	helloBurst    = 1000
+	readBatch     = 64 // datagrams per recvmmsg
+	maxReadFails  = 10 // consecutive read errors before pausing
+	logEvery      = 10 * time.Second
+)
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Key verifies credentials: the key the coordinator issues them with
+	// (see NewKey). At least KeyLen bytes.
+	Key []byte
+	// Allowed is the policy: whether src may send to dst. The coordinator
+	// answers from its current snapshot: both enrolled, one a client and
+	// the other a connector. The server asks once per (src, dst) pair and
+	// reuses the answer for a second, so a revocation bites within a
+	// second. It is called from the server's read loop: it must be fast,
+	// safe for concurrent use, and must not call back into the Server.
+	Allowed func(src, dst wire.Key) bool
+	// Logger receives registration events and rate-limited per-packet
+	// errors. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock for registrations, credentials and rate limits.
+	// Nil means time.Now.
+	Now func() time.Time
+	// NodeRate caps the bytes per second one node may send through the
+	// relay, with a burst of a tenth of a second (at least 64 KiB). Excess
+	// datagrams are dropped and counted as RateLimited. Zero means no cap
+	// beyond the node's queue.
+	NodeRate int64
+}
+
+// Validate checks the configuration.
+func (c ServerConfig) Validate() error {
+	if err := checkKey(c.Key); err != nil {
+		return err
+	}
+	if c.Allowed == nil {
+		return errors.New("relay server: no Allowed policy")
+	}
+	if c.NodeRate < 0 {
+		return fmt.Errorf("relay server: node rate %d is negative", c.NodeRate)
+	}
+	return nil
+}
+
+// ErrServerClosed is returned by Serve once Close has been called.
+var ErrServerClosed = errors.New("relay server closed")
+
+// Server is the relay: it forwards DATA frames between registered nodes
+// the policy lets talk, without ever reading the datagrams inside.
+//
+// Serve runs two goroutines besides its own: a read loop, which parses
+// and verifies every frame, owns the registrations and decides what to
+// forward, and a write loop, which sends what the read loop queued. The
+// read loop never waits for the write loop: what does not fit a queue is
+// dropped and counted. Serve stops both before it returns.
+type Server struct {
+	key      []byte
+	allowed  func(src, dst wire.Key) bool
+	log      *slog.Logger
+	logs     *logLimiter
+	now      func() time.Time
+	nodeRate float64
+	burst    float64
+	sched    *sched
+	stats    counters
+
+	mu      sync.Mutex // guards the lifecycle fields below
+	closed  bool
+	serving bool
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when Serve returns
+}
+
+// NewServer returns a server; Serve runs it.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{
+		key:      append([]byte(nil), cfg.Key...),
+		allowed:  cfg.Allowed,
+		log:      cfg.Logger,
+		logs:     newLogLimiter(cfg.Logger, logEvery),
+		now:      cfg.Now,
+		nodeRate: float64(cfg.NodeRate),
+		burst:    max(float64(cfg.NodeRate)/10, 64<<10),
+		sched:    newSched(),
+	}, nil
+}
+
+// Serve relays on pc until ctx ends or Close is called, then closes pc,
+// stops its goroutines and returns nil. It takes ownership of pc. It
+// returns an error if pc fails (is closed by someone else), and
+// ErrServerClosed if called after Close. A Server serves once.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		pc.Close()
+		return ErrServerClosed
+	case s.serving:
+		s.mu.Unlock()
+		pc.Close()
+		return errors.New("relay server is already serving")
+	}
+	s.serving = true
+	ctx, cancel := context.WithCancel(ctx)
+	s.cancel, s.done = cancel, make(chan struct{})
+	s.mu.Unlock()
+	defer close(s.done)
+	defer cancel()
+
+	s.log.Info("relay serving", "listen", pc.LocalAddr().String())
+	bc := newBatchConn(pc)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.writeLoop(ctx, bc) })
+	// Closing the socket is what unblocks the read loop.
+	wg.Go(func() {
+		<-ctx.Done()
+		pc.Close()
+	})
+	err := s.readLoop(ctx, bc)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// Close stops Serve and waits for it to return. It is idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+// Stats are the server's counters since it was made.
+type Stats struct {
+	// Registrations is the number of registered nodes, as of the last
+	// sweep (at most a second old).
+	Registrations int
+	// Hellos counts HELLOs accepted.
+	Hellos uint64
+	// Forwarded counts DATA frames sent on, and ForwardedBytes their
+	// datagrams' bytes.
+	Forwarded      uint64
+	ForwardedBytes uint64
+	// Replies counts HELLO-ACKs and refusals sent.
+	Replies uint64
+	// ReadErrors counts socket reads that failed.
+	ReadErrors uint64
+	// Dropped counts what was not forwarded or answered, by reason.
+	Dropped Drops
+}
+
+// Drops counts frames dropped, by reason. Each dropped frame counts once.
+type Drops struct {
+	Malformed     uint64 // not a frame, or not one a node sends
+	BadCredential uint64 // HELLO whose claims or MAC did not verify
+	Expired       uint64 // HELLO with an expired credential, or DATA from its node
+	Stale         uint64 // HELLO not newer than the registered one
+	HelloLimited  uint64 // HELLO over the server's verification budget
+	NotRegistered uint64 // DATA from an address with no registration
+	UnknownPeer   uint64 // DATA to a key with no registration
+	NotAllowed    uint64 // DATA the policy refuses
+	RateLimited   uint64 // DATA over its node's NodeRate
+	QueueFull     uint64 // DATA that found its node's queue full
+	ReplyLimited  uint64 // refusals and ACKs not sent: limited or queue full
+	WriteError    uint64 // frames the socket refused to send
+}
+
+type counters struct {
+	registrations                                          atomic.Int64
+	hellos, forwarded, forwardedBytes, replies, readErrors atomic.Uint64
+	malformed, badCredential, expired, stale, helloLimited atomic.Uint64
+	notRegistered, unknownPeer, notAllowed, rateLimited    atomic.Uint64
+	queueFull, replyLimited, writeError                    atomic.Uint64
+}
+
+// Stats returns the counters. It is safe to call at any time.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Registrations:  int(c.registrations.Load()),
+		Hellos:         c.hellos.Load(),
+		Forwarded:      c.forwarded.Load(),
+		ForwardedBytes: c.forwardedBytes.Load(),
+		Replies:        c.replies.Load(),
+		ReadErrors:     c.readErrors.Load(),
+		Dropped: Drops{
+			Malformed:     c.malformed.Load(),
+			BadCredential: c.badCredential.Load(),
+			Expired:       c.expired.Load(),
+			Stale:         c.stale.Load(),
+			HelloLimited:  c.helloLimited.Load(),
+			NotRegistered: c.notRegistered.Load(),
+			UnknownPeer:   c.unknownPeer.Load(),
+			NotAllowed:    c.notAllowed.Load(),
+			RateLimited:   c.rateLimited.Load(),
+			QueueFull:     c.queueFull.Load(),
+			ReplyLimited:  c.replyLimited.Load(),
+			WriteError:    c.writeError.Load(),
+		},
+	}
+}
+
+// registration is one node's presence at the relay. All fields but q are
+// owned by the read loop; q is guarded by the sched's mutex.
+type registration struct {
+	key    wire.Key
+	nodeID string
+	// addr is where the node's last HELLO came from; the zero AddrPort
+	// once another node's HELLO came from the same address.
+	addr netip.AddrPort
+	// udp is addr for the write loop: replaced, never modified, so a
+	// datagram queued before a rebinding keeps the address it had.
+	udp         *net.UDPAddr
+	helloTS     uint64
+	credExpires time.Time
+	// expires is the earlier of the last HELLO plus RegistrationTimeout
+	// and the credential's expiry.
+	expires time.Time
+	logged  bool // its expiry was logged
+	bucket  tokenBucket
+	q       queue
+}
+
+func (r *registration) live(now time.Time) bool { return now.Before(r.expires) }
+
+type pair struct{ src, dst wire.Key }
+
+type verdict struct {
+	ok bool
+	at time.Time
+}
+
+// readState is everything the read loop owns. Nothing else touches it,
+// so it needs no lock.
+type readState struct {
+	byKey     map[wire.Key]*registration
+	byAddr    map[netip.AddrPort]*registration
+	verdicts  map[pair]verdict
+	replied   map[netip.AddrPort]time.Time
+	hellos    tokenBucket
+	lastSweep time.Time
+	queued    bool // something was queued since the write loop was woken
+}
+
+func (s *Server) readLoop(ctx context.Context, bc batchConn) error {
+	rs := &readState{
+		byKey:    map[wire.Key]*registration{},
+		byAddr:   map[netip.AddrPort]*registration{},
+		verdicts: map[pair]verdict{},
+		replied:  map[netip.AddrPort]time.Time{},
+	}
+	ms := make([]ipv4.Message, readBatch)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, MaxFrameLen)}
+	}
+	var deadline time.Time
+	fails := 0
+	for {
+		// A read deadline wakes an idle loop to sweep.
+		if wall := time.Now(); deadline.Sub(wall) < sweepInterval/2 {
+			deadline = wall.Add(sweepInterval)
+			if err := bc.SetReadDeadline(deadline); err != nil && ctx.Err() == nil {
+				return fmt.Errorf("relay socket: setting read deadline: %w", err)
+			}
+		}
+		n, err := bc.ReadBatch(ms, 0)
+		if ctx.Err() != nil {
+			return nil
+		}
+		now := s.now()
+		if now.Sub(rs.lastSweep) >= sweepInterval || now.Before(rs.lastSweep) {
+			s.sweep(rs, now)
+		}
+		if err != nil {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				continue
+			case errors.Is(err, net.ErrClosed):
+				return fmt.Errorf("relay socket closed while serving: %w", err)
+			}
+			s.stats.readErrors.Add(1)
+			s.logs.logf(slog.LevelWarn, "relay read failed", "err", err)
+			if fails++; fails >= maxReadFails {
+				fails = 0
+				t := time.NewTimer(100 * time.Millisecond)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			}
+			continue
+		}
+		fails = 0
+		for i := range n {
+			s.handle(rs, now, ms[i].Buffers[0][:ms[i].N], addrPortOf(ms[i].Addr))
+		}
+		if rs.queued {
+			rs.queued = false
+			s.sched.signal()
+		}
+	}
+}
+
+// sweep forgets registrations expired for longer than forgetAfter, old
+// verdicts and old refusal times, and counts the live registrations.
+func (s *Server) sweep(rs *readState, now time.Time) {
+	rs.lastSweep = now
+	live := 0
+	for k, r := range rs.byKey {
+		switch {
+		case r.live(now):
+			live++
+			continue
+		case !r.logged:
+			r.logged = true
+			s.log.Info("relay registration expired", "node", r.nodeID, "key", r.key.String())
+		}
+		if now.Before(r.expires.Add(forgetAfter)) {
+			continue
+		}
+		delete(rs.byKey, k)
+		if r.addr.IsValid() && rs.byAddr[r.addr] == r {
+			delete(rs.byAddr, r.addr)
+		}
+	}
+	s.stats.registrations.Store(int64(live))
+	for p, v := range rs.verdicts {
+		if !fresh(now, v.at, allowedTTL) {
+			delete(rs.verdicts, p)
+		}
+	}
+	for a, at := range rs.replied {
+		if !fresh(now, at, replyInterval) {
+			delete(rs.replied, a)
+		}
+	}
+}
+
+// fresh reports whether at is less than ttl before now (and not after it:
+// a clock that stepped back makes everything stale).
+func fresh(now, at time.Time, ttl time.Duration) bool {
+	return !now.Before(at) && now.Sub(at) < ttl
+}
+
+func (s *Server) handle(rs *readState, now time.Time, pkt []byte, from netip.AddrPort) {
+	f, err := Parse(pkt)
+	if err == nil && f.Type != TypeHello && f.Type != TypeData {
+		err = fmt.Errorf("%w: %v frame from a node", ErrMalformed, f.Type)
+	}
+	if err != nil || !from.IsValid() {
+		s.stats.malformed.Add(1)
+		s.logs.logf(slog.LevelDebug, "relay dropped a malformed frame", "from", from.String(), "err", err)
+		return
+	}
+	if f.Type == TypeHello {
+		s.handleHello(rs, now, pkt, f, from)
+		return
+	}
+	s.handleData(rs, now, pkt, f, from)
+}
+
+func (s *Server) handleHello(rs *readState, now time.Time, pkt []byte, f Frame, from netip.AddrPort) {
+	if !rs.hellos.take(now, helloRate, helloBurst, 1) {
+		s.stats.helloLimited.Add(1)
+		s.logs.logf(slog.LevelWarn, "relay is over its HELLO budget; dropping HELLOs", "from", from.String())
+		return
+	}
+	c, tag, err := openHello(s.key, pkt, f, now)
+	switch {
+	case errors.Is(err, ErrExpired):
+		s.stats.expired.Add(1)
+		s.logs.logf(slog.LevelInfo, "relay refused a HELLO with an expired credential", "node", c.NodeID, "from", from.String())
+		s.refuse(rs, now, from, CodeExpired, wire.Key{})
+		return
+	case err != nil:
+		s.stats.badCredential.Add(1)
+		s.logs.logf(slog.LevelWarn, "relay refused a HELLO", "from", from.String(), "err", err)
+		s.refuse(rs, now, from, CodeBadCredential, wire.Key{})
+		return
+	}
+	r := rs.byKey[c.PublicKey]
+	if r != nil && r.live(now) && f.Timestamp <= r.helloTS && !(f.Timestamp == r.helloTS && from == r.addr) {
+		// Older, or the same HELLO from somewhere else: a replay. (The
+		// same HELLO from the same address is a duplicate; ACK it again.)
+		s.stats.stale.Add(1)
+		s.logs.logf(slog.LevelWarn, "relay refused a stale HELLO", "node", c.NodeID, "from", from.String())
+		s.refuse(rs, now, from, CodeStale, wire.Key{})
+		return
+	}
+	if r == nil || !r.live(now) {
+		if r == nil {
+			r = &registration{key: c.PublicKey}
+			rs.byKey[c.PublicKey] = r
+		}
+		r.logged = false
+		s.stats.registrations.Add(1)
+	}
+	if r.addr != from {
+		if r.addr.IsValid() && rs.byAddr[r.addr] == r {
+			delete(rs.byAddr, r.addr)
+		}
+		if other := rs.byAddr[from]; other != nil {
+			// A NAT gave this address to another node: the old
+			// holder is unreachable until its next HELLO.
+			other.addr, other.udp = netip.AddrPort{}, nil
+		}
+		rs.byAddr[from] = r
+		if r.addr.IsValid() {
+			s.log.Info("relay node moved", "node", c.NodeID, "key", c.PublicKey.String(), "addr", from.String(), "was", r.addr.String())
+		} else {
+			s.log.Info("relay registered node", "node", c.NodeID, "role", c.Role, "key", c.PublicKey.String(), "addr", from.String())
+		}
+		r.addr, r.udp = from, net.UDPAddrFromAddrPort(from)
+	}
+	r.nodeID = c.NodeID
+	r.helloTS = f.Timestamp
+	r.credExpires = c.Expires
+	r.expires = now.Add(RegistrationTimeout)
+	if c.Expires.Before(r.expires) {
+		r.expires = c.Expires
+	}
+	s.stats.hellos.Add(1)
+	s.queueCtl(rs, outPkt{buf: appendAck(make([]byte, 0, ackLen), &tag, f.Timestamp, from), addr: r.udp})
+}
+
+func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, f Frame, from netip.AddrPort) {
+	src := rs.byAddr[from]
+	switch {
+	case src != nil && !src.live(now) && !now.Before(src.credExpires):
+		s.stats.expired.Add(1)
+		s.refuse(rs, now, from, CodeExpired, wire.Key{})
+		return
+	case src == nil || !src.live(now):
+		s.stats.notRegistered.Add(1)
+		s.logs.logf(slog.LevelDebug, "relay dropped data from an unregistered address", "from", from.String())
+		s.refuse(rs, now, from, CodeNotRegistered, wire.Key{})
+		return
+	}
+	dst := rs.byKey[f.Key]
+	if dst == nil || !dst.live(now) || dst.udp == nil {
+		s.stats.unknownPeer.Add(1)
+		s.logs.logf(slog.LevelDebug, "relay dropped data for an unregistered key", "node", src.nodeID, "dst", f.Key.String())
+		s.refuse(rs, now, from, CodeUnknownPeer, f.Key)
+		return
+	}
+	if dst == src || !s.allow(rs, now, src.key, dst.key) {
+		s.stats.notAllowed.Add(1)
+		s.logs.logf(slog.LevelDebug, "relay dropped data the policy refuses", "node", src.nodeID, "dst", dst.nodeID)
+		s.refuse(rs, now, from, CodeNotAllowed, f.Key)
+		return
+	}
+	if s.nodeRate > 0 && !src.bucket.take(now, s.nodeRate, s.burst, float64(len(pkt))) {
+		s.stats.rateLimited.Add(1)
+		s.logs.logf(slog.LevelDebug, "relay dropped data over the node's rate", "node", src.nodeID)
+		s.refuse(rs, now, from, CodeRateLimited, f.Key)
+		return
+	}
+	// The outgoing frame is the incoming one with the source's key in
+	// place of the destination's.
+	buf := getBuf(len(pkt))
+	copy(buf, pkt)
+	copy(buf[HeaderLen:DataHeaderLen], src.key[:])
+	if !s.sched.push(&src.q, outPkt{buf: buf, addr: dst.udp, data: true}) {
+		putBuf(buf)
+		s.stats.queueFull.Add(1)
+		s.logs.logf(slog.LevelDebug, "relay dropped data at the node's full queue", "node", src.nodeID)
+		s.refuse(rs, now, from, CodeRateLimited, f.Key)
+		return
+	}
+	rs.queued = true
+}
+
+// allow asks the policy, reusing an answer younger than allowedTTL.
+func (s *Server) allow(rs *readState, now time.Time, src, dst wire.Key) bool {
+	p := pair{src, dst}
+	if v, ok := rs.verdicts[p]; ok && fresh(now, v.at, allowedTTL) {
+		return v.ok
+	}
+	ok := s.allowed(src, dst)
+	rs.verdicts[p] = verdict{ok: ok, at: now}
+	return ok
+}
+
+// refuse queues an ERROR frame to addr, at most one per address per
+// replyInterval. A refusal is never longer than the frame it answers, so
+// the relay cannot be used to amplify traffic towards a spoofed address.
+func (s *Server) refuse(rs *readState, now time.Time, to netip.AddrPort, code Code, key wire.Key) {
+	at, seen := rs.replied[to]
+	if (seen && fresh(now, at, replyInterval)) || (!seen && len(rs.replied) >= maxReplied) {
+		s.stats.replyLimited.Add(1)
+		return
+	}
+	rs.replied[to] = now
+	s.queueCtl(rs, outPkt{buf: appendError(make([]byte, 0, errorLen), code, key), addr: net.UDPAddrFromAddrPort(to)})
+}
+
+func (s *Server) queueCtl(rs *readState, p outPkt) {
+	if !s.sched.pushCtl(p) {
+		s.stats.replyLimited.Add(1)
+		return
+	}
+	rs.queued = true
+}
+
+func (s *Server) writeLoop(ctx context.Context, bc batchConn) {
+	ms := make([]ipv4.Message, writeBatch)
+	for i := range ms {
+		ms[i].Buffers = make([][]byte, 1)
+	}
+	out := make([]outPkt, 0, writeBatch)
+	failed := make([]bool, writeBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.sched.wake:
+		}
+		for ctx.Err() == nil {
+			out = s.sched.take(out[:0])
+			if len(out) == 0 {
+				break
+			}
+			for i, p := range out {
+				ms[i].Buffers[0], ms[i].Addr = p.buf, p.addr
+				failed[i] = false
+			}
+			writeAll(bc, ms[:len(out)], func(i int, err error) {
+				failed[i] = true
+				s.stats.writeError.Add(1)
+				s.logs.logf(slog.LevelWarn, "relay write failed", "to", out[i].addr.String(), "err", err)
+			})
+			for i, p := range out {
+				switch {
+				case failed[i]:
+				case p.data:
+					s.stats.forwarded.Add(1)
+					s.stats.forwardedBytes.Add(uint64(len(p.buf) - DataHeaderLen))
+				default:
+					s.stats.replies.Add(1)
+				}
+				if p.data {
+					putBuf(p.buf)
+				}
+				ms[i].Buffers[0], ms[i].Addr = nil, nil
+				out[i] = outPkt{}
+			}
+		}
+	}
+}
