@@ -263,7 +263,7 @@ func (e *Engine) waitReady(ctx context.Context, s *session, progress func(string
 		return ctx.Err()
 	}
 	v := s.currentView()
-	progress(fmt.Sprintf("netmap v%d applied: %d prefixes tunnelled", v.version, len(v.tunnel)))
+	progress(fmt.Sprintf("netmap v%d applied: tunnelling %s", v.version, plural(len(v.tunnel), "prefix", "prefixes")))
 	pending := map[string]bool{}
 	for _, c := range v.connectors() {
 		pending[c] = true
@@ -374,4 +374,11 @@ func coordinatorAddrs(ctx context.Context, rawURL string) []netip.Addr {
 	}
 	ips, _ := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
 	return ips
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -33,6 +33,9 @@ type LAN struct {
 // they answer on the site LAN. bigSize is the size of /big.bin.
 func (l *Lab) StartLAN(ctx context.Context, dir string, bigSize int) (*LAN, error) {
 	lan := &LAN{Dir: dir, SSHKey: filepath.Join(dir, "id_ed25519")}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	for _, args := range [][]string{
 		{"-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_ed25519")},
 		{"-q", "-t", "ed25519", "-N", "", "-f", lan.SSHKey},
