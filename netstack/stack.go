@@ -57,6 +57,9 @@ type Stack struct {
 	closing   atomic.Bool // Close has started; Write refuses packets
 	closeOnce sync.Once
 
+	readMu sync.Mutex // serialises Read; guards seg
+	seg    segmenter  // the offload packet Read is splitting
+
 	// mu guards the fields below. Handler goroutines are added to handlers
 	// only under mu with shut false, and Close sets shut under mu before it
 	// waits, so the wait cannot miss a goroutine.
@@ -86,6 +89,7 @@ type counters struct {
 	pingsAnswered atomic.Uint64
 	badPackets    atomic.Uint64
 	oversized     atomic.Uint64
+	segmented     atomic.Uint64
 }
 
 // limiters rate-limit the per-packet and per-flow log lines.
@@ -232,34 +236,61 @@ func (s *Stack) close() {
 
 // Read implements tun.Device: it blocks until gVisor has at least one
 // packet for the tunnel, then returns up to len(bufs) of them, each copied
-// into bufs[i][offset:] with its length in sizes[i]. A packet that does not
-// fit its buffer is dropped and counted. After Close it returns ErrClosed.
+// into bufs[i][offset:] with its length in sizes[i]. A TCP segmentation
+// offload packet is returned as its MSS-sized segments, possibly spread
+// over several Reads. A packet that does not fit its buffer is dropped and
+// counted. After Close it returns ErrClosed.
 func (s *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
 	n := 0
-	for n == 0 {
-		pkt := s.link.next()
-		if pkt == nil {
-			return 0, ErrClosed
+	for {
+		for s.seg.pending && n < len(bufs) {
+			if size, ok := s.seg.next(bufs[n], offset); ok {
+				sizes[n] = size
+				n++
+			} else {
+				s.seg.reset()
+				s.oversizedPacket(s.seg.hdrLen+s.seg.mss, len(bufs[n])-offset)
+			}
 		}
-		for pkt != nil {
+		if n == len(bufs) {
+			return n, nil
+		}
+		var pkt *stack.PacketBuffer
+		if n == 0 {
+			if pkt = s.link.next(); pkt == nil {
+				return 0, ErrClosed
+			}
+		} else if pkt = s.link.tryNext(); pkt == nil {
+			return n, nil
+		}
+		switch {
+		case pkt.GSOOptions.Type != stack.GSONone:
+			if s.seg.load(pkt) {
+				s.stats.segmented.Add(1)
+			} else {
+				s.stats.badPackets.Add(1)
+				s.rl.badPacket.log(s.log, slog.LevelWarn, "dropping an offload packet from gvisor that is not tcp", "size", pkt.Size())
+			}
+		default:
 			if size, ok := copyPacket(bufs[n], offset, pkt); ok {
 				sizes[n] = size
 				n++
 			} else {
-				s.stats.oversized.Add(1)
-				s.rl.oversized.log(s.log, slog.LevelWarn, "dropping an outbound packet larger than the read buffer", "size", pkt.Size(), "buffer", len(bufs[n])-offset)
+				s.oversizedPacket(pkt.Size(), len(bufs[n])-offset)
 			}
-			pkt.DecRef()
-			if n == len(bufs) {
-				break
-			}
-			pkt = s.link.tryNext()
 		}
+		pkt.DecRef()
 	}
-	return n, nil
+}
+
+func (s *Stack) oversizedPacket(size, room int) {
+	s.stats.oversized.Add(1)
+	s.rl.oversized.log(s.log, slog.LevelWarn, "dropping an outbound packet larger than the read buffer", "size", size, "buffer", room)
 }
 
 // copyPacket copies pkt into buf[offset:]; false if it does not fit.
@@ -353,8 +384,9 @@ type Stats struct {
 	PingsInFlight   int    // HandlePing calls running
 	PingsAnswered   uint64 // echo replies sent for foreign addresses
 	PingsDropped    uint64 // echo requests dropped at MaxPings, or replies for a full queue
-	BadPackets      uint64 // packets Write dropped as malformed
+	BadPackets      uint64 // malformed packets dropped: by Write, or offload packets from gVisor
 	Oversized       uint64 // packets Read dropped as larger than the caller's buffer
+	Segmented       uint64 // TCP offload packets from gVisor that Read split into segments
 }
 
 // Stats returns a snapshot of the Stack's counters.
@@ -374,6 +406,7 @@ func (s *Stack) Stats() Stats {
 	st.PingsDropped = s.stats.pingsDropped.Load()
 	st.BadPackets = s.stats.badPackets.Load()
 	st.Oversized = s.stats.oversized.Load()
+	st.Segmented = s.stats.segmented.Load()
 	return st
 }
 

@@ -15,10 +15,10 @@ func TestSplitEditIsPushedToClients(t *testing.T) {
 	office := h.enroll(wire.RoleConnector, "office")
 	lc, oc := newFakeConn(), newFakeConn()
 	h.serve(laptop.Node, lc)
-	h.serve(office.Node, oc)
 	if nm := nextNetMap(t, lc); nm.Split.Mode != wire.SplitExclude || len(nm.Split.Exclude) == 0 {
 		t.Fatalf("first netmap's split policy = %+v, want the default exclude list", nm.Split)
 	}
+	h.serve(office.Node, oc)
 	nextNetMap(t, oc)
 	// Drain the laptop's netmap for the connector coming online.
 	nextNetMap(t, lc)
