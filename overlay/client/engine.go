@@ -97,6 +97,10 @@ type session struct {
 	done   chan struct{} // closed when the agent has returned
 	runErr error         // set before done closes
 
+	// applyMu serialises applying netmaps: the session's and a settings
+	// change's.
+	applyMu sync.Mutex
+
 	mu      sync.Mutex // guards the fields below
 	nm      *wire.NetMap
 	applied chan struct{} // closed at the first applied netmap
@@ -183,7 +187,7 @@ func (e *Engine) Up(ctx context.Context, req ctl.UpRequest, progress func(string
 		if err != nil {
 			return err
 		}
-		if err := e.savePrefs(prefs{WantUp: true}); err != nil {
+		if err := e.editPrefs(func(p *prefs) { p.WantUp = true }); err != nil {
 			e.log.Warn("saving prefs", "err", err)
 		}
 		progress("connecting to the coordinator at " + id.URL)
@@ -317,7 +321,7 @@ func (e *Engine) handshakes(s *session) map[string]time.Time {
 func (e *Engine) Down(ctx context.Context) error {
 	e.upMu.Lock()
 	defer e.upMu.Unlock()
-	if err := e.savePrefs(prefs{WantUp: false}); err != nil {
+	if err := e.editPrefs(func(p *prefs) { p.WantUp = false }); err != nil {
 		e.log.Warn("saving prefs", "err", err)
 	}
 	e.stop()

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/warrennet/warren/overlay/atomicfile"
+	"github.com/warrennet/warren/overlay/ctl"
 )
 
 // prefs are the daemon's own settings, kept in the state directory.
@@ -16,6 +18,10 @@ type prefs struct {
 	// WantUp: the person ran `warren up` and not `warren down` since, so a
 	// restarted daemon brings the tunnel back.
 	WantUp bool `json:"want_up"`
+	// LANWins lets this machine's own LANs win over tunnelled prefixes
+	// that overlap them. By default the tunnel wins: a café LAN must not
+	// capture an office route.
+	LANWins bool `json:"lan_wins,omitempty"`
 }
 
 const prefsFile = "prefs.json"
@@ -41,4 +47,41 @@ func (e *Engine) savePrefs(p prefs) error {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(e.dir.Path(), prefsFile), append(b, '\n'), 0o600)
+}
+
+// editPrefs changes some prefs and keeps the others. Call with upMu held.
+func (e *Engine) editPrefs(edit func(*prefs)) error {
+	p, err := e.loadPrefs()
+	if err != nil {
+		return err
+	}
+	edit(&p)
+	return e.savePrefs(p)
+}
+
+// EditPrefs implements ctl.Backend: a partial edit of the daemon's
+// settings, applied at once to the running tunnel.
+func (e *Engine) EditPrefs(ctx context.Context, edit ctl.PrefsEdit) (ctl.Prefs, error) {
+	e.upMu.Lock()
+	defer e.upMu.Unlock()
+	if err := e.editPrefs(func(p *prefs) {
+		if edit.LANWins != nil {
+			p.LANWins = *edit.LANWins
+		}
+	}); err != nil {
+		return ctl.Prefs{}, err
+	}
+	p, err := e.loadPrefs()
+	if err != nil {
+		return ctl.Prefs{}, err
+	}
+	e.mu.Lock()
+	s := e.running
+	e.mu.Unlock()
+	if s != nil {
+		if err := e.reapply(ctx, s); err != nil {
+			return ctl.Prefs{}, fmt.Errorf("applying the new setting: %w", err)
+		}
+	}
+	return ctl.Prefs{LANWins: p.LANWins}, nil
 }

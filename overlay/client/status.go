@@ -89,6 +89,7 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 		st.Peers = append(st.Peers, ps)
 	}
 	st.Warnings = append(st.Warnings, v.result.Warnings...)
+	st.Warnings = append(st.Warnings, v.warnings...)
 	return st
 }
 

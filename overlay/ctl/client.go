@@ -144,3 +144,24 @@ func (c *Client) Why(ctx context.Context, ip netip.Addr) (*Why, error) {
 	}
 	return &w, nil
 }
+
+// EditPrefs changes some of the daemon's settings and returns them all.
+func (c *Client) EditPrefs(ctx context.Context, edit PrefsEdit) (*Prefs, error) {
+	resp, err := c.do(ctx, http.MethodPost, pathPrefs, edit)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var p Progress
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Error == "" {
+			return nil, fmt.Errorf("the daemon answered %s", resp.Status)
+		}
+		return nil, errors.New(p.Error)
+	}
+	var p Prefs
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		return nil, fmt.Errorf("reading answer: %w", err)
+	}
+	return &p, nil
+}

@@ -13,8 +13,9 @@ import (
 )
 
 type fakeBackend struct {
-	upErr  error
-	downed bool
+	upErr   error
+	downed  bool
+	lanWins bool
 }
 
 func (f *fakeBackend) Status(context.Context) Status {
@@ -32,6 +33,13 @@ func (f *fakeBackend) Why(_ context.Context, ip netip.Addr) (Why, error) {
 		return Why{IP: ip, Tunnelled: true, Reason: ip.String() + " is tunnelled"}, nil
 	}
 	return Why{}, errors.New("the tunnel is down")
+}
+
+func (f *fakeBackend) EditPrefs(_ context.Context, e PrefsEdit) (Prefs, error) {
+	if e.LANWins != nil {
+		f.lanWins = *e.LANWins
+	}
+	return Prefs{LANWins: f.lanWins}, nil
 }
 
 func (f *fakeBackend) Down(context.Context) error {
@@ -88,6 +96,13 @@ func TestClientServer(t *testing.T) {
 	why, err := c.Why(ctx, netip.MustParseAddr("192.168.0.10"))
 	if err != nil || !why.Tunnelled || why.Reason != "192.168.0.10 is tunnelled" {
 		t.Errorf("Why = %+v, %v", why, err)
+	}
+	yes := true
+	if p, err := c.EditPrefs(ctx, PrefsEdit{LANWins: &yes}); err != nil || !p.LANWins {
+		t.Errorf("EditPrefs = %+v, %v", p, err)
+	}
+	if p, err := c.EditPrefs(ctx, PrefsEdit{}); err != nil || !p.LANWins {
+		t.Errorf("an empty edit changed the setting: %+v, %v", p, err)
 	}
 	b.upErr = errors.New("token has expired")
 	if err := c.Up(ctx, UpRequest{}, nil); err == nil || err.Error() != "token has expired" {

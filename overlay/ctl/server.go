@@ -27,6 +27,9 @@ type Backend interface {
 	Down(ctx context.Context) error
 	// Why explains what happens to traffic for ip.
 	Why(ctx context.Context, ip netip.Addr) (Why, error)
+	// EditPrefs changes the settings edit names, keeps the others, and
+	// applies the result to the running tunnel.
+	EditPrefs(ctx context.Context, edit PrefsEdit) (Prefs, error)
 }
 
 // Server serves a Backend on a unix socket.
@@ -79,6 +82,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		writeJSON(w, http.StatusOK, Progress{Done: true, Message: "down"})
 	})
 	mux.HandleFunc("POST "+pathUp, s.up)
+	mux.HandleFunc("POST "+pathPrefs, func(w http.ResponseWriter, r *http.Request) {
+		var edit PrefsEdit
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&edit); err != nil {
+			writeJSON(w, http.StatusBadRequest, Progress{Done: true, Error: "bad request: " + err.Error()})
+			return
+		}
+		p, err := s.b.EditPrefs(r.Context(), edit)
+		if err != nil {
+			writeJSON(w, http.StatusConflict, Progress{Done: true, Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, p)
+	})
 	mux.HandleFunc("GET "+pathWhy, func(w http.ResponseWriter, r *http.Request) {
 		ip, err := netip.ParseAddr(r.URL.Query().Get("ip"))
 		if err != nil {

@@ -98,8 +98,21 @@ type Why struct {
 	LocalLAN string `json:"local_lan,omitempty"`
 }
 
+// Prefs are the daemon's settings.
+type Prefs struct {
+	// LANWins lets this machine's LANs win over tunnelled prefixes that
+	// overlap them; by default the tunnel wins.
+	LANWins bool `json:"lan_wins"`
+}
+
+// PrefsEdit changes some settings; nil fields stay as they are.
+type PrefsEdit struct {
+	LANWins *bool `json:"lan_wins,omitempty"`
+}
+
 // Paths of the control API.
 const (
+	pathPrefs  = "/v1/prefs"
 	pathWhy    = "/v1/why"
 	pathStatus = "/v1/status"
 	pathUp     = "/v1/up"

@@ -62,6 +62,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.downCommand(),
 			a.statusCommand(),
 			a.whyCommand(),
+			a.setCommand(),
 			a.coordinatorCommand(),
 			a.connectorCommand(),
 			a.daemonCommand(),

@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/warrennet/warren/overlay/ctl"
+)
+
+func (a *app) setCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "set",
+		Usage:     "change daemon settings; only the flags given change",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "lan-wins", Usage: "let this machine's LANs win over tunnelled prefixes that overlap them (default: the tunnel wins)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := argCount(c, 0, "[--lan-wins[=true|false]]"); err != nil {
+				return err
+			}
+			var edit ctl.PrefsEdit
+			if c.IsSet("lan-wins") {
+				v := c.Bool("lan-wins")
+				edit.LANWins = &v
+			}
+			if edit == (ctl.PrefsEdit{}) {
+				return errors.New("nothing to set: give a setting, e.g. warren set --lan-wins")
+			}
+			cl := ctl.NewClient(a.socket(c))
+			defer cl.Close()
+			p, err := cl.EditPrefs(c.Context, edit)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.env.Stdout, "lan-wins=%v\n", p.LANWins)
+			return nil
+		},
+	}
+}
