@@ -5,7 +5,7 @@
 //	coord    198.51.100.10              coordinator + relay
 //	sitegw   198.51.100.20 / 192.168.0.1  NAT; drops every inbound new connection
 //	conn     192.168.0.2                connector
-//	lanhost  192.168.0.10               sshd, HTTP, DNS
+//	lanhost  192.168.0.10, 192.168.1.10 sshd, HTTP, DNS (second LAN prefix on the same bridge)
 //	homegw   198.51.100.30 / 10.1.0.1   the laptop's NAT router
 //	laptop   10.1.0.2                   daemon, ssh, curl, dig
 //

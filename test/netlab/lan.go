@@ -49,6 +49,7 @@ func (l *Lab) StartLAN(ctx context.Context, dir string, bigSize int) (*LAN, erro
 		return nil, err
 	}
 	config := fmt.Sprintf(`ListenAddress %s:22
+ListenAddress %s:22
 HostKey %s/host_ed25519
 AuthorizedKeysFile %s/authorized_keys
 PidFile none
@@ -57,7 +58,7 @@ StrictModes no
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
-`, LANHostIP, dir, dir)
+`, LANHostIP, LAN2HostIP, dir, dir)
 	www := filepath.Join(dir, "www")
 	lan.BigFile = filepath.Join(www, "big.bin")
 	for _, f := range []struct {
@@ -83,7 +84,7 @@ KbdInteractiveAuthentication no
 	}
 	for _, svc := range [][]string{
 		{"/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(dir, "sshd_config")},
-		{"python3", "-m", "http.server", HTTPPort, "--bind", LANHostIP, "--directory", www},
+		{"python3", "-m", "http.server", HTTPPort, "--bind", "0.0.0.0", "--directory", www},
 		{"dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
 			"--listen-address=" + LANHostIP, "--address=/" + LANName + "/" + LANHostIP,
 			"--user=root", "--pid-file=" + filepath.Join(dir, "dnsmasq.pid"), "--log-facility=-"},
@@ -117,9 +118,12 @@ KbdInteractiveAuthentication no
 
 // SSHArgs are the arguments of a plain OpenSSH command running command on
 // lanhost as root: the address, a key, and no ProxyCommand or config.
-func (lan *LAN) SSHArgs(command ...string) []string {
+func (lan *LAN) SSHArgs(command ...string) []string { return lan.SSHArgsTo(LANHostIP, command...) }
+
+// SSHArgsTo is SSHArgs for another of lanhost's addresses.
+func (lan *LAN) SSHArgsTo(host string, command ...string) []string {
 	args := []string{"-F", "/dev/null", "-i", lan.SSHKey, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-		"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@" + LANHostIP}
+		"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@" + host}
 	return append(args, command...)
 }
 

@@ -34,8 +34,12 @@ const (
 	SiteLANGW = "192.168.0.1"
 	ConnIP    = "192.168.0.2"
 	LANHostIP = "192.168.0.10"
-	HomeLANGW = "10.1.0.1"
-	LaptopIP  = "10.1.0.2"
+	// The site's second LAN prefix: sitegw is 192.168.1.1 on the same
+	// bridge and lanhost also answers at LAN2HostIP.
+	SiteLAN2GW = "192.168.1.1"
+	LAN2HostIP = "192.168.1.10"
+	HomeLANGW  = "10.1.0.1"
+	LaptopIP   = "10.1.0.2"
 )
 
 var roles = []string{Inet, Coord, SiteGW, Conn, LANHost, HomeGW, Laptop}
@@ -115,6 +119,7 @@ func New(ctx context.Context) (l *Lab, err error) {
 	for _, s := range [][]string{
 		{SiteGW, "link", "add", "lan0", "type", "bridge"},
 		{SiteGW, "addr", "add", SiteLANGW + "/24", "dev", "lan0"},
+		{SiteGW, "addr", "add", SiteLAN2GW + "/24", "dev", "lan0"},
 		{SiteGW, "link", "set", "lan0", "up"},
 	} {
 		if err := l.ip(ctx, s[0], s[1:]...); err != nil {
@@ -136,6 +141,9 @@ func New(ctx context.Context) (l *Lab, err error) {
 				return nil, err
 			}
 		}
+	}
+	if err := l.ip(ctx, LANHost, "addr", "add", LAN2HostIP+"/24", "dev", "eth0"); err != nil {
+		return nil, err
 	}
 	// The home LAN: the laptop behind homegw.
 	if err := l.link(ctx, Laptop, "eth0", HomeGW, "lan0"); err != nil {
