@@ -9,8 +9,9 @@
 //     IPv4 and IPv6 routes, and the TCP tuning (SACK, buffer sizes,
 //     congestion control, loss recovery);
 //   - the link between gVisor and wireguard-go: batched Read with
-//     back-pressure instead of drops, Write with per-packet errors counted
-//     and logged at a limited rate;
+//     back-pressure instead of drops and TCP segmentation offload (gVisor
+//     sends up to 64 KiB at once; Read cuts it into MSS-sized segments),
+//     Write with per-packet errors counted and logged at a limited rate;
 //   - the TCP forwarder: a bounded number of handshakes in progress (in
 //     total and per source), the handler dials before the client's
 //     handshake completes, RST when it refuses, MSS derived from the tunnel

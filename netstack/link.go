@@ -17,9 +17,10 @@ import (
 const outboundQueueLen = 1024
 
 // link is the gVisor link endpoint behind the Stack: a point-to-point link
-// with no link header, no neighbour resolution and no checksum offload on
-// transmit. Packets gVisor writes go to a bounded queue that Read drains;
-// packets Write receives are delivered to the attached dispatcher.
+// with no link header and no neighbour resolution, which takes TCP
+// segmentation offload packets (gso.go). Packets gVisor writes go to a
+// bounded queue that Read drains; packets Write receives are delivered to
+// the attached dispatcher.
 //
 // A full queue blocks gVisor's writer (back-pressure) instead of dropping:
 // a drop looks like loss to gVisor's TCP, which then shrinks its window
@@ -184,8 +185,9 @@ func (*link) SetLinkAddress(tcpip.LinkAddress) {}
 // RX checksum offload tells gVisor not to verify inbound checksums: every
 // packet Write receives came out of a WireGuard session, whose Poly1305
 // tag already proves it is the packet the peer's stack built, checksums
-// included. Transmit checksums are computed by gVisor (no TX offload), as
-// the packets leave for a real host.
+// included. On transmit gVisor computes every checksum itself (no TX
+// offload), except TCP's on offload packets, which Read completes when it
+// segments them.
 func (*link) Capabilities() stack.LinkEndpointCapabilities {
 	return stack.CapabilityRXChecksumOffload
 }

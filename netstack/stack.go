@@ -184,6 +184,15 @@ func (s *Stack) Close() error {
 	return nil
 }
 
+// close is Close's body. Shutdown order:
+//  1. refuse Writes, end the handlers' ctx, close the link (Read returns
+//     ErrClosed; gVisor writers blocked on a full queue give up);
+//  2. under mu, mark the Stack shut so no handler goroutine starts after
+//     this point, and close every UDP flow; stop the UDP reaper;
+//  3. abort all endpoints, again every closeAbortEvery, until every
+//     handler has returned;
+//  4. close and wait for gVisor, which removes the NIC;
+//  5. close Events.
 func (s *Stack) close() {
 	s.closing.Store(true)
 	s.cancel()
