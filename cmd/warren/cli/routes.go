@@ -57,6 +57,17 @@ func (a *app) routesAdd(c *cli.Context) error {
 		return err
 	}
 	fmt.Fprintf(a.env.Stdout, "route %s → connector %s\n", r.Prefix, r.Connector)
+	// Say so if an admin's split-tunnel entry keeps part of it out of the
+	// tunnel.
+	if eff, err := admin.EffectiveSplit(c.Context); err == nil {
+		var mine []string
+		for _, w := range eff.Warnings {
+			if strings.Contains(w, r.Prefix.String()) {
+				mine = append(mine, w)
+			}
+		}
+		a.warn(mine)
+	}
 	return nil
 }
 

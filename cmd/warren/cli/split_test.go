@@ -49,6 +49,18 @@ func TestSplitCommands(t *testing.T) {
 		t.Errorf("policy after add: %+v", st)
 	}
 
+	// A route added under an admin exclude says it is shadowed.
+	_, stderr, err = run(t, tc.admin, "routes", "add", "192.168.0.128/26", "--connector", "office")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "warning: exclude 192.168.0.128/25 (printers) shadows route 192.168.0.128/26 via office") {
+		t.Errorf("routes add under an exclude printed no warning: %q", stderr)
+	}
+	if _, _, err := run(t, tc.admin, "routes", "rm", "192.168.0.128/26"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Switching modes keeps both lists.
 	if _, _, err := run(t, tc.admin, "split", "mode", "include"); err != nil {
 		t.Fatal(err)
