@@ -3,8 +3,6 @@ package netstack
 import (
 	"errors"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -134,24 +132,5 @@ func TestReadDropsOversizedPackets(t *testing.T) {
 	s.Close()
 	if err := recv(t, "Read to return", readErr); !errors.Is(err, ErrClosed) {
 		t.Errorf("Read = %v, want ErrClosed", err)
-	}
-}
-
-// TestDependencies enforces the package doc: netstack imports no other
-// Warren package.
-func TestDependencies(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not found")
-	}
-	out, err := exec.Command(goTool, "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	const self = "github.com/warrennet/warren/netstack"
-	for _, dep := range strings.Fields(string(out)) {
-		if strings.HasPrefix(dep, "github.com/warrennet/warren/") && dep != self {
-			t.Errorf("netstack depends on %s", dep)
-		}
 	}
 }

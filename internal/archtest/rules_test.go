@@ -117,6 +117,29 @@ var rules = []rule{
 		from: []string{"./overlay/connector/..."}, forbid: []string{"./platform/...", "github.com/vishvananda/netlink/..."}, how: transitive,
 		why: "the connector runs without root on a userspace stack: no OS integration",
 	},
+
+	// Each mechanism owns one thing.
+	{
+		from: []string{"./overlay/wgdev/...", "./overlay/relay/..."}, forbid: []string{"./...", "gvisor.dev/gvisor/...", "github.com/vishvananda/netlink/..."},
+		allow: []string{"./overlay/wgdev/...", "./overlay/relay/...", "./overlay/wire/...", "./routes/..."}, how: transitive,
+		why: "wgdev and relay speak WireGuard over a Bind: no stack, no OS routes, and among Warren packages only wire",
+	},
+	{
+		from: []string{"./netstack/..."}, forbid: []string{"./...", "github.com/vishvananda/netlink/..."}, allow: []string{"./netstack/..."}, how: transitive,
+		why: "netstack terminates flows and applies no policy: it imports no other Warren package",
+	},
+	{
+		from: []string{"./platform/..."}, forbid: []string{"./..."}, allow: []string{"./platform/...", "./routes/..."}, how: transitive,
+		why: "platform is OS integration only: among Warren packages it imports only routes",
+	},
+	{
+		from: []string{"./overlay/coordclient/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coordclient/...", "./overlay/wire/...", "./routes/..."}, how: transitive,
+		why: "the coordinator client is the API's other end: among Warren packages it imports only wire",
+	},
+	{
+		from: []string{"./overlay/nodestate/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/nodestate/...", "./overlay/wire/...", "./overlay/atomicfile/...", "./routes/..."}, how: transitive,
+		why: "node state is files: among Warren packages it imports only wire and atomicfile",
+	},
 	{
 		from: []string{"./cmd/warren/cli/..."}, forbid: slices.Concat(dataPlane, []string{"modernc.org/sqlite/...", "./overlay/coord/store/..."}), how: transitive,
 		why: "the CLI parses flags and calls APIs; roles get their concrete parts from cmd/warren/run",
