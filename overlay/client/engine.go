@@ -63,9 +63,10 @@ type Config struct {
 	NetMapWait, HandshakeWait time.Duration
 }
 
-// Relay is the part of the relay Bind the engine steers.
+// Relay is the part of the relay Bind the engine steers and reports.
 type Relay interface {
 	SetRelay(addr netip.AddrPort, credential string)
+	Status() relay.BindStatus
 }
 
 // Engine is the laptop daemon's state. It implements ctl.Backend.

@@ -238,7 +238,7 @@ func TestClientToConnectorInProcess(t *testing.T) {
 	dcancel()
 
 	st := eng.Status(ctx)
-	if st.State != ctl.StateUp || len(st.Routes) != 1 || !st.Routes[0].Live {
+	if st.State != ctl.StateUp || len(st.Routes) != 1 || !st.Routes[0].Live || !st.Relay.Connected {
 		t.Errorf("status = %+v", st)
 	}
 

@@ -40,6 +40,16 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 	}
 	st.State = ctl.StateUp
 	st.NetMapVersion = v.version
+	relayStatus := s.relay.Status()
+	if relayStatus.Relay.IsValid() {
+		st.Relay = ctl.Relay{Endpoint: relayStatus.Relay.String(), Connected: relayStatus.Connected}
+		if relayStatus.Observed.IsValid() {
+			st.Relay.Observed = relayStatus.Observed.String()
+		}
+		if !relayStatus.LastRefusalAt.IsZero() && relayStatus.LastRefusalAt.After(relayStatus.LastAck) {
+			st.Relay.Refusal = fmt.Sprintf("%v (%v ago)", relayStatus.LastRefusal, time.Since(relayStatus.LastRefusalAt).Round(time.Second))
+		}
+	}
 
 	stats := map[wire.Key]ctl.PeerStatus{}
 	if ps, err := s.dev.Stats(); err == nil {
@@ -54,7 +64,7 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 	now := time.Now()
 	for _, r := range v.routes {
 		p, known := v.peers[r.Connector]
-		rs := ctl.RouteStatus{Prefix: r.Prefix, Connector: r.Connector}
+		rst := ctl.RouteStatus{Prefix: r.Prefix, Connector: r.Connector}
 		tunnelled := false
 		for _, d := range v.result.Tunnel {
 			if d.Prefix.Overlaps(r.Prefix) && d.Connector == r.Connector {
@@ -64,20 +74,22 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 		hs := stats[p.PublicKey].LastHandshake
 		switch {
 		case !known:
-			rs.Reason = fmt.Sprintf("connector %s is not enrolled", r.Connector)
+			rst.Reason = fmt.Sprintf("connector %s is not enrolled", r.Connector)
 		case !tunnelled:
-			rs.Reason = "not tunnelled: " + bypassReason(v, r.Prefix)
+			rst.Reason = "not tunnelled: " + bypassReason(v, r.Prefix)
 		case !p.Online:
-			rs.Reason = fmt.Sprintf("connector %s is offline", r.Connector)
+			rst.Reason = fmt.Sprintf("connector %s is offline", r.Connector)
+		case hs.IsZero() && !st.Relay.Connected:
+			rst.Reason = fmt.Sprintf("waiting for a handshake with connector %s: the relay has not confirmed this node yet", r.Connector)
 		case hs.IsZero():
-			rs.Reason = fmt.Sprintf("waiting for a handshake with connector %s", r.Connector)
+			rst.Reason = fmt.Sprintf("waiting for a handshake with connector %s", r.Connector)
 		case now.Sub(hs) > staleHandshake:
-			rs.Reason = fmt.Sprintf("no handshake with connector %s for %v", r.Connector, now.Sub(hs).Round(time.Second))
+			rst.Reason = fmt.Sprintf("no handshake with connector %s for %v", r.Connector, now.Sub(hs).Round(time.Second))
 		default:
-			rs.Live = true
-			rs.Reason = fmt.Sprintf("via %s (%s)", r.Connector, stats[p.PublicKey].Path)
+			rst.Live = true
+			rst.Reason = fmt.Sprintf("via %s (%s)", r.Connector, stats[p.PublicKey].Path)
 		}
-		st.Routes = append(st.Routes, rs)
+		st.Routes = append(st.Routes, rst)
 	}
 	for _, name := range slices.Sorted(maps.Keys(v.peers)) {
 		p := v.peers[name]

@@ -28,6 +28,7 @@ type Status struct {
 	// Interface is the TUN device's name while up.
 	Interface   string      `json:"interface,omitempty"`
 	Coordinator Coordinator `json:"coordinator"`
+	Relay       Relay       `json:"relay"`
 	// NetMapVersion is the version of the netmap applied.
 	NetMapVersion uint64        `json:"netmap_version"`
 	Peers         []PeerStatus  `json:"peers"`
@@ -43,6 +44,16 @@ type Coordinator struct {
 	// Error is why the last attempt failed, while not connected.
 	Error string    `json:"error,omitempty"`
 	Since time.Time `json:"since,omitzero"`
+}
+
+// Relay is the state of this node's registration at the relay.
+type Relay struct {
+	Endpoint  string `json:"endpoint,omitempty"`
+	Connected bool   `json:"connected"`
+	// Observed is this node's address as the relay sees it (its NAT's).
+	Observed string `json:"observed,omitempty"`
+	// Refusal is the relay's last refusal, if any, in words.
+	Refusal string `json:"refusal,omitempty"`
 }
 
 // PeerStatus describes one peer of the tunnel.

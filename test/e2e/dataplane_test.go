@@ -165,7 +165,9 @@ func TestSSHThroughConnector(t *testing.T) {
 	}
 
 	status, err := d.laptop(ctx, "status")
-	if err != nil || !strings.Contains(status, "192.168.0.0/24") || !strings.Contains(status, "via office (relay)") {
+	// The relay sees the laptop as its home NAT's public address.
+	if err != nil || !strings.Contains(status, "192.168.0.0/24") || !strings.Contains(status, "via office (relay)") ||
+		!strings.Contains(status, "sees this node as "+netlab.HomeWAN+":") {
 		t.Errorf("warren status:\n%s\n%v", status, err)
 	}
 

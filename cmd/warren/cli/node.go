@@ -181,6 +181,19 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 	}
 	fmt.Fprintf(w, "%s on %s as %s (%s)\n", st.State, st.Interface, st.Node.Name, st.Node.Address)
 	fmt.Fprintf(w, "coordinator %s: %s\n", st.Coordinator.URL, coord)
+	if st.Relay.Endpoint != "" {
+		relay := "not registered yet"
+		if st.Relay.Connected {
+			relay = "registered"
+			if st.Relay.Observed != "" {
+				relay += ", sees this node as " + st.Relay.Observed
+			}
+		}
+		if st.Relay.Refusal != "" {
+			relay += "; last refusal: " + st.Relay.Refusal
+		}
+		fmt.Fprintf(w, "relay %s: %s\n", st.Relay.Endpoint, relay)
+	}
 	fmt.Fprintf(w, "netmap v%d\n\n", st.NetMapVersion)
 	if len(st.Peers) > 0 {
 		fmt.Fprintln(w, "CONNECTOR\tADDRESS\tONLINE\tPATH\tHANDSHAKE\tRX\tTX")

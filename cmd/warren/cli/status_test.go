@@ -27,6 +27,7 @@ func TestStatusText(t *testing.T) {
 		{"status-up.txt", ctl.Status{
 			State: ctl.StateUp, Enrolled: true, Node: node, Interface: "warren0", NetMapVersion: 12,
 			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Connected: true},
+			Relay:       ctl.Relay{Endpoint: "198.51.100.10:8443", Connected: true, Observed: "198.51.100.30:40123"},
 			Peers: []ctl.PeerStatus{
 				{Name: "office", Role: wire.RoleConnector, Address: netip.MustParseAddr("100.96.0.1"), Online: true, Path: "relay", LastHandshake: now.Add(-42 * time.Second), RxBytes: 70 << 20, TxBytes: 3 << 10},
 				{Name: "aws", Role: wire.RoleConnector, Address: netip.MustParseAddr("100.96.0.3"), Path: "none"},
@@ -40,6 +41,7 @@ func TestStatusText(t *testing.T) {
 		{"status-coordinator-lost.txt", ctl.Status{
 			State: ctl.StateUp, Enrolled: true, Node: node, Interface: "warren0", NetMapVersion: 12,
 			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Error: "cannot reach the coordinator at https://198.51.100.10:8443: connection refused"},
+			Relay:       ctl.Relay{Endpoint: "198.51.100.10:8443", Refusal: "credential expired (3s ago)"},
 			Routes:      []ctl.RouteStatus{},
 		}},
 	}
