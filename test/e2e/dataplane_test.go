@@ -193,6 +193,27 @@ func TestSSHThroughConnector(t *testing.T) {
 		return err
 	})
 
+	// A daemon killed with SIGKILL leaves its device behind; the next start
+	// removes the leftovers and, since the tunnel was up, brings it back.
+	// (The kernel removes a TUN, and its routes, when its last fd
+	// closes; the restart's cleanup covers whatever would remain.)
+	d.daemon.Kill()
+	eventually(t, 5*time.Second, "nothing left routed after the crash", func() error {
+		out, err := lab.Output(ctx, netlab.Laptop, "ip", "route", "show", "192.168.0.0/24")
+		if err != nil || strings.TrimSpace(out) != "" {
+			return fmt.Errorf("route left: %q %v", out, err)
+		}
+		return nil
+	})
+	d.daemon, err = lab.Start(netlab.Laptop, warrenBin, "daemon", "--state", d.laptopD, "--socket", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "tunnel back after a daemon crash", func() error {
+		_, err := lab.Output(ctx, netlab.Laptop, "curl", "-sf", "--max-time", "2", "http://"+netlab.LANHostIP+":"+httpPort+"/")
+		return err
+	})
+
 	// warren down removes everything it installed.
 	if out, err := d.laptop(ctx, "down"); err != nil {
 		t.Fatalf("warren down: %v %s", err, out)
