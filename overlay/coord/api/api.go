@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/wire"
@@ -20,6 +21,8 @@ type Server struct {
 	c   *coord.Coordinator
 	log *slog.Logger
 	mux *http.ServeMux
+	// writeTimeout bounds each write to a control stream.
+	writeTimeout time.Duration
 }
 
 // New returns the API handler for c.
@@ -27,7 +30,7 @@ func New(c *coord.Coordinator, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{c: c, log: log, mux: http.NewServeMux()}
+	s := &Server{c: c, log: log, mux: http.NewServeMux(), writeTimeout: writeTimeout}
 	s.mux.HandleFunc("GET "+wire.PathHealth, s.health)
 	s.mux.HandleFunc("POST "+wire.PathEnroll, s.enroll)
 	s.mux.HandleFunc("POST "+wire.PathStream, s.stream)

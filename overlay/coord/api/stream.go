@@ -41,7 +41,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	sc := bufio.NewScanner(r.Body)
 	sc.Buffer(make([]byte, 0, 512), maxNodeMessage)
-	conn := &streamConn{w: w, rc: rc, sc: sc}
+	conn := &streamConn{w: w, rc: rc, sc: sc, timeout: s.writeTimeout}
 	err = s.c.ServeStream(r.Context(), node, conn)
 	s.log.Debug("stream ended", "node", node.Name, "err", err)
 }
@@ -52,6 +52,8 @@ type streamConn struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
 	sc *bufio.Scanner
+	// timeout bounds each Send.
+	timeout time.Duration
 
 	closeOnce sync.Once
 }
@@ -62,13 +64,21 @@ func (c *streamConn) Send(m *wire.StreamMessage) error {
 		return fmt.Errorf("encoding message: %w", err)
 	}
 	b = append(b, '\n')
-	if err := c.rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := c.rc.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("setting write deadline: %w", err)
 	}
 	if _, err := c.w.Write(b); err != nil {
 		return err
 	}
-	return c.rc.Flush()
+	if err := c.rc.Flush(); err != nil {
+		return err
+	}
+	// Disarm the deadline: on HTTP/2 it is a timer that resets the
+	// stream when it fires, even if nothing is being written then.
+	if err := c.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return fmt.Errorf("clearing write deadline: %w", err)
+	}
+	return nil
 }
 
 func (c *streamConn) Recv() (*wire.StreamMessage, error) {
