@@ -53,7 +53,7 @@ fuzz:
 # Each benchmark in bench/ does a fixed amount of work per run and reports
 # its own metrics, so one iteration is enough.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 45m ./bench/...
 
 # The whole job in network namespaces: coordinator, connector behind a
 # NAT, laptop daemon; prints what to type; Ctrl-C cleans up. Needs root.

@@ -1,0 +1,697 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/warrennet/warren/test/netlab"
+)
+
+// Settings come from the environment, so that `make bench` passes them
+// through (WARREN_BENCH_RUNS=1 make bench for a quick check).
+const (
+	runsEnv     = "WARREN_BENCH_RUNS"     // runs per figure; the median is reported (default 3)
+	secondsEnv  = "WARREN_BENCH_SECONDS"  // iperf3 -t (default 5)
+	connectsEnv = "WARREN_BENCH_CONNECTS" // TCP connects per latency run (default 300)
+	rrEnv       = "WARREN_BENCH_RR"       // 1-byte round trips per latency run (default 1000)
+	outEnv      = "WARREN_BENCH_OUT"      // the JSON file (default results/latest.json)
+)
+
+// config is the benchmark's settings.
+type config struct {
+	Runs       int    `json:"runs"`
+	Seconds    int    `json:"iperf3_seconds"`
+	Omit       int    `json:"iperf3_omit_seconds"`
+	Streams    int    `json:"parallel_streams"`
+	Connects   int    `json:"connects"`
+	RoundTrips int    `json:"round_trips"`
+	Warmup     int    `json:"latency_warmup"`
+	MTU        int    `json:"tunnel_mtu"`
+	Out        string `json:"-"`
+}
+
+func loadConfig() (config, error) {
+	c := config{Runs: 3, Seconds: 5, Omit: 1, Streams: 8, Connects: 300, RoundTrips: 1000, Warmup: 10, MTU: tunnelMTU, Out: "results/latest.json"}
+	var errs []error
+	for _, s := range []struct {
+		env      string
+		v        *int
+		min, max int
+	}{{runsEnv, &c.Runs, 1, 20}, {secondsEnv, &c.Seconds, 1, 30}, {connectsEnv, &c.Connects, 10, 10000}, {rrEnv, &c.RoundTrips, 10, 100000}} {
+		v := os.Getenv(s.env)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < s.min || n > s.max {
+			errs = append(errs, fmt.Errorf("%s=%q: want a whole number from %d to %d", s.env, v, s.min, s.max))
+			continue
+		}
+		*s.v = n
+	}
+	if v := os.Getenv(outEnv); v != "" {
+		c.Out = v
+	}
+	return c, errors.Join(errs...)
+}
+
+// tools the benchmark runs, besides the go command.
+var tools = []string{"ip", "nft", "iperf3", "wg", "setpriv", "ping", "go"}
+
+// available reports why the benchmark cannot run here, or nil.
+func available() error {
+	if err := netlab.Available(); err != nil {
+		return fmt.Errorf("%w: run it as root (sudo make bench)", err)
+	}
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%s is not installed (apt-get install iperf3 wireguard-tools util-linux iputils-ping)", t)
+		}
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return fmt.Errorf("no /dev/net/tun: %w", err)
+	}
+	return nil
+}
+
+// BenchmarkDataplane runs every figure of the data-plane bench once per
+// run (WARREN_BENCH_RUNS, default 3), prints a table of the medians with
+// each Warren figure as a ratio to stock wireguard-go, and writes the JSON
+// report. It does its own runs: b.N is ignored (make bench uses
+// -benchtime 1x).
+func BenchmarkDataplane(b *testing.B) {
+	if err := available(); err != nil {
+		// go test prints a benchmark's skip only with -v: say it here too.
+		fmt.Printf("BenchmarkDataplane: skipping the data-plane benchmark: %v\n", err)
+		b.Skipf("skipping the data-plane benchmark: %v", err)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Ctrl-C or SIGTERM ends the run; the deferred close below removes
+	// every namespace and process. A second Ctrl-C kills at once.
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-sigCtx.Done()
+		stop()
+	}()
+	ctx, cancel := context.WithTimeout(sigCtx, budget())
+	defer cancel()
+
+	h := &harness{cfg: cfg}
+	defer h.close()
+	rep, err := h.run(ctx)
+	if err != nil {
+		if sigCtx.Err() != nil && ctx.Err() != context.DeadlineExceeded {
+			b.Fatalf("interrupted (everything it started is removed on the way out): %v", err)
+		}
+		h.dumpLogs(b)
+		b.Fatal(err)
+	}
+	for _, m := range rep.metrics() {
+		b.ReportMetric(m.value, m.unit)
+	}
+}
+
+// budget bounds the whole benchmark: 40 minutes, or a minute less than
+// go test's -timeout so that cleanup runs before the test binary panics.
+func budget() time.Duration {
+	d := 40 * time.Minute
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if t, ok := g.Get().(time.Duration); ok && t > 0 {
+				d = min(d, t-time.Minute)
+			}
+		}
+	}
+	return max(d, time.Minute)
+}
+
+// harness owns everything one benchmark run builds; close removes it.
+type harness struct {
+	cfg    config
+	exe    string // this test binary, re-executed in namespaces
+	dir    string
+	procs  procs
+	pair   *pair
+	lab    *netlab.Lab
+	warren *warrenDeployment
+	begin  time.Time
+}
+
+// close stops every process, then deletes the namespaces and files. It
+// is safe on a partly built harness.
+func (h *harness) close() {
+	h.procs.stopAll()
+	if h.lab != nil {
+		if err := h.lab.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "dataplane: cleanup:", err)
+		}
+	}
+	if h.pair != nil {
+		if err := h.pair.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "dataplane: cleanup:", err)
+		}
+	}
+	if h.dir != "" {
+		os.RemoveAll(h.dir)
+	}
+}
+
+func (h *harness) progress(format string, args ...any) {
+	fmt.Printf("dataplane [%5.1fs] %s\n", time.Since(h.begin).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// dumpLogs logs the tail of every process's output, for a failed run.
+func (h *harness) dumpLogs(b *testing.B) {
+	h.procs.mu.Lock()
+	defer h.procs.mu.Unlock()
+	for _, p := range h.procs.list {
+		b.Logf("=== %s ===\n%s", p.name, tail(p.out.String(), 4000))
+	}
+}
+
+// echoPort is the echo server's port on the server side of each path.
+const echoPort = "7007"
+
+// warrenTUN is the laptop daemon's TUN (its --interface default).
+const warrenTUN = "warren0"
+
+// path is one way from an iperf3 client to its server.
+type path struct {
+	name     string // veth, wggo, warren
+	clientNS string
+	serverNS string
+	target   string // the server's address as the client dials it
+	// legs are the namespaces whose kernel counters are read, by role;
+	// the sender and receiver of each direction are the client and
+	// server legs.
+	legs map[string]leg
+	// pids are the tunnel's processes by role (client, server, relay).
+	pids map[string]int
+}
+
+// Roles of a path's processes and namespaces.
+const (
+	roleClient = "client"
+	roleServer = "server"
+	roleRelay  = "relay"
+	roleLAN    = "lan" // Warren's connector namespace: the connector's LAN sockets
+)
+
+func (h *harness) run(ctx context.Context) (*report, error) {
+	h.begin = time.Now()
+	rep := &report{Started: h.begin.UTC(), Config: h.cfg, Machine: readMachine()}
+	busy, err := cpuBusy(ctx, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	rep.Machine.BusyStartPct = 100 * busy
+	h.progress("machine: %s, %d cores, kernel %s, %s; CPU %.0f%% busy before the start (load average %s)",
+		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Machine.Go, 100*busy, rep.Machine.LoadStart)
+	if busy > 0.10 {
+		h.progress("warning: the machine is not idle; figures will be noisy")
+		rep.Notes = append(rep.Notes, fmt.Sprintf("machine not idle at start: CPU %.0f%% busy", 100*busy))
+	}
+	if h.exe, err = os.Executable(); err != nil {
+		return nil, err
+	}
+	if h.dir, err = os.MkdirTemp("", "warren-dataplane-"); err != nil {
+		return nil, err
+	}
+	// The connector runs as nobody and must reach the binary and its state.
+	if err := os.Chmod(h.dir, 0o755); err != nil {
+		return nil, err
+	}
+	rep.Versions = readVersions(ctx)
+
+	h.progress("building warren (./cmd/warren) and stock wireguard-go (golang.zx2c4.com/wireguard %s)", rep.Versions.WireGuardGo)
+	warrenBin, wgBin := filepath.Join(h.dir, "warren"), filepath.Join(h.dir, "wireguard-go")
+	if _, err := run(ctx, "go", "build", "-o", warrenBin, "../../cmd/warren"); err != nil {
+		return nil, fmt.Errorf("building warren: %w", err)
+	}
+	if _, err := run(ctx, "go", "build", "-o", wgBin, "golang.zx2c4.com/wireguard"); err != nil {
+		return nil, fmt.Errorf("building wireguard-go: %w", err)
+	}
+
+	h.progress("anchor pair: two namespaces joined by a veth; stock wireguard-go over it (MTU %d)", tunnelMTU)
+	if h.pair, err = newPair(ctx, &h.procs); err != nil {
+		return nil, err
+	}
+	if err := h.pair.startWireGuard(ctx, wgBin, h.dir); err != nil {
+		return nil, fmt.Errorf("stock wireguard-go: %w", err)
+	}
+	if err := h.startEcho(ctx, h.pair.ns(pairB)); err != nil {
+		return nil, err
+	}
+	wgPIDs := map[string]int{}
+	for role, side := range map[string]string{roleClient: pairA, roleServer: pairB} {
+		if wgPIDs[role], err = findPID(ctx, h.pair.ns(side), func(argv []string) bool { return argv[0] == wgBin }); err != nil {
+			return nil, fmt.Errorf("finding wireguard-go: %w", err)
+		}
+	}
+	veth := &path{name: "veth", clientNS: h.pair.ns(pairA), serverNS: h.pair.ns(pairB), target: vethB,
+		legs: map[string]leg{roleClient: {ns: h.pair.ns(pairA)}, roleServer: {ns: h.pair.ns(pairB)}}}
+	wggo := &path{name: "wggo", clientNS: h.pair.ns(pairA), serverNS: h.pair.ns(pairB), target: tunB, pids: wgPIDs,
+		legs: map[string]leg{roleClient: {h.pair.ns(pairA), h.pair.ifname(pairA)}, roleServer: {h.pair.ns(pairB), h.pair.ifname(pairB)}}}
+
+	h.progress("Warren: netlab topology; coordinator+relay, connector (as nobody) behind the site NAT, laptop daemon, warren up")
+	if h.lab, err = netlab.New(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.startEcho(ctx, h.lab.NS(netlab.LANHost)); err != nil {
+		return nil, err
+	}
+	if h.warren, err = deployWarren(ctx, h.lab, &h.procs, warrenBin, h.dir); err != nil {
+		return nil, err
+	}
+	rep.WarrenStatus = h.warren.Status
+	if !h.warren.viaRelay() {
+		rep.Notes = append(rep.Notes, "warren status does not say (relay): check the path")
+	}
+	h.progress("warren up: %s", strings.ReplaceAll(strings.TrimSpace(h.warren.UpOutput), "\n", " | "))
+	wPIDs := map[string]int{}
+	for role, r := range map[string]struct{ ns, cmd string }{
+		roleClient: {h.lab.NS(netlab.Laptop), "daemon"},
+		roleServer: {h.lab.NS(netlab.Conn), "connector"},
+		roleRelay:  {h.lab.NS(netlab.Coord), "coordinator"},
+	} {
+		if wPIDs[role], err = findPID(ctx, r.ns, func(argv []string) bool {
+			return len(argv) > 1 && argv[0] == warrenBin && argv[1] == r.cmd
+		}); err != nil {
+			return nil, fmt.Errorf("finding warren %s: %w", r.cmd, err)
+		}
+	}
+	warren := &path{name: "warren", clientNS: h.lab.NS(netlab.Laptop), serverNS: h.lab.NS(netlab.LANHost), target: netlab.LANHostIP,
+		legs: map[string]leg{roleClient: {h.lab.NS(netlab.Laptop), warrenTUN}, roleRelay: {ns: h.lab.NS(netlab.Coord)},
+			roleLAN: {ns: h.lab.NS(netlab.Conn)}, roleServer: {ns: h.lab.NS(netlab.LANHost)}},
+		pids: wPIDs}
+
+	idle := readMemories(wggo, warren)
+
+	for r := range h.cfg.Runs {
+		rr := runResult{Run: r + 1}
+		h.progress("run %d/%d", r+1, h.cfg.Runs)
+		steps := []struct {
+			p    *path
+			into *pathResult
+			all  bool // the full set, or upload only
+		}{{veth, &rr.Veth, false}, {wggo, &rr.WGGo, true}, {warren, &rr.Warren, true}}
+		for _, s := range steps {
+			if err := h.measurePath(ctx, s.p, s.into, s.all, &rr); err != nil {
+				return nil, err
+			}
+		}
+		rep.Runs = append(rep.Runs, rr)
+	}
+
+	end := readMemories(wggo, warren)
+	rep.Memory = memoryRows(idle, end)
+	rep.WarrenLog.Lines, rep.WarrenLog.Count = h.warren.logProblems(10)
+	rep.WarrenLogs = h.warren.logTails(16 << 10)
+	rep.Machine.LoadEnd = readLoad()
+	rep.Duration = time.Since(h.begin).Round(time.Second).String()
+	rep.summarize()
+
+	fmt.Println()
+	rep.print(os.Stdout)
+	if err := rep.write(h.cfg.Out); err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs(h.cfg.Out)
+	fmt.Printf("\nJSON: %s\n", abs)
+	return rep, nil
+}
+
+// startEcho starts this binary as a TCP echo server on echoPort in ns.
+func (h *harness) startEcho(ctx context.Context, ns string) error {
+	p, err := h.procs.start(ns, "env", modeEnv+"="+modeEcho, addrEnv+"=0.0.0.0:"+echoPort, h.exe)
+	if err != nil {
+		return err
+	}
+	return p.waitOutput(ctx, "listening", 10*time.Second)
+}
+
+// measurePath takes one run's figures of a path: upload, and with all
+// also download, parallel upload, connect and round-trip latency. A
+// figure that fails is recorded in rr.Errors and the run goes on; only
+// the end of ctx stops it.
+func (h *harness) measurePath(ctx context.Context, p *path, into *pathResult, all bool, rr *runResult) error {
+	type step struct {
+		name string
+		do   func() (string, error)
+	}
+	xfer := func(dst **transfer, reverse bool, streams int) func() (string, error) {
+		return func() (string, error) {
+			t, err := h.transfer(ctx, p, reverse, streams)
+			if err != nil {
+				return "", err
+			}
+			*dst = t
+			return fmt.Sprintf("%.2f Gbit/s, retransmits %.3f%%", t.GbitPerSecond, t.RetransPct), nil
+		}
+	}
+	lat := func(dst **latency, mode string, n int) func() (string, error) {
+		return func() (string, error) {
+			s, err := runChild(ctx, h.exe, p.clientNS, mode, netJoin(p.target, echoPort), n, h.cfg.Warmup)
+			if err != nil {
+				return "", err
+			}
+			l := summarize(s)
+			*dst = &l
+			if l.N == 0 {
+				return "", fmt.Errorf("no samples: %d failures, first: %s", l.Failures, l.FirstError)
+			}
+			msg := fmt.Sprintf("p50 %.0f µs, p99 %.0f µs", l.P50us, l.P99us)
+			if l.Failures > 0 {
+				msg += fmt.Sprintf(", %d failures (first: %s)", l.Failures, l.FirstError)
+			}
+			return msg, nil
+		}
+	}
+	steps := []step{{"upload", xfer(&into.Upload, false, 1)}}
+	if all {
+		steps = append(steps,
+			step{"download (-R)", xfer(&into.Download, true, 1)},
+			step{fmt.Sprintf("upload -P %d", h.cfg.Streams), xfer(&into.Upload8, false, h.cfg.Streams)},
+			step{"TCP connect", lat(&into.Connect, modeConnect, h.cfg.Connects)},
+			step{"1-byte RTT", lat(&into.RR, modeRR, h.cfg.RoundTrips)},
+		)
+	}
+	for _, s := range steps {
+		msg, err := s.do()
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s %s: %w", p.name, s.name, ctx.Err())
+		}
+		if err != nil {
+			e := fmt.Sprintf("run %d %s %s: %v", rr.Run, p.name, s.name, err)
+			rr.Errors = append(rr.Errors, e)
+			h.progress("  %-7s %-14s ERROR %v", p.name, s.name, err)
+			continue
+		}
+		h.progress("  %-7s %-14s %s", p.name, s.name, msg)
+	}
+	return nil
+}
+
+func netJoin(host, port string) string { return host + ":" + port }
+
+// transfer is one iperf3 run over a path with what the kernel and the
+// tunnel's processes did meanwhile.
+type transfer struct {
+	iperfResult
+	GbitPerSecond float64 `json:"gbit_per_second"` // as received
+	// Legs are the kernel counter deltas of the path's namespaces.
+	Legs map[string]netCounters `json:"legs"`
+	// UDPRcvbufErrors and TunDropped sum those counters over the legs.
+	UDPRcvbufErrors int64 `json:"udp_rcvbuf_errors"`
+	TunDropped      int64 `json:"tun_dropped"`
+	// RetransPct is 100 × RetransSegs / OutSegs in the iperf3 sender's
+	// namespace; ReceiverOFOPct is 100 × OFOQueue / InSegs in the
+	// receiver's.
+	RetransPct     float64 `json:"retrans_pct"`
+	ReceiverOFOPct float64 `json:"receiver_ofo_pct"`
+	// CPUSeconds and CPUSecondsPerGB are per tunnel process role, plus
+	// "total"; GB is 10^9 bytes of iperf3 payload, warm-up included.
+	CPUSeconds      map[string]float64 `json:"cpu_seconds,omitempty"`
+	CPUSecondsPerGB map[string]float64 `json:"cpu_seconds_per_gb,omitempty"`
+}
+
+func (h *harness) transfer(ctx context.Context, p *path, reverse bool, streams int) (*transfer, error) {
+	// A fresh one-off server per run: a client that failed cannot leave
+	// it busy for the next.
+	srv, err := h.procs.start(p.serverNS, "iperf3", "-s", "-1", "--forceflush")
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	if err := srv.waitOutput(ctx, "Server listening", 10*time.Second); err != nil {
+		return nil, err
+	}
+	before, cpu0, err := h.snapshot(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-c", p.target, "-t", strconv.Itoa(h.cfg.Seconds), "-O", strconv.Itoa(h.cfg.Omit), "-J", "--connect-timeout", "5000"}
+	if reverse {
+		args = append(args, "-R")
+	}
+	if streams > 1 {
+		args = append(args, "-P", strconv.Itoa(streams))
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(h.cfg.Seconds+h.cfg.Omit+30)*time.Second)
+	defer cancel()
+	out, runErr := nsOutput(cctx, p.clientNS, "iperf3", args...)
+	after, cpu1, err := h.snapshot(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	res, err := parseIperf([]byte(out))
+	if err != nil {
+		return nil, errors.Join(err, runErr)
+	}
+	t := &transfer{iperfResult: res, GbitPerSecond: res.ReceivedBitsPerSecond / 1e9, Legs: map[string]netCounters{}}
+	for role := range before {
+		d := after[role].sub(before[role])
+		t.Legs[role] = d
+		t.UDPRcvbufErrors += d.UDPRcvbufErrors
+		t.TunDropped += d.TunTxDropped + d.TunRxDropped
+	}
+	sender, receiver := t.Legs[roleClient], t.Legs[roleServer]
+	if reverse {
+		sender, receiver = receiver, sender
+	}
+	t.RetransPct = pct(sender.RetransSegs, sender.OutSegs)
+	t.ReceiverOFOPct = pct(receiver.OFOQueue, receiver.InSegs)
+	if len(p.pids) > 0 {
+		t.CPUSeconds, t.CPUSecondsPerGB = map[string]float64{}, map[string]float64{}
+		gb := float64(res.AllBytes) / 1e9
+		total := 0.0
+		for role := range p.pids {
+			d := cpu1[role] - cpu0[role]
+			total += d
+			t.CPUSeconds[role] = d
+			t.CPUSecondsPerGB[role] = d / gb
+		}
+		t.CPUSeconds["total"], t.CPUSecondsPerGB["total"] = total, total/gb
+	}
+	// The one-off server ends by itself after the client's report.
+	_ = poll(ctx, 5*time.Second, func() error {
+		if srv.exited() {
+			return nil
+		}
+		return errors.New("iperf3 server still running")
+	})
+	return t, nil
+}
+
+func pct(part, whole int64) float64 {
+	if whole <= 0 {
+		return 0
+	}
+	return 100 * float64(part) / float64(whole)
+}
+
+// snapshot reads the kernel TCP counters of every leg and the CPU time of
+// every tunnel process of p.
+func (h *harness) snapshot(ctx context.Context, p *path) (map[string]netCounters, map[string]float64, error) {
+	counters := map[string]netCounters{}
+	for role, l := range p.legs {
+		c, err := readCounters(ctx, l)
+		if err != nil {
+			return nil, nil, err
+		}
+		counters[role] = c
+	}
+	cpu := map[string]float64{}
+	for role, pid := range p.pids {
+		s, err := cpuSeconds(pid)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s %s process (pid %d): %w", p.name, role, pid, err)
+		}
+		cpu[role] = s
+	}
+	return counters, cpu, nil
+}
+
+// procMemory is one tunnel process's memory: after setup, before any
+// traffic, and at the end of the benchmark (peak is VmHWM).
+type procMemory struct {
+	Path    string  `json:"path"`
+	Role    string  `json:"role"`
+	Process string  `json:"process"`
+	IdleMB  float64 `json:"idle_rss_mb"`
+	EndMB   float64 `json:"end_rss_mb"`
+	PeakMB  float64 `json:"peak_rss_mb"`
+	Error   string  `json:"error,omitempty"`
+}
+
+var processNames = map[string]map[string]string{
+	"wggo":   {roleClient: "wireguard-go (client side)", roleServer: "wireguard-go (server side)"},
+	"warren": {roleClient: "warren daemon", roleServer: "warren connector", roleRelay: "warren coordinator (relay)"},
+}
+
+type memKey struct{ path, role string }
+
+func readMemories(paths ...*path) map[memKey]procMemory {
+	m := map[memKey]procMemory{}
+	for _, p := range paths {
+		for role, pid := range p.pids {
+			pm := procMemory{Path: p.name, Role: role, Process: processNames[p.name][role]}
+			mem, err := readMemory(pid)
+			if err != nil {
+				pm.Error = err.Error()
+			}
+			pm.EndMB, pm.PeakMB = mem.RSSMB, mem.PeakMB
+			m[memKey{p.name, role}] = pm
+		}
+	}
+	return m
+}
+
+func memoryRows(idle, end map[memKey]procMemory) []procMemory {
+	var rows []procMemory
+	for k, e := range end {
+		e.IdleMB = idle[k].EndMB
+		if e.Error == "" {
+			e.Error = idle[k].Error
+		}
+		rows = append(rows, e)
+	}
+	order := map[string]int{roleClient: 0, roleServer: 1, roleRelay: 2}
+	slices.SortFunc(rows, func(a, b procMemory) int {
+		if a.Path != b.Path {
+			return strings.Compare(b.Path, a.Path) // wggo before warren
+		}
+		return order[a.Role] - order[b.Role]
+	})
+	return rows
+}
+
+// machine describes where the figures were taken.
+type machine struct {
+	CPU    string `json:"cpu"`
+	Cores  int    `json:"cores"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
+	// BusyStartPct is how busy the CPUs were in the 2 s before the start.
+	BusyStartPct float64 `json:"cpu_busy_pct_start"`
+	LoadStart    string  `json:"loadavg_start"`
+	LoadEnd      string  `json:"loadavg_end"`
+}
+
+func readMachine() machine {
+	m := machine{CPU: "unknown", Cores: runtime.NumCPU(), Go: runtime.Version(), LoadStart: readLoad()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func readLoad() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// cpuBusy returns the fraction of all CPUs' time that was not idle over
+// the next d, from /proc/stat.
+func cpuBusy(ctx context.Context, d time.Duration) (float64, error) {
+	idle0, total0, err := readCPUTimes()
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(d):
+	}
+	idle1, total1, err := readCPUTimes()
+	if err != nil || total1 <= total0 {
+		return 0, err
+	}
+	return 1 - float64(idle1-idle0)/float64(total1-total0), nil
+}
+
+func readCPUTimes() (idle, total int64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseCPUTimes(line)
+}
+
+// parseCPUTimes reads the "cpu" line of /proc/stat: idle is idle+iowait,
+// total every field but guest and guest_nice (already counted in user).
+func parseCPUTimes(line string) (idle, total int64, err error) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parsing /proc/stat: %w", err)
+		}
+		total += n
+		if i == 3 || i == 4 {
+			idle += n
+		}
+	}
+	return idle, total, nil
+}
+
+// versions are what was measured.
+type versions struct {
+	Warren      string `json:"warren"` // git commit, and how many files differ from it
+	WireGuardGo string `json:"wireguard_go"`
+	GVisor      string `json:"gvisor"`
+}
+
+func readVersions(ctx context.Context) versions {
+	v := versions{Warren: "unknown", WireGuardGo: "unknown", GVisor: "unknown"}
+	if out, err := run(ctx, "go", "list", "-m", "-f", "{{.Version}}", "golang.zx2c4.com/wireguard", "gvisor.dev/gvisor"); err == nil {
+		if f := strings.Fields(out); len(f) == 2 {
+			v.WireGuardGo, v.GVisor = f[0], f[1]
+		}
+	}
+	if out, err := run(ctx, "git", "rev-parse", "--short", "HEAD"); err == nil {
+		v.Warren = strings.TrimSpace(out)
+		if st, err := run(ctx, "git", "status", "--porcelain", "../.."); err == nil {
+			if st = strings.TrimSpace(st); st != "" {
+				v.Warren += fmt.Sprintf(" + %d uncommitted changed or new files", len(strings.Split(st, "\n")))
+			}
+		}
+	}
+	return v
+}

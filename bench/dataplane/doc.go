@@ -1,0 +1,15 @@
+// Package dataplane measures Warren's data plane against its anchors in
+// one run: iperf3 over a bare veth, over stock wireguard-go (TUN↔TUN, built
+// from the module in go.mod) and through Warren (laptop → relay →
+// connector → LAN host in the test/netlab topology); TCP connect time and
+// 1-byte request/response round trips; retransmits; CPU-seconds per GB and
+// peak RSS of each process. Each Warren figure is also printed as a ratio
+// to stock wireguard-go in the same run, and everything is written as JSON.
+// It asserts no speed: machines are noisy.
+//
+// It owns only its benchmark (`make bench`, as root; it skips otherwise)
+// and the results it writes. It has no non-test code, drives Warren only
+// through the built binary and must not import Warren packages other than
+// test/netlab. Everything runs in network namespaces it creates and
+// deletes; nothing is created in the root namespace.
+package dataplane

@@ -1,0 +1,159 @@
+package dataplane
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// The benchmark re-executes its own binary inside a namespace (under
+// `ip netns exec`) to run a small network program there. The environment
+// selects it; TestMain runs it instead of the tests.
+const (
+	modeEnv   = "WARREN_DATAPLANE_MODE"   // echo, connect or rr
+	addrEnv   = "WARREN_DATAPLANE_ADDR"   // echo: listen address; connect, rr: target
+	countEnv  = "WARREN_DATAPLANE_COUNT"  // connect, rr: samples to take
+	warmupEnv = "WARREN_DATAPLANE_WARMUP" // connect, rr: samples to take and drop first
+)
+
+// Child modes.
+const (
+	modeEcho    = "echo"    // TCP echo server; prints "listening" once it is
+	modeConnect = "connect" // sequential TCP connects; prints samplesOut
+	modeRR      = "rr"      // 1-byte request/response on one connection; prints samplesOut
+)
+
+// ioTimeout bounds each connect and each round trip of a child.
+const ioTimeout = 3 * time.Second
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(modeEnv); mode != "" {
+		os.Exit(runMode(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// samplesOut is what the connect and rr modes print, as one JSON object.
+type samplesOut struct {
+	// Samples are the durations in nanoseconds, in the order taken.
+	Samples []int64 `json:"samples_ns"`
+	// Failures counts attempts that failed; FirstError is the first.
+	Failures   int    `json:"failures"`
+	FirstError string `json:"first_error,omitempty"`
+}
+
+func runMode(mode string) int {
+	addr := os.Getenv(addrEnv)
+	var err error
+	switch mode {
+	case modeEcho:
+		err = serveEcho(addr)
+	case modeConnect, modeRR:
+		var n, warmup int
+		if n, err = strconv.Atoi(os.Getenv(countEnv)); err != nil {
+			break
+		}
+		if warmup, err = strconv.Atoi(os.Getenv(warmupEnv)); err != nil {
+			break
+		}
+		var out samplesOut
+		if mode == modeConnect {
+			out = connectSamples(addr, n, warmup)
+		} else {
+			out = rrSamples(addr, n, warmup)
+		}
+		err = json.NewEncoder(os.Stdout).Encode(out)
+	default:
+		err = fmt.Errorf("unknown mode %q", mode)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dataplane %s: %v\n", mode, err)
+		return 1
+	}
+	return 0
+}
+
+// serveEcho echoes every TCP connection on addr until it is killed.
+func serveEcho(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	fmt.Println("listening")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return fmt.Errorf("accepting: %w", err)
+		}
+		go echo(c)
+	}
+}
+
+func echo(c net.Conn) {
+	defer c.Close()
+	_, _ = io.Copy(c, c)
+}
+
+// connectSamples times warmup+n sequential TCP connects to addr (until the
+// three-way handshake completes at the dialer), closing each at once, and
+// keeps the last n.
+func connectSamples(addr string, n, warmup int) samplesOut {
+	var out samplesOut
+	for i := range warmup + n {
+		t0 := time.Now()
+		c, err := net.DialTimeout("tcp", addr, ioTimeout)
+		d := time.Since(t0)
+		if err != nil {
+			out.Failures++
+			if out.FirstError == "" {
+				out.FirstError = err.Error()
+			}
+			continue
+		}
+		c.Close()
+		if i >= warmup {
+			out.Samples = append(out.Samples, d.Nanoseconds())
+		}
+	}
+	return out
+}
+
+// rrSamples opens one connection to an echo server at addr and times
+// warmup+n round trips of one byte, keeping the last n. A failed round
+// trip ends the run (the connection is no longer in step) and is counted
+// as one failure.
+func rrSamples(addr string, n, warmup int) samplesOut {
+	var out samplesOut
+	fail := func(err error) samplesOut {
+		out.Failures++
+		out.FirstError = err.Error()
+		return out
+	}
+	c, err := net.DialTimeout("tcp", addr, ioTimeout)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close()
+	b := []byte{'x'}
+	for i := range warmup + n {
+		if err := c.SetDeadline(time.Now().Add(ioTimeout)); err != nil {
+			return fail(err)
+		}
+		t0 := time.Now()
+		if _, err := c.Write(b); err != nil {
+			return fail(fmt.Errorf("round trip %d: %w", i, err))
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return fail(fmt.Errorf("round trip %d: %w", i, err))
+		}
+		if d := time.Since(t0); i >= warmup {
+			out.Samples = append(out.Samples, d.Nanoseconds())
+		}
+	}
+	return out
+}

@@ -1,0 +1,444 @@
+package dataplane
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+)
+
+// report is everything one benchmark run found; it is written as JSON.
+type report struct {
+	Started      time.Time    `json:"started"`
+	Duration     string       `json:"duration"`
+	Machine      machine      `json:"machine"`
+	Versions     versions     `json:"versions"`
+	Config       config       `json:"config"`
+	WarrenStatus string       `json:"warren_status"`
+	Notes        []string     `json:"notes,omitempty"`
+	Figures      []figure     `json:"figures"`
+	Memory       []procMemory `json:"memory"`
+	Runs         []runResult  `json:"runs"`
+	Errors       []string     `json:"errors,omitempty"`
+	WarrenLog    struct {
+		Count int       `json:"count"` // warning and error lines in all
+		Lines []logLine `json:"lines,omitempty"`
+	} `json:"warren_log_problems"`
+	// WarrenLogs are the last lines each Warren process printed.
+	WarrenLogs map[string]string `json:"warren_logs"`
+}
+
+// runResult is one run of every figure.
+type runResult struct {
+	Run    int        `json:"run"`
+	Veth   pathResult `json:"veth"`
+	WGGo   pathResult `json:"wggo"`
+	Warren pathResult `json:"warren"`
+	Errors []string   `json:"errors,omitempty"`
+}
+
+// pathResult is one run's figures over one path; nil where not taken or
+// failed.
+type pathResult struct {
+	Upload   *transfer `json:"upload,omitempty"`
+	Download *transfer `json:"download,omitempty"`
+	Upload8  *transfer `json:"upload_parallel,omitempty"`
+	Connect  *latency  `json:"tcp_connect,omitempty"`
+	RR       *latency  `json:"rtt_1byte,omitempty"`
+}
+
+// figure is one row of the table: the median over runs of each path,
+// and the median over runs of the same-run ratio warren ÷ wg-go.
+type figure struct {
+	Key     string   `json:"key"`
+	Label   string   `json:"label"`
+	Unit    string   `json:"unit"`
+	Veth    *float64 `json:"veth,omitempty"`
+	WGGo    *float64 `json:"wggo,omitempty"`
+	Warren  *float64 `json:"warren,omitempty"`
+	Ratio   *float64 `json:"ratio_to_wggo,omitempty"`
+	Runs    int      `json:"runs"` // runs that gave the Warren value
+	Floor   string   `json:"floor,omitempty"`
+	Goal    string   `json:"goal,omitempty"`
+	Verdict string   `json:"verdict,omitempty"`
+}
+
+// bound is a floor or goal on a figure.
+type bound struct {
+	ratio  bool // on warren ÷ wg-go, else on the Warren value
+	atMost bool // ≤, else ≥
+	v      float64
+	text   string
+}
+
+// met reports whether the figure clears b, and whether it could tell.
+func (b *bound) met(f *figure) (ok, known bool) {
+	x := f.Warren
+	if b.ratio {
+		x = f.Ratio
+	}
+	if x == nil {
+		return false, false
+	}
+	if b.atMost {
+		return *x <= b.v, true
+	}
+	return *x >= b.v, true
+}
+
+// figureDef says how to take a figure from a run. get serves both the
+// wg-go and the Warren path (and the veth one when veth is set).
+type figureDef struct {
+	key, label, unit string
+	veth             bool
+	get              func(*pathResult) (float64, bool)
+	floor, goal      *bound
+}
+
+func xferGet(pick func(*pathResult) *transfer, val func(*transfer) (float64, bool)) func(*pathResult) (float64, bool) {
+	return func(pr *pathResult) (float64, bool) {
+		t := pick(pr)
+		if t == nil {
+			return 0, false
+		}
+		return val(t)
+	}
+}
+
+func upload(pr *pathResult) *transfer   { return pr.Upload }
+func download(pr *pathResult) *transfer { return pr.Download }
+func upload8(pr *pathResult) *transfer  { return pr.Upload8 }
+
+func gbps(t *transfer) (float64, bool)       { return t.GbitPerSecond, true }
+func retrans(t *transfer) (float64, bool)    { return t.RetransPct, true }
+func ofo(t *transfer) (float64, bool)        { return t.ReceiverOFOPct, true }
+func tunDropped(t *transfer) (float64, bool) { return float64(t.TunDropped), true }
+func udpDrops(t *transfer) (float64, bool)   { return float64(t.UDPRcvbufErrors), true }
+func cpuPerGB(role string) func(*transfer) (float64, bool) {
+	return func(t *transfer) (float64, bool) {
+		v, ok := t.CPUSecondsPerGB[role]
+		return v, ok
+	}
+}
+
+func latGet(pick func(*pathResult) *latency, val func(*latency) float64) func(*pathResult) (float64, bool) {
+	return func(pr *pathResult) (float64, bool) {
+		l := pick(pr)
+		if l == nil || l.N == 0 {
+			return 0, false
+		}
+		return val(l), true
+	}
+}
+
+func connect(pr *pathResult) *latency { return pr.Connect }
+func rr(pr *pathResult) *latency      { return pr.RR }
+func p50(l *latency) float64          { return l.P50us }
+func p99(l *latency) float64          { return l.P99us }
+
+// The floors and goals: the data-plane issue's (upload ≥ 0.6×, download
+// ≥ 0.4×, goal ≥ 1.0× both ways, retransmits ≤ 0.1 %, connect p50 ≤ 1 ms,
+// client RSS ≤ 150 MB) and, where it names none, perf-anchors §7 (L1, L2,
+// M3, M4).
+var (
+	retransFloor = &bound{atMost: true, v: 0.1, text: "≤ 0.1 %"}
+	retransGoal  = &bound{atMost: true, v: 0, text: "0"}
+)
+
+func figureDefs(streams int) []figureDef {
+	defs := []figureDef{
+		{key: "upload_gbps", label: "upload, 1 stream", unit: "Gbit/s", veth: true, get: xferGet(upload, gbps),
+			floor: &bound{ratio: true, v: 0.6, text: "≥ 0.6×"}, goal: &bound{ratio: true, v: 1.0, text: "≥ 1.0×"}},
+		{key: "download_gbps", label: "download (-R), 1 stream", unit: "Gbit/s", get: xferGet(download, gbps),
+			floor: &bound{ratio: true, v: 0.4, text: "≥ 0.4×"}, goal: &bound{ratio: true, v: 1.0, text: "≥ 1.0×"}},
+		{key: "upload_parallel_gbps", label: fmt.Sprintf("upload, -P %d", streams), unit: "Gbit/s", get: xferGet(upload8, gbps)},
+		{key: "upload_retrans_pct", label: "retransmits, upload", unit: "%", get: xferGet(upload, retrans), floor: retransFloor, goal: retransGoal},
+		{key: "download_retrans_pct", label: "retransmits, download ¹", unit: "%", get: xferGet(download, retrans), floor: retransFloor, goal: retransGoal},
+		{key: "upload_parallel_retrans_pct", label: fmt.Sprintf("retransmits, upload -P %d", streams), unit: "%", get: xferGet(upload8, retrans), floor: retransFloor, goal: retransGoal},
+		{key: "download_receiver_ofo_pct", label: "out-of-order at receiver, download ¹", unit: "%", get: xferGet(download, ofo)},
+		{key: "upload_tun_dropped", label: "packets dropped at a TUN, upload ³", unit: "pkts", get: xferGet(upload, tunDropped)},
+		{key: "download_tun_dropped", label: "packets dropped at a TUN, download ³", unit: "pkts", get: xferGet(download, tunDropped)},
+		{key: "upload_udp_rcvbuf_errors", label: "UDP receive-buffer drops, upload ³", unit: "pkts", get: xferGet(upload, udpDrops)},
+		{key: "download_udp_rcvbuf_errors", label: "UDP receive-buffer drops, download ³", unit: "pkts", get: xferGet(download, udpDrops)},
+		{key: "connect_p50_us", label: "TCP connect p50", unit: "µs", get: latGet(connect, p50),
+			floor: &bound{atMost: true, v: 1000, text: "≤ 1 ms"}, goal: &bound{atMost: true, v: 600, text: "≤ 600 µs"}},
+		{key: "connect_p99_us", label: "TCP connect p99", unit: "µs", get: latGet(connect, p99),
+			floor: &bound{atMost: true, v: 3000, text: "≤ 3 ms"}},
+		{key: "rtt_p50_us", label: "1-byte RTT p50", unit: "µs", get: latGet(rr, p50),
+			floor: &bound{atMost: true, v: 400, text: "≤ 400 µs"}, goal: &bound{atMost: true, v: 250, text: "≤ 250 µs"}},
+		{key: "rtt_p99_us", label: "1-byte RTT p99", unit: "µs", get: latGet(rr, p99),
+			floor: &bound{atMost: true, v: 2000, text: "≤ 2 ms"}, goal: &bound{atMost: true, v: 1000, text: "≤ 1 ms"}},
+	}
+	for _, dir := range []struct {
+		name string
+		pick func(*pathResult) *transfer
+	}{{"upload", upload}, {"download", download}} {
+		for _, r := range []struct{ role, label string }{
+			{roleClient, "client side ²"}, {roleServer, "server side ²"}, {roleRelay, "relay"}, {"total", "all tunnel processes"},
+		} {
+			d := figureDef{key: dir.name + "_cpu_s_per_gb_" + r.role, label: "CPU, " + dir.name + ", " + r.label, unit: "CPU-s/GB",
+				get: xferGet(dir.pick, cpuPerGB(r.role))}
+			if r.role == roleClient {
+				d.floor = &bound{ratio: true, atMost: true, v: 1.2, text: "≤ 1.2×"}
+				d.goal = &bound{ratio: true, atMost: true, v: 1.0, text: "≤ 1.0×"}
+			}
+			defs = append(defs, d)
+		}
+	}
+	return defs
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func medianPtr(v []float64) *float64 {
+	if len(v) == 0 {
+		return nil
+	}
+	return ptr(median(v))
+}
+
+func verdict(f *figure, floor, goal *bound) string {
+	if floor == nil {
+		return ""
+	}
+	ok, known := floor.met(f)
+	switch {
+	case !known:
+		return "no data"
+	case !ok:
+		return "MISSES floor"
+	}
+	if goal != nil {
+		if ok, _ := goal.met(f); ok {
+			return "meets goal"
+		}
+	}
+	return "meets floor"
+}
+
+// summarize fills Figures and Errors from Runs and Memory.
+func (r *report) summarize() {
+	r.Figures = nil
+	for _, d := range figureDefs(r.Config.Streams) {
+		f := figure{Key: d.key, Label: d.label, Unit: d.unit}
+		var vs, ws, xs, ratios []float64
+		for i := range r.Runs {
+			run := &r.Runs[i]
+			if d.veth {
+				if v, ok := d.get(&run.Veth); ok {
+					vs = append(vs, v)
+				}
+			}
+			w, okw := d.get(&run.WGGo)
+			x, okx := d.get(&run.Warren)
+			if okw {
+				ws = append(ws, w)
+			}
+			if okx {
+				xs = append(xs, x)
+			}
+			if okw && okx && w != 0 {
+				ratios = append(ratios, x/w)
+			}
+		}
+		f.Veth, f.WGGo, f.Warren, f.Ratio, f.Runs = medianPtr(vs), medianPtr(ws), medianPtr(xs), medianPtr(ratios), len(xs)
+		r.addFigure(f, d.floor, d.goal)
+	}
+	// Peak RSS over the whole benchmark: one value per process.
+	peaks := map[memKey]*float64{}
+	for _, m := range r.Memory {
+		if m.Error == "" {
+			peaks[memKey{m.Path, m.Role}] = ptr(m.PeakMB)
+		}
+	}
+	for _, p := range []struct {
+		role, label string
+		floor       *bound
+	}{
+		{roleClient, "peak RSS, client side ²", &bound{atMost: true, v: 150, text: "≤ 150 MB"}},
+		{roleServer, "peak RSS, server side ²", &bound{atMost: true, v: 256, text: "≤ 256 MB"}},
+		{roleRelay, "peak RSS, relay", nil},
+	} {
+		f := figure{Key: "peak_rss_mb_" + p.role, Label: p.label, Unit: "MB", WGGo: peaks[memKey{"wggo", p.role}], Warren: peaks[memKey{"warren", p.role}]}
+		if f.Warren != nil {
+			f.Runs = 1
+		}
+		if f.WGGo != nil && f.Warren != nil && *f.WGGo != 0 {
+			f.Ratio = ptr(*f.Warren / *f.WGGo)
+		}
+		r.addFigure(f, p.floor, nil)
+	}
+	r.Figures = append(r.Figures, figure{Key: "relay_vs_direct", Label: "relay ÷ direct, up and down", Unit: "×",
+		Floor: "≥ 0.5×", Goal: "≥ 0.8×", Verdict: "n/a: no direct path yet"})
+	r.Errors = nil
+	for _, run := range r.Runs {
+		r.Errors = append(r.Errors, run.Errors...)
+	}
+}
+
+func (r *report) addFigure(f figure, floor, goal *bound) {
+	if floor != nil {
+		f.Floor = floor.text
+	}
+	if goal != nil {
+		f.Goal = goal.text
+	}
+	f.Verdict = verdict(&f, floor, goal)
+	r.Figures = append(r.Figures, f)
+}
+
+func (r *report) figure(key string) *figure {
+	for i := range r.Figures {
+		if r.Figures[i].Key == key {
+			return &r.Figures[i]
+		}
+	}
+	return nil
+}
+
+func format(v *float64, unit string) string {
+	if v == nil {
+		return "—"
+	}
+	switch unit {
+	case "Gbit/s", "CPU-s/GB":
+		return fmt.Sprintf("%.2f", *v)
+	case "%":
+		return fmt.Sprintf("%.3f", *v)
+	case "MB":
+		return fmt.Sprintf("%.1f", *v)
+	case "pkts":
+		if *v != math.Trunc(*v) { // a median of an even count
+			return fmt.Sprintf("%.1f", *v)
+		}
+		return fmt.Sprintf("%.0f", *v)
+	case "×":
+		return fmt.Sprintf("%.2f×", *v)
+	default:
+		return fmt.Sprintf("%.0f", *v)
+	}
+}
+
+// print writes the header, the table and the notes.
+func (r *report) print(w io.Writer) {
+	c := r.Config
+	fmt.Fprintf(w, "Warren data-plane bench, %s, %d run(s), medians; took %s\n", r.Started.Format(time.RFC3339), c.Runs, r.Duration)
+	fmt.Fprintf(w, "machine:  %s, %d cores, kernel %s, %s; CPU %.0f%% busy before the start\n",
+		r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Machine.BusyStartPct)
+	fmt.Fprintf(w, "versions: warren %s; wireguard-go %s; gvisor %s\n", r.Versions.Warren, r.Versions.WireGuardGo, r.Versions.GVisor)
+	fmt.Fprintf(w, "paths:    veth    iperf3 over a bare veth between two namespaces\n")
+	fmt.Fprintf(w, "          wg-go   stock wireguard-go TUN↔TUN over that veth, MTU %d (Warren's, not wireguard-go's 1420)\n", c.MTU)
+	fmt.Fprintf(w, "          warren  laptop daemon → home NAT → coordinator relay → site NAT → connector (gVisor) → lanhost, MTU %d\n", c.MTU)
+	fmt.Fprintf(w, "          direct  not built yet: every Warren figure goes through the relay\n")
+	fmt.Fprintf(w, "method:   iperf3 -t %d -O %d -J; %d TCP connects and %d 1-byte round trips after %d warm-up, from a Go client\n\n",
+		c.Seconds, c.Omit, c.Connects, c.RoundTrips, c.Warmup)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tunit\tveth\twg-go\twarren\twarren÷wg-go\tfloor\tgoal\tverdict")
+	for _, f := range r.Figures {
+		unit := f.Unit
+		if f.Key == "relay_vs_direct" {
+			unit = ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Label, unit,
+			format(f.Veth, f.Unit), format(f.WGGo, f.Unit), format(f.Warren, f.Unit), format(f.Ratio, "×"), f.Floor, f.Goal, f.Verdict)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "¹ retransmits: 100 × RetransSegs / OutSegs in the iperf3 sender's namespace. For Warren's download the")
+	fmt.Fprintln(w, "  sender is lanhost → connector (the LAN leg); gVisor's own retransmits towards the laptop are not in any")
+	fmt.Fprintln(w, "  kernel counter. Out-of-order at receiver (100 × TCPOFOQueue / InSegs at the laptop) shows loss on that leg.")
+	fmt.Fprintln(w, "² client side: wireguard-go in the iperf3 client's namespace / warren daemon; server side: wireguard-go")
+	fmt.Fprintln(w, "  in the server's namespace / warren connector; relay: the warren coordinator. GB = 10^9 payload bytes.")
+	fmt.Fprintln(w, "³ per run, summed over the path's namespaces (wg-go: both ends; warren: laptop, coord, conn, lanhost); a TUN")
+	fmt.Fprintln(w, "  drop is a packet the kernel queued for the tunnel process and discarded (warren0 on the laptop).")
+	if up := r.figure("upload_gbps"); up != nil && up.Veth != nil && up.WGGo != nil && *up.Veth != 0 {
+		fmt.Fprintf(w, "stock wireguard-go ÷ veth, upload: %.3f\n", *up.WGGo / *up.Veth)
+	}
+	if len(r.Memory) > 0 {
+		fmt.Fprintln(w, "\nmemory (MB):")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  process\tidle RSS\tend RSS\tpeak RSS (VmHWM)")
+		for _, m := range r.Memory {
+			if m.Error != "" {
+				fmt.Fprintf(tw, "  %s\t%s\n", m.Process, m.Error)
+				continue
+			}
+			fmt.Fprintf(tw, "  %s\t%.1f\t%.1f\t%.1f\n", m.Process, m.IdleMB, m.EndMB, m.PeakMB)
+		}
+		tw.Flush()
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(w, "\n%d figure(s) failed (left out of the medians):\n", len(r.Errors))
+		for _, e := range r.Errors {
+			fmt.Fprintln(w, "  "+e)
+		}
+	}
+	fmt.Fprintf(w, "\nWarren logged %d warning or error line(s)", r.WarrenLog.Count)
+	if len(r.WarrenLog.Lines) == 0 {
+		fmt.Fprintln(w, ".")
+		return
+	}
+	fmt.Fprintln(w, "; the first:")
+	for _, l := range r.WarrenLog.Lines {
+		fmt.Fprintf(w, "  %s: %s\n", l.Process, l.Line)
+	}
+}
+
+// write saves the report as indented JSON, replacing path atomically.
+func (r *report) write(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing results: %w", err)
+	}
+	return nil
+}
+
+type metric struct {
+	value float64
+	unit  string
+}
+
+// metrics are the headline figures for the benchmark line.
+func (r *report) metrics() []metric {
+	var ms []metric
+	add := func(key, unit string, ratio bool) {
+		f := r.figure(key)
+		if f == nil {
+			return
+		}
+		v := f.Warren
+		if ratio {
+			v = f.Ratio
+		}
+		if v != nil {
+			ms = append(ms, metric{*v, unit})
+		}
+	}
+	add("upload_gbps", "warren-up-Gbit/s", false)
+	add("upload_gbps", "warren-up-x-wggo", true)
+	add("download_gbps", "warren-down-Gbit/s", false)
+	add("download_gbps", "warren-down-x-wggo", true)
+	add("connect_p50_us", "warren-connect-p50-us", false)
+	add("rtt_p50_us", "warren-rtt-p50-us", false)
+	add("peak_rss_mb_client", "daemon-peak-RSS-MB", false)
+	return ms
+}
