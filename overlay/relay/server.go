@@ -151,6 +151,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	defer close(s.done)
 	defer cancel()
 
+	if uc, ok := pc.(*net.UDPConn); ok {
+		growBuffers(uc)
+	}
 	s.log.Info("relay serving", "listen", pc.LocalAddr().String())
 	bc := newBatchConn(pc)
 	var wg sync.WaitGroup
