@@ -249,7 +249,7 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("relay bind: listening on UDP port %d: %w", port, err)
 	}
-	growBuffers(c)
+	growBuffers(c, nodeSocketBuffer)
 	s := &socket{
 		conn: c,
 		bc:   newBatchConn(c),

@@ -152,7 +152,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	defer cancel()
 
 	if uc, ok := pc.(*net.UDPConn); ok {
-		growBuffers(uc)
+		growBuffers(uc, relaySocketBuffer)
 	}
 	s.log.Info("relay serving", "listen", pc.LocalAddr().String())
 	bc := newBatchConn(pc)

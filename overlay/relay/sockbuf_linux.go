@@ -6,25 +6,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// socketBuffer is the send and receive buffer the relay's sockets ask
-// for: as much as stock wireguard-go asks for. The kernel default (about
-// 208 KiB) overflows under a single TCP flow's bursts.
-const socketBuffer = 7 << 20
+// Socket buffers. The kernel default (about 208 KiB) overflows under a
+// single TCP flow's bursts. A node's socket carries only its own traffic,
+// so it asks for as much as stock wireguard-go does. The relay's one
+// socket is shared by every node: a deep buffer there would let one
+// flooding node queue seconds of datagrams ahead of everyone else's, so
+// it asks for less.
+const (
+	nodeSocketBuffer  = 7 << 20
+	relaySocketBuffer = 2 << 20
+)
 
-// growBuffers raises c's buffers to socketBuffer: past net.core.rmem_max
+// growBuffers raises c's buffers to size: past net.core.rmem_max
 // where the process may (CAP_NET_ADMIN), else as far as the limit allows.
 // Failure is not an error: the socket works with smaller buffers.
-func growBuffers(c *net.UDPConn) {
+func growBuffers(c *net.UDPConn, size int) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return
 	}
 	rc.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
 		}
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer) != nil {
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, size)
 		}
 	})
 }

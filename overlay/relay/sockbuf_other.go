@@ -4,11 +4,14 @@ package relay
 
 import "net"
 
-// socketBuffer is the send and receive buffer the relay's sockets ask for.
-const socketBuffer = 7 << 20
+// Socket buffers; see sockbuf_linux.go.
+const (
+	nodeSocketBuffer  = 7 << 20
+	relaySocketBuffer = 2 << 20
+)
 
 // growBuffers raises c's buffers as far as the system allows.
-func growBuffers(c *net.UDPConn) {
-	c.SetReadBuffer(socketBuffer)
-	c.SetWriteBuffer(socketBuffer)
+func growBuffers(c *net.UDPConn, size int) {
+	c.SetReadBuffer(size)
+	c.SetWriteBuffer(size)
 }
