@@ -54,6 +54,16 @@ func (a *app) admin(c *cli.Context) (*coordclient.Admin, error) {
 	return coordclient.NewAdmin(tok)
 }
 
+// withAdmin calls f with an admin client, closed afterwards.
+func (a *app) withAdmin(c *cli.Context, f func(*coordclient.Admin) error) error {
+	admin, err := a.admin(c)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	return f(admin)
+}
+
 // printJSON writes v as indented JSON.
 func (a *app) printJSON(v any) error {
 	enc := json.NewEncoder(a.env.Stdout)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/warrennet/warren/overlay/coordclient"
 )
 
 func (a *app) nodesCommand() *cli.Command {
@@ -23,42 +25,39 @@ func (a *app) nodesList(c *cli.Context) error {
 	if err := argCount(c, 0, "[--json]"); err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	nodes, err := admin.Nodes(c.Context)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return a.printJSON(nodes)
-	}
-	if len(nodes) == 0 {
-		fmt.Fprintln(a.env.Stdout, "no nodes; enroll one with a token from: warren token create --role client|connector --name NAME")
-		return nil
-	}
-	now := time.Now()
-	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tROLE\tADDRESS\tONLINE\tLAST SEEN\tNETMAP")
-	for _, n := range nodes {
-		online, seen, netmap := "no", "never", "-"
-		if n.Online {
-			online = "yes"
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		nodes, err := admin.Nodes(c.Context)
+		if err != nil {
+			return err
 		}
-		if n.LastSeen != nil {
-			seen = ago(now.Sub(*n.LastSeen))
+		if c.Bool("json") {
+			return a.printJSON(nodes)
 		}
-		if n.AppliedVersion > 0 {
-			netmap = fmt.Sprintf("v%d", n.AppliedVersion)
-			if n.Online && !n.InSync {
-				netmap += " (update pending)"
+		if len(nodes) == 0 {
+			fmt.Fprintln(a.env.Stdout, "no nodes; enroll one with a token from: warren token create --role client|connector --name NAME")
+			return nil
+		}
+		now := time.Now()
+		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tROLE\tADDRESS\tONLINE\tLAST SEEN\tNETMAP")
+		for _, n := range nodes {
+			online, seen, netmap := "no", "never", "-"
+			if n.Online {
+				online = "yes"
 			}
+			if n.LastSeen != nil {
+				seen = ago(now.Sub(*n.LastSeen))
+			}
+			if n.AppliedVersion > 0 {
+				netmap = fmt.Sprintf("v%d", n.AppliedVersion)
+				if n.Online && !n.InSync {
+					netmap += " (update pending)"
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, n.Address, online, seen, netmap)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, n.Address, online, seen, netmap)
-	}
-	return w.Flush()
+		return w.Flush()
+	})
 }
 
 // ago says how long ago, roughly, for a person.
@@ -80,15 +79,12 @@ func (a *app) nodesRemove(c *cli.Context) error {
 	if err := argCount(c, 1, "NAME"); err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	name := c.Args().First()
-	if err := admin.RemoveNode(c.Context, name); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.env.Stdout, "node %s removed\n", name)
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		name := c.Args().First()
+		if err := admin.RemoveNode(c.Context, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.env.Stdout, "node %s removed\n", name)
+		return nil
+	})
 }

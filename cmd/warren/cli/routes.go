@@ -9,6 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/warrennet/warren/overlay/coordclient"
+
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/routes"
 )
@@ -47,56 +49,50 @@ func (a *app) routesAdd(c *cli.Context) error {
 	if c.String("connector") == "" {
 		return errors.New("no connector given; add --connector NAME")
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment")})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(a.env.Stdout, "route %s → connector %s\n", r.Prefix, r.Connector)
-	// Say so if an admin's split-tunnel entry keeps part of it out of the
-	// tunnel.
-	if eff, err := admin.EffectiveSplit(c.Context); err == nil {
-		var mine []string
-		for _, w := range eff.Warnings {
-			if strings.Contains(w, r.Prefix.String()) {
-				mine = append(mine, w)
-			}
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment")})
+		if err != nil {
+			return err
 		}
-		a.warn(mine)
-	}
-	return nil
+		fmt.Fprintf(a.env.Stdout, "route %s → connector %s\n", r.Prefix, r.Connector)
+		// Say so if an admin's split-tunnel entry keeps part of it out of the
+		// tunnel.
+		if eff, err := admin.EffectiveSplit(c.Context); err == nil {
+			var mine []string
+			for _, w := range eff.Warnings {
+				if strings.Contains(w, r.Prefix.String()) {
+					mine = append(mine, w)
+				}
+			}
+			a.warn(mine)
+		}
+		return nil
+	})
 }
 
 func (a *app) routesList(c *cli.Context) error {
 	if err := argCount(c, 0, "[--json]"); err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	rs, err := admin.Routes(c.Context)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return a.printJSON(rs)
-	}
-	if len(rs) == 0 {
-		fmt.Fprintln(a.env.Stdout, "no routes; add one with: warren routes add CIDR --connector NAME")
-		return nil
-	}
-	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PREFIX\tCONNECTOR\tCOMMENT")
-	for _, r := range rs {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", r.Prefix, r.Connector, r.Comment)
-	}
-	return w.Flush()
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		rs, err := admin.Routes(c.Context)
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return a.printJSON(rs)
+		}
+		if len(rs) == 0 {
+			fmt.Fprintln(a.env.Stdout, "no routes; add one with: warren routes add CIDR --connector NAME")
+			return nil
+		}
+		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "PREFIX\tCONNECTOR\tCOMMENT")
+		for _, r := range rs {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", r.Prefix, r.Connector, r.Comment)
+		}
+		return w.Flush()
+	})
 }
 
 func (a *app) routesRemove(c *cli.Context) error {
@@ -107,16 +103,13 @@ func (a *app) routesRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	if err := admin.DeleteRoute(c.Context, p); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.env.Stdout, "route %s removed\n", p)
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		if err := admin.DeleteRoute(c.Context, p); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.env.Stdout, "route %s removed\n", p)
+		return nil
+	})
 }
 
 func (a *app) routesGet(c *cli.Context) error {
@@ -128,18 +121,15 @@ func (a *app) routesGet(c *cli.Context) error {
 	if err != nil || ip.Zone() != "" {
 		return fmt.Errorf("%q is not an IP address", arg)
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	res, err := admin.LookupRoute(c.Context, ip)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return a.printJSON(res)
-	}
-	fmt.Fprintln(a.env.Stdout, res.Reason)
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		res, err := admin.LookupRoute(c.Context, ip)
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return a.printJSON(res)
+		}
+		fmt.Fprintln(a.env.Stdout, res.Reason)
+		return nil
+	})
 }

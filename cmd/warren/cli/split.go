@@ -7,6 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/warrennet/warren/overlay/coordclient"
+
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/routes"
 )
@@ -36,19 +38,16 @@ func (a *app) splitMode(c *cli.Context) error {
 	if mode != wire.SplitInclude && mode != wire.SplitExclude {
 		return fmt.Errorf("split mode %q is not one of: include, exclude", c.Args().First())
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	resp, err := admin.SetSplitMode(c.Context, mode)
-	if err != nil {
-		return err
-	}
-	p := resp.Policy
-	fmt.Fprintf(a.env.Stdout, "split mode %s: include list %d entries, exclude list %d entries (both kept)\n", p.Mode, len(p.Include), len(p.Exclude))
-	a.warn(resp.Warnings)
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		resp, err := admin.SetSplitMode(c.Context, mode)
+		if err != nil {
+			return err
+		}
+		p := resp.Policy
+		fmt.Fprintf(a.env.Stdout, "split mode %s: include list %d entries, exclude list %d entries (both kept)\n", p.Mode, len(p.Include), len(p.Exclude))
+		a.warn(resp.Warnings)
+		return nil
+	})
 }
 
 func (a *app) splitAdd(c *cli.Context) error {
@@ -59,18 +58,15 @@ func (a *app) splitAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	resp, err := admin.AddSplitEntry(c.Context, wire.SplitEntryRequest{Prefix: p.String(), Comment: c.String("comment")})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(a.env.Stdout, "%s added to the %s list\n", p, resp.Policy.Mode)
-	a.warn(resp.Warnings)
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		resp, err := admin.AddSplitEntry(c.Context, wire.SplitEntryRequest{Prefix: p.String(), Comment: c.String("comment")})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.env.Stdout, "%s added to the %s list\n", p, resp.Policy.Mode)
+		a.warn(resp.Warnings)
+		return nil
+	})
 }
 
 func (a *app) splitRemove(c *cli.Context) error {
@@ -81,78 +77,69 @@ func (a *app) splitRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	resp, err := admin.RemoveSplitEntry(c.Context, p)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(a.env.Stdout, "%s removed from the %s list\n", p, resp.Policy.Mode)
-	a.warn(resp.Warnings)
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		resp, err := admin.RemoveSplitEntry(c.Context, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.env.Stdout, "%s removed from the %s list\n", p, resp.Policy.Mode)
+		a.warn(resp.Warnings)
+		return nil
+	})
 }
 
 func (a *app) splitReset(c *cli.Context) error {
 	if err := argCount(c, 0, ""); err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	resp, err := admin.ResetSplit(c.Context)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(a.env.Stdout, "split policy reset: exclude mode, %d default exclude entries, empty include list\n", len(resp.Policy.Exclude))
-	a.warn(resp.Warnings)
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		resp, err := admin.ResetSplit(c.Context)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.env.Stdout, "split policy reset: exclude mode, %d default exclude entries, empty include list\n", len(resp.Policy.Exclude))
+		a.warn(resp.Warnings)
+		return nil
+	})
 }
 
 func (a *app) splitList(c *cli.Context) error {
 	if err := argCount(c, 0, "[--json]"); err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	p, err := admin.SplitPolicy(c.Context)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return a.printJSON(p)
-	}
-	fmt.Fprintf(a.env.Stdout, "mode: %s\n\n", p.Mode)
-	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-	for _, l := range []struct {
-		name    string
-		entries []wire.SplitEntry
-	}{{"INCLUDE", p.Include}, {"EXCLUDE", p.Exclude}} {
-		active := ""
-		if (p.Mode == wire.SplitInclude) == (l.name == "INCLUDE") {
-			active = " (active)"
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		p, err := admin.SplitPolicy(c.Context)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(w, "%s%s\tCOMMENT\n", l.name, active)
-		if len(l.entries) == 0 {
-			fmt.Fprintln(w, "(empty)\t")
+		if c.Bool("json") {
+			return a.printJSON(p)
 		}
-		for _, e := range l.entries {
-			comment := e.Comment
-			if e.Builtin {
-				comment += " [default]"
+		fmt.Fprintf(a.env.Stdout, "mode: %s\n\n", p.Mode)
+		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+		for _, l := range []struct {
+			name    string
+			entries []wire.SplitEntry
+		}{{"INCLUDE", p.Include}, {"EXCLUDE", p.Exclude}} {
+			active := ""
+			if (p.Mode == wire.SplitInclude) == (l.name == "INCLUDE") {
+				active = " (active)"
 			}
-			fmt.Fprintf(w, "%s\t%s\n", e.Prefix, comment)
+			fmt.Fprintf(w, "%s%s\tCOMMENT\n", l.name, active)
+			if len(l.entries) == 0 {
+				fmt.Fprintln(w, "(empty)\t")
+			}
+			for _, e := range l.entries {
+				comment := e.Comment
+				if e.Builtin {
+					comment += " [default]"
+				}
+				fmt.Fprintf(w, "%s\t%s\n", e.Prefix, comment)
+			}
+			fmt.Fprintln(w, "\t")
 		}
-		fmt.Fprintln(w, "\t")
-	}
-	return w.Flush()
+		return w.Flush()
+	})
 }
 
 func (a *app) splitShow(c *cli.Context) error {
@@ -162,39 +149,36 @@ func (a *app) splitShow(c *cli.Context) error {
 	if !c.Bool("effective") {
 		return errors.New("usage: warren split show --effective [--json] (for the lists: warren split ls)")
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	e, err := admin.EffectiveSplit(c.Context)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return a.printJSON(e)
-	}
-	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "mode: %s\n\n", e.Mode)
-	fmt.Fprintln(w, "TUNNELLED\tCONNECTOR\tWHY")
-	if len(e.Tunnel) == 0 {
-		fmt.Fprintln(w, "(nothing)\t\t")
-	}
-	for _, d := range e.Tunnel {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", d.Prefix, d.Connector, d.Reason)
-	}
-	if len(e.Bypass) > 0 {
-		fmt.Fprintln(w, "\t\t")
-		fmt.Fprintln(w, "ROUTED BUT BYPASSED\tCONNECTOR\tWHY")
-		for _, d := range e.Bypass {
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		e, err := admin.EffectiveSplit(c.Context)
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return a.printJSON(e)
+		}
+		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "mode: %s\n\n", e.Mode)
+		fmt.Fprintln(w, "TUNNELLED\tCONNECTOR\tWHY")
+		if len(e.Tunnel) == 0 {
+			fmt.Fprintln(w, "(nothing)\t\t")
+		}
+		for _, d := range e.Tunnel {
 			fmt.Fprintf(w, "%s\t%s\t%s\n", d.Prefix, d.Connector, d.Reason)
 		}
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	a.warn(e.Warnings)
-	return nil
+		if len(e.Bypass) > 0 {
+			fmt.Fprintln(w, "\t\t")
+			fmt.Fprintln(w, "ROUTED BUT BYPASSED\tCONNECTOR\tWHY")
+			for _, d := range e.Bypass {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", d.Prefix, d.Connector, d.Reason)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		a.warn(e.Warnings)
+		return nil
+	})
 }
 
 // warn prints warnings on stderr, one line each.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/warrennet/warren/overlay/coordclient"
+
 	"github.com/warrennet/warren/overlay/wire"
 )
 
@@ -54,18 +56,15 @@ func (a *app) tokenCreate(c *cli.Context) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	resp, err := admin.CreateToken(c.Context, req)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(a.env.Stdout, resp.Token)
-	fmt.Fprintf(a.env.Stderr, "token %s: %s %q, %s\n", resp.Info.ID, resp.Info.Role, resp.Info.Name, describeUse(resp.Info))
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		resp, err := admin.CreateToken(c.Context, req)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(a.env.Stdout, resp.Token)
+		fmt.Fprintf(a.env.Stderr, "token %s: %s %q, %s\n", resp.Info.ID, resp.Info.Role, resp.Info.Name, describeUse(resp.Info))
+		return nil
+	})
 }
 
 func describeUse(t wire.TokenInfo) string {
@@ -98,48 +97,42 @@ func (a *app) tokenList(c *cli.Context) error {
 	if err := argCount(c, 0, "[--json]"); err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	tokens, err := admin.Tokens(c.Context)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return a.printJSON(tokens)
-	}
-	now := time.Now()
-	w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tROLE\tSTATE\tUSES\tEXPIRES\tCREATED")
-	for _, t := range tokens {
-		expires := "never"
-		if t.ExpiresAt != nil {
-			expires = t.ExpiresAt.Local().Format("2006-01-02 15:04")
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		tokens, err := admin.Tokens(c.Context)
+		if err != nil {
+			return err
 		}
-		uses := strconv.Itoa(t.Uses)
-		if !t.Reusable {
-			uses += "/1"
+		if c.Bool("json") {
+			return a.printJSON(tokens)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, t.State(now), uses, expires, t.CreatedAt.Local().Format("2006-01-02 15:04"))
-	}
-	return w.Flush()
+		now := time.Now()
+		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tNAME\tROLE\tSTATE\tUSES\tEXPIRES\tCREATED")
+		for _, t := range tokens {
+			expires := "never"
+			if t.ExpiresAt != nil {
+				expires = t.ExpiresAt.Local().Format("2006-01-02 15:04")
+			}
+			uses := strconv.Itoa(t.Uses)
+			if !t.Reusable {
+				uses += "/1"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, t.State(now), uses, expires, t.CreatedAt.Local().Format("2006-01-02 15:04"))
+		}
+		return w.Flush()
+	})
 }
 
 func (a *app) tokenRevoke(c *cli.Context) error {
 	if err := argCount(c, 1, "ID"); err != nil {
 		return err
 	}
-	admin, err := a.admin(c)
-	if err != nil {
-		return err
-	}
-	defer admin.Close()
-	id := c.Args().First()
-	if err := admin.RevokeToken(c.Context, id); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.env.Stdout, "token %s revoked\n", id)
-	return nil
+	return a.withAdmin(c, func(admin *coordclient.Admin) error {
+		id := c.Args().First()
+		if err := admin.RevokeToken(c.Context, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.env.Stdout, "token %s revoked\n", id)
+		return nil
+	})
 }
