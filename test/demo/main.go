@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/warrennet/warren/test/netlab"
 )
@@ -67,61 +65,20 @@ func run(bin string) error {
 	if err != nil {
 		return err
 	}
-	w := func(role string, args ...string) (string, error) {
-		out, err := lab.Output(ctx, role, bin, args...)
-		return strings.TrimSpace(out), err
-	}
-	data := filepath.Join(dir, "coordinator")
-	socket := filepath.Join(dir, "warren.sock")
-
-	step("starting the coordinator at https://%s:8443", netlab.CoordIP)
-	coord, err := lab.Start(netlab.Coord, bin, "coordinator", "--listen", netlab.CoordIP+":8443", "--data", data)
+	step("starting the coordinator at https://%s:8443, the connector as user nobody behind the site NAT (dialing out only), and the laptop daemon", netlab.CoordIP)
+	w, err := lab.DeployWarren(ctx, bin, filepath.Join(dir, "warren"))
 	if err != nil {
 		return err
 	}
-	if err := wait(ctx, func() error { _, err := w(netlab.Coord, "--data", data, "nodes", "ls"); return err }); err != nil {
-		return fmt.Errorf("coordinator did not start: %w\n%s", err, coord.Output())
-	}
-	connTok, err := w(netlab.Coord, "--data", data, "token", "create", "--role", "connector", "--name", "office")
+	step("routed 192.168.0.0/24 to connector office; running warren up on the laptop")
+	tok, err := w.Admin(ctx, "token", "create", "--role", "client", "--name", "laptop")
 	if err != nil {
 		return err
 	}
-	step("starting the connector in the site LAN (%s), as user nobody, dialing out only", netlab.ConnIP)
-	connState := filepath.Join(dir, "connector")
-	os.MkdirAll(connState, 0o700)
-	os.Chown(connState, 65534, 65534)
-	lab.Run(ctx, netlab.Conn, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
-	conn, err := lab.Start(netlab.Conn, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", bin, "connector", "--token", connTok, "--state", connState)
-	if err != nil {
-		return err
-	}
-	if err := wait(ctx, func() error {
-		out, err := w(netlab.Coord, "--data", data, "routes", "add", "192.168.0.0/24", "--connector", "office", "--comment", "site LAN")
-		if err != nil {
-			return fmt.Errorf("%v %s", err, out)
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("routing 192.168.0.0/24 to the connector: %w\n%s", err, conn.Output())
-	}
-	step("routed 192.168.0.0/24 to connector office")
-
-	step("starting the laptop daemon and running warren up")
-	daemon, err := lab.Start(netlab.Laptop, bin, "daemon", "--state", filepath.Join(dir, "laptop"), "--socket", socket)
-	if err != nil {
-		return err
-	}
-	clientTok, err := w(netlab.Coord, "--data", data, "token", "create", "--role", "client", "--name", "laptop")
-	if err != nil {
-		return err
-	}
-	if err := wait(ctx, func() error { _, err := w(netlab.Laptop, "--socket", socket, "status"); return err }); err != nil {
-		return fmt.Errorf("daemon did not start: %w\n%s", err, daemon.Output())
-	}
-	out, err := w(netlab.Laptop, "--socket", socket, "up", "--token", clientTok)
+	out, err := w.Laptop(ctx, "up", "--token", tok)
 	fmt.Println(indent(out))
 	if err != nil {
-		return fmt.Errorf("warren up: %w\n%s\n%s", err, daemon.Output(), conn.Output())
+		return fmt.Errorf("warren up: %w\n%s\n%s", err, w.Daemon.Output(), w.Conn.Output())
 	}
 	ssh := append([]string{"ip", "netns", "exec", lab.NS(netlab.Laptop), "ssh"}, lan.SSHArgs("hostname")...)
 	step("from the laptop: %s", strings.Join(ssh, " "))
@@ -146,27 +103,11 @@ Ctrl-C stops everything and removes the namespaces.
 		lab.NS(netlab.Laptop), netlab.LANHostIP, netlab.HTTPPort,
 		lab.NS(netlab.Laptop), netlab.LANHostIP, netlab.LANName,
 		lab.NS(netlab.Laptop), netlab.LANHostIP,
-		lab.NS(netlab.Laptop), bin, socket,
-		lab.NS(netlab.Coord), bin, data)
+		lab.NS(netlab.Laptop), bin, w.Socket,
+		lab.NS(netlab.Coord), bin, w.Data)
 	<-ctx.Done()
 	fmt.Println()
 	return nil
-}
-
-// wait retries f for up to 20 s.
-func wait(ctx context.Context, f func() error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("interrupted")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }

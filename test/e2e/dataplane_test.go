@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,99 +11,30 @@ import (
 	"github.com/warrennet/warren/test/netlab"
 )
 
-// deployment is Warren running in the lab: a coordinator in coord, a
-// connector (as an unprivileged user) in conn, a daemon in laptop.
+// deployment is Warren running in the lab (netlab.DeployWarren), with
+// the names the tests use.
 type deployment struct {
-	lab     *netlab.Lab
-	data    string // coordinator data dir
-	socket  string
-	daemon  *netlab.Proc
-	conn    *netlab.Proc
-	coord   *netlab.Proc
-	laptopD string
+	*netlab.Warren
+	lab *netlab.Lab
 }
 
-// admin runs an admin command on the coordinator host.
 func (d *deployment) admin(ctx context.Context, args ...string) (string, error) {
-	return warren(ctx, d.lab, netlab.Coord, append([]string{"--data", d.data}, args...)...)
+	return d.Admin(ctx, args...)
 }
 
-// laptop runs a user command against the laptop's daemon.
 func (d *deployment) laptop(ctx context.Context, args ...string) (string, error) {
-	return warren(ctx, d.lab, netlab.Laptop, append([]string{"--socket", d.socket}, args...)...)
+	return d.Laptop(ctx, args...)
 }
 
 func deploy(t *testing.T, lab *netlab.Lab) *deployment {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	root := t.TempDir()
-	// The connector runs as nobody and must reach its state directory.
-	os.Chmod(filepath.Dir(root), 0o755)
-	os.Chmod(root, 0o755)
-	d := &deployment{lab: lab, data: filepath.Join(root, "coord"), socket: filepath.Join(root, "warren.sock"), laptopD: filepath.Join(root, "laptop")}
-
-	var err error
-	d.coord, err = lab.Start(netlab.Coord, warrenBin, "coordinator", "--listen", netlab.CoordIP+":8443", "--data", d.data)
+	w, err := lab.DeployWarren(ctx, warrenBin, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "coordinator serving", func() error {
-		_, err := d.admin(ctx, "nodes", "ls")
-		return err
-	})
-	connTok, err := d.admin(ctx, "token", "create", "--role", "connector", "--name", "office")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The connector runs as nobody: it needs no root. Its netns lets
-	// unprivileged users ping, as a site's sysctl would.
-	connState := filepath.Join(root, "connector")
-	if err := os.MkdirAll(connState, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(connState, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Run(ctx, netlab.Conn, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"); err != nil {
-		t.Fatal(err)
-	}
-	d.conn, err = lab.Start(netlab.Conn, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-		warrenBin, "connector", "--token", connTok, "--state", connState)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 20*time.Second, "connector online", func() error {
-		out, err := d.admin(ctx, "nodes", "ls", "--json")
-		if err != nil {
-			return err
-		}
-		var nodes []struct {
-			Name   string `json:"name"`
-			Online bool   `json:"online"`
-		}
-		if err := json.Unmarshal([]byte(out), &nodes); err != nil {
-			return err
-		}
-		for _, n := range nodes {
-			if n.Name == "office" && n.Online {
-				return nil
-			}
-		}
-		return fmt.Errorf("connector not online yet: %s", out)
-	})
-	if _, err := d.admin(ctx, "routes", "add", "192.168.0.0/24", "--connector", "office", "--comment", "site LAN"); err != nil {
-		t.Fatal(err)
-	}
-	d.daemon, err = lab.Start(netlab.Laptop, warrenBin, "daemon", "--state", d.laptopD, "--socket", d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 20*time.Second, "daemon socket", func() error {
-		_, err := d.laptop(ctx, "status")
-		return err
-	})
-	return d
+	return &deployment{Warren: w, lab: lab}
 }
 
 // TestSSHThroughConnector is the key test: from the laptop, plain OpenSSH
@@ -193,11 +122,11 @@ func TestSSHThroughConnector(t *testing.T) {
 		return err
 	})
 
-	// A daemon killed with SIGKILL leaves its device behind; the next start
-	// removes the leftovers and, since the tunnel was up, brings it back.
+	// A daemon killed with SIGKILL is brought back: the next start removes
+	// any leftovers and, since the tunnel was up, brings it up again.
 	// (The kernel removes a TUN, and its routes, when its last fd
 	// closes; the restart's cleanup covers whatever would remain.)
-	d.daemon.Kill()
+	d.Daemon.Kill()
 	eventually(t, 5*time.Second, "nothing left routed after the crash", func() error {
 		out, err := lab.Output(ctx, netlab.Laptop, "ip", "route", "show", "192.168.0.0/24")
 		if err != nil || strings.TrimSpace(out) != "" {
@@ -205,8 +134,7 @@ func TestSSHThroughConnector(t *testing.T) {
 		}
 		return nil
 	})
-	d.daemon, err = lab.Start(netlab.Laptop, warrenBin, "daemon", "--state", d.laptopD, "--socket", d.socket)
-	if err != nil {
+	if err := d.StartDaemon(ctx); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "tunnel back after a daemon crash", func() error {

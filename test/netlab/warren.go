@@ -1,0 +1,131 @@
+package netlab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Warren is Warren deployed in the lab: the coordinator (with its relay)
+// in coord, the connector as user nobody in conn behind the site NAT
+// serving 192.168.0.0/24, and the laptop daemon, not yet up.
+type Warren struct {
+	lab  *Lab
+	bin  string
+	Data string // the coordinator's --data
+	// Socket is the daemon's control socket; LaptopState its --state.
+	Socket, LaptopState string
+	Coord, Conn, Daemon *Proc
+}
+
+// DeployWarren starts the coordinator, the connector and the laptop
+// daemon from the warren binary bin, with their state under dir, and
+// routes 192.168.0.0/24 to the connector.
+func (l *Lab) DeployWarren(ctx context.Context, bin, dir string) (*Warren, error) {
+	// The connector runs as nobody and must reach its state directory.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		os.Chmod(d, 0o755)
+	}
+	w := &Warren{lab: l, bin: bin, Data: filepath.Join(dir, "coord"), Socket: filepath.Join(dir, "warren.sock"), LaptopState: filepath.Join(dir, "laptop")}
+	var err error
+	if w.Coord, err = l.Start(Coord, bin, "coordinator", "--listen", CoordIP+":8443", "--data", w.Data); err != nil {
+		return nil, err
+	}
+	if err := poll(ctx, func() error { _, err := w.Admin(ctx, "nodes", "ls"); return err }); err != nil {
+		return nil, fmt.Errorf("coordinator not serving: %w\n%s", err, w.Coord.Output())
+	}
+	connTok, err := w.Admin(ctx, "token", "create", "--role", "connector", "--name", "office")
+	if err != nil {
+		return nil, err
+	}
+	// A site's sysctl would let unprivileged users ping; so does this one.
+	if err := l.Run(ctx, Conn, "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"); err != nil {
+		return nil, err
+	}
+	connState := filepath.Join(dir, "connector")
+	if err := os.MkdirAll(connState, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chown(connState, 65534, 65534); err != nil {
+		return nil, err
+	}
+	if w.Conn, err = l.Start(Conn, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		bin, "connector", "--token", connTok, "--state", connState); err != nil {
+		return nil, err
+	}
+	if err := poll(ctx, func() error {
+		out, err := w.Admin(ctx, "nodes", "ls", "--json")
+		if err != nil {
+			return err
+		}
+		var nodes []struct {
+			Name   string `json:"name"`
+			Online bool   `json:"online"`
+		}
+		if err := json.Unmarshal([]byte(out), &nodes); err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if n.Name == "office" && n.Online {
+				return nil
+			}
+		}
+		return fmt.Errorf("connector not online: %s", out)
+	}); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, w.Conn.Output())
+	}
+	if _, err := w.Admin(ctx, "routes", "add", "192.168.0.0/24", "--connector", "office", "--comment", "site LAN"); err != nil {
+		return nil, err
+	}
+	if err := w.StartDaemon(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// StartDaemon starts the laptop daemon and waits for its socket.
+func (w *Warren) StartDaemon(ctx context.Context) error {
+	var err error
+	if w.Daemon, err = w.lab.Start(Laptop, w.bin, "daemon", "--state", w.LaptopState, "--socket", w.Socket); err != nil {
+		return err
+	}
+	if err := poll(ctx, func() error { _, err := w.Laptop(ctx, "status"); return err }); err != nil {
+		return fmt.Errorf("daemon not answering: %w\n%s", err, w.Daemon.Output())
+	}
+	return nil
+}
+
+// Admin runs an admin command on the coordinator host.
+func (w *Warren) Admin(ctx context.Context, args ...string) (string, error) {
+	out, err := w.lab.Output(ctx, Coord, w.bin, append([]string{"--data", w.Data}, args...)...)
+	return strings.TrimSpace(out), err
+}
+
+// Laptop runs a user command against the laptop's daemon.
+func (w *Warren) Laptop(ctx context.Context, args ...string) (string, error) {
+	out, err := w.lab.Output(ctx, Laptop, w.bin, append([]string{"--socket", w.Socket}, args...)...)
+	return strings.TrimSpace(out), err
+}
+
+// poll retries f for up to 20 s.
+func poll(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
