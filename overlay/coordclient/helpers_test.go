@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/coordclient"
 	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
 	"github.com/warrennet/warren/overlay/wire"
@@ -19,19 +18,7 @@ import (
 // An explain function, if given, adds context to the failure.
 func waitFor(t *testing.T, what string, cond func() bool, explain ...func() string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			msg := "timed out waiting for " + what
-			for _, e := range explain {
-				msg += "; " + e()
-			}
-			t.Fatal(msg)
-		}
-		<-tick.C
-	}
+	testutil.WaitFor(t, what, cond, explain...)
 }
 
 // checkNoLeaks waits until no goroutine runs coordclient code or holds a
@@ -39,35 +26,7 @@ func waitFor(t *testing.T, what string, cond func() bool, explain ...func() stri
 // server's goroutines are not counted.
 func checkNoLeaks(t *testing.T) {
 	t.Helper()
-	var left string
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		left = leakedGoroutines()
-		if left == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines left behind:\n%s", left)
-		}
-		<-tick.C
-	}
-}
-
-func leakedGoroutines() string {
-	buf := make([]byte, 4<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "/overlay/coordclient.") ||
-			strings.Contains(g, "net/http.(*persistConn)") ||
-			strings.Contains(g, "net/http.(*http2ClientConn)") ||
-			strings.Contains(g, "net/http.(*http2clientConnReadLoop)") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
+	testutil.NoLeaks(t, "/overlay/coordclient.", "net/http.(*persistConn)", "net/http.(*http2ClientConn)", "net/http.(*http2clientConnReadLoop)")
 }
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.

@@ -4,60 +4,22 @@ import (
 	"bytes"
 	"crypto/rand"
 	"log/slog"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/wire"
 )
 
 // waitFor polls cond until it holds, failing the test after a deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testutil.WaitFor(t, what, cond)
 }
 
 // checkNoLeaks waits until no goroutine runs wireguard-go code (wgdev
 // starts none of its own), and fails the test if some remain.
-func checkNoLeaks(t *testing.T) {
-	t.Helper()
-	var left string
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		left = leakedGoroutines()
-		if left == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines left behind:\n%s", left)
-		}
-		<-tick.C
-	}
-}
-
-func leakedGoroutines() string {
-	buf := make([]byte, 4<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "golang.zx2c4.com/wireguard/") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
-}
+func checkNoLeaks(t *testing.T) { t.Helper(); testutil.NoLeaks(t, "golang.zx2c4.com/wireguard/") }
 
 // testKey is a fixed key: 32 bytes of b.
 func testKey(b byte) wire.Key {

@@ -1,0 +1,71 @@
+// Package testutil holds what the tests of many packages share: waiting
+// for a condition with a deadline instead of sleeping, and checking that a
+// test left no goroutines of a given kind behind. Only _test.go files
+// import it.
+package testutil
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// WaitFor polls cond until it holds, failing the test after 10 s. Each
+// explain function, if given, adds context to the failure.
+func WaitFor(t testing.TB, what string, cond func() bool, explain ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			msg := "timed out waiting for " + what
+			for _, e := range explain {
+				msg += "; " + e()
+			}
+			t.Fatal(msg)
+		}
+		<-tick.C
+	}
+}
+
+// Leaked returns the stacks of the goroutines whose stack mentions any of
+// the markers (the caller excluded), separated by blank lines.
+func Leaked(markers ...string) string {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for i, g := range strings.Split(string(buf), "\n\n") {
+		if i == 0 {
+			continue // this goroutine
+		}
+		for _, m := range markers {
+			if strings.Contains(g, m) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// NoLeaks waits up to 5 s until no goroutine's stack mentions any of the
+// markers, and fails the test (without stopping it) if some remain.
+func NoLeaks(t testing.TB, markers ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left := Leaked(markers...)
+		if left == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("goroutines left behind:\n%s", left)
+			return
+		}
+		<-tick.C
+	}
+}
