@@ -130,17 +130,9 @@ func (c *Client) Why(ctx context.Context, ip netip.Addr) (*Why, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var p Progress
-		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Error == "" {
-			return nil, fmt.Errorf("the daemon answered %s", resp.Status)
-		}
-		return nil, errors.New(p.Error)
-	}
 	var w Why
-	if err := json.NewDecoder(resp.Body).Decode(&w); err != nil {
-		return nil, fmt.Errorf("reading answer: %w", err)
+	if err := answer(resp, &w); err != nil {
+		return nil, err
 	}
 	return &w, nil
 }
@@ -151,17 +143,26 @@ func (c *Client) EditPrefs(ctx context.Context, edit PrefsEdit) (*Prefs, error) 
 	if err != nil {
 		return nil, err
 	}
+	var p Prefs
+	if err := answer(resp, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// answer decodes a 200 answer into v, or turns any other into the error
+// the daemon gave.
+func answer(resp *http.Response, v any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var p Progress
 		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Error == "" {
-			return nil, fmt.Errorf("the daemon answered %s", resp.Status)
+			return fmt.Errorf("the daemon answered %s", resp.Status)
 		}
-		return nil, errors.New(p.Error)
+		return errors.New(p.Error)
 	}
-	var p Prefs
-	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		return nil, fmt.Errorf("reading answer: %w", err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("reading answer: %w", err)
 	}
-	return &p, nil
+	return nil
 }
