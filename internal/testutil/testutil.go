@@ -5,8 +5,11 @@
 package testutil
 
 import (
+	"io"
+	"math/rand/v2"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -68,4 +71,19 @@ func NoLeaks(t testing.TB, markers ...string) {
 		}
 		<-tick.C
 	}
+}
+
+// Seeded returns a deterministic, concurrency-safe io.Reader of bytes,
+// for IDs and secrets whose output a test compares as text.
+func Seeded(seed byte) io.Reader { return &seeded{r: rand.NewChaCha8([32]byte{seed})} }
+
+type seeded struct {
+	mu sync.Mutex // guards r
+	r  *rand.ChaCha8
+}
+
+func (s *seeded) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r.Read(p)
 }

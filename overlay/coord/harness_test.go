@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/coord/store"
 	"github.com/warrennet/warren/overlay/wire"
 )
@@ -32,18 +32,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-// seeded is a deterministic io.Reader for IDs and secrets.
-type seeded struct {
-	mu sync.Mutex
-	r  *rand.ChaCha8
-}
-
-func (s *seeded) Read(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.r.Read(p)
 }
 
 type harness struct {
@@ -70,7 +58,7 @@ func newHarness(t *testing.T) *harness {
 		HeartbeatInterval: 50 * time.Millisecond,
 		HeartbeatTimeout:  300 * time.Millisecond,
 		Now:               clk.Now,
-		Rand:              &seeded{r: rand.NewChaCha8([32]byte{1})},
+		Rand:              testutil.Seeded(1),
 	})
 	if err != nil {
 		t.Fatal(err)

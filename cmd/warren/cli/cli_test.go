@@ -4,35 +4,22 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/test/coordtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
-
-// seeded is a deterministic source of IDs and secrets.
-type seeded struct {
-	mu sync.Mutex
-	r  *rand.ChaCha8
-}
-
-func (s *seeded) Read(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.r.Read(p)
-}
 
 // testCoordinator is a real coordinator behind a real TLS server, with a
 // fixed clock and deterministic IDs so output can be compared as text.
@@ -48,7 +35,7 @@ func newTestCoordinator(t *testing.T) *testCoordinator {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	s := coordtest.Start(t, coordtest.Options{
 		Now:  func() time.Time { return now },
-		Rand: &seeded{r: rand.NewChaCha8([32]byte{7})},
+		Rand: testutil.Seeded(7),
 	})
 	return &testCoordinator{Server: s, co: s.Coord, url: s.URL, admin: s.Admin.String()}
 }
