@@ -7,7 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/warrennet/warren/cmd/warren/cli"
 	"github.com/warrennet/warren/cmd/warren/run"
@@ -15,11 +20,79 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile(os.Getenv(profileEnv))
 	app := cli.New(cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, cli.Roles{Coordinator: run.Coordinator, Connector: run.Connector, Daemon: run.Daemon})
 	err := app.RunContext(ctx, cli.Permute(app, os.Args))
 	stop()
+	stopProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "warren: "+err.Error())
 		os.Exit(1)
+	}
+}
+
+// profileEnv names a directory: when set, every warren process writes a
+// CPU profile of its whole run there, as <command>-<pid>.pprof (see
+// docs/PERFORMANCE.md). A profile is complete only if the process exits
+// normally, for example on SIGTERM.
+const profileEnv = "WARREN_CPUPROFILE"
+
+// startProfile starts a CPU profile into dir and returns what stops it.
+// An empty dir, or a profile that cannot start, profiles nothing.
+func startProfile(dir string) func() {
+	if dir == "" {
+		return func() {}
+	}
+	name := "warren"
+	if len(os.Args) > 1 {
+		name = filepath.Base(os.Args[1])
+	}
+	f, err := os.Create(filepath.Join(dir, name+"-"+strconv.Itoa(os.Getpid())+".pprof"))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warren: "+profileEnv+": "+err.Error())
+		if f != nil {
+			f.Close()
+		}
+		return func() {}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		writePeakHeap(filepath.Join(dir, name+"-"+strconv.Itoa(os.Getpid())+".heap.pprof"), stop)
+	}()
+	return func() {
+		close(stop)
+		<-done
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// writePeakHeap writes a heap profile to path each time the heap in use
+// reaches a new peak, checking every second until stop is closed.
+func writePeakHeap(path string, stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var peak uint64
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse <= peak+peak/10 {
+			continue
+		}
+		peak = ms.HeapInuse
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
 	}
 }
