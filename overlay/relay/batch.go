@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"iter"
 	"net"
 	"net/netip"
 	"time"
@@ -92,4 +93,23 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	}
 	ap := ua.AddrPort()
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// segments yields the datagrams of a run read with UDP_GRO: seg bytes
+// each, the last possibly shorter. A seg of zero, or one not smaller than
+// b, yields b whole.
+func segments(b []byte, seg int) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		if seg <= 0 || seg >= len(b) {
+			yield(b)
+			return
+		}
+		for len(b) > 0 {
+			n := min(seg, len(b))
+			if !yield(b[:n:n]) {
+				return
+			}
+			b = b[n:]
+		}
+	}
 }

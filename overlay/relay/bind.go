@@ -82,7 +82,7 @@ type Bind struct {
 	nEndpoints atomic.Int64
 
 	sendPool sync.Pool // *sendBatch
-	recvPool sync.Pool // *[]ipv4.Message
+	recvPool sync.Pool // *recvBatch
 }
 
 var _ conn.Bind = (*Bind)(nil)
@@ -119,14 +119,31 @@ type socket struct {
 	conn   *net.UDPConn
 	bc     batchConn
 	closed atomic.Bool
-	kick   chan struct{} // capacity 1: the relay asked for a HELLO, or the target changed
-	stop   chan struct{} // closed by Close
-	done   chan struct{} // closed when the keepalive loop has returned
+	// gso: sends may carry runs of datagrams (UDP_SEGMENT); cleared for
+	// good when the kernel refuses one. gro: reads may return runs
+	// (UDP_GRO).
+	gso  atomic.Bool
+	gro  bool
+	kick chan struct{} // capacity 1: the relay asked for a HELLO, or the target changed
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the keepalive loop has returned
 }
 
+// sendBatch is Send's scratch space. ms sends each datagram behind the
+// DATA header by scatter-gather; runs sends them as GSO runs laid out in
+// frames, with perRun[i] datagrams in runs[i].
 type sendBatch struct {
-	hdr [DataHeaderLen]byte
-	ms  []ipv4.Message
+	hdr    [DataHeaderLen]byte
+	ms     []ipv4.Message
+	runs   []ipv4.Message
+	perRun []int
+	frames []byte
+}
+
+// recvBatch is a receive function's scratch space: one message per
+// datagram (or per run, with room for its segment size in OOB).
+type recvBatch struct {
+	ms []ipv4.Message
 }
 
 // NewBind returns a closed Bind with no relay set.
@@ -139,18 +156,25 @@ func NewBind(cfg BindConfig) *Bind {
 	}
 	b := &Bind{log: cfg.Logger, logs: newLogLimiter(cfg.Logger, logEvery), interval: cfg.KeepaliveInterval}
 	b.sendPool.New = func() any {
-		sb := &sendBatch{ms: make([]ipv4.Message, conn.IdealBatchSize)}
+		sb := &sendBatch{
+			ms:     make([]ipv4.Message, conn.IdealBatchSize),
+			runs:   make([]ipv4.Message, conn.IdealBatchSize),
+			perRun: make([]int, conn.IdealBatchSize),
+		}
 		for i := range sb.ms {
 			sb.ms[i].Buffers = make([][]byte, 2)
+			sb.runs[i].Buffers = make([][]byte, 1)
+			sb.runs[i].OOB = make([]byte, 0, offloadSpace)
 		}
 		return sb
 	}
 	b.recvPool.New = func() any {
-		ms := make([]ipv4.Message, conn.IdealBatchSize)
-		for i := range ms {
-			ms[i].Buffers = make([][]byte, 1)
+		rb := &recvBatch{ms: make([]ipv4.Message, conn.IdealBatchSize)}
+		for i := range rb.ms {
+			rb.ms[i].Buffers = make([][]byte, 1)
+			rb.ms[i].OOB = make([]byte, 0, offloadSpace)
 		}
-		return &ms
+		return rb
 	}
 	return b
 }
@@ -257,6 +281,9 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	var gso bool
+	gso, s.gro = enableOffload(c)
+	s.gso.Store(gso)
 	b.open = s
 	b.live.Store(s)
 	go b.keepalive(s)
@@ -335,21 +362,15 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	defer b.sendPool.Put(sb)
 	putDataHeader(sb.hdr[:], &e.key)
 	var first error
-	for len(bufs) > 0 {
-		ms := sb.ms[:min(len(bufs), len(sb.ms))]
-		for i := range ms {
-			ms[i].Buffers[0], ms[i].Buffers[1], ms[i].Addr = sb.hdr[:], bufs[i], t.udp
+	fail := func(err error) {
+		if first == nil {
+			first = err
 		}
-		writeAll(s.bc, ms, func(_ int, err error) {
-			if first == nil {
-				first = err
-			}
-		})
-		for i := range ms {
-			ms[i].Buffers[1], ms[i].Addr = nil, nil
-		}
-		bufs = bufs[len(ms):]
 	}
+	if len(bufs) > 1 && s.gso.Load() {
+		bufs = b.sendRuns(s, sb, bufs, t.udp, fail)
+	}
+	b.sendEach(s, sb, bufs, t.udp, fail)
 	switch {
 	case first == nil:
 		return nil
@@ -359,19 +380,114 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	return fmt.Errorf("relay bind: sending to relay %v: %w", t.relay, first)
 }
 
+// sendEach sends each of bufs as its own DATA frame, the header and the
+// datagram gathered from two buffers, in batches.
+func (b *Bind) sendEach(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr, fail func(error)) {
+	for len(bufs) > 0 {
+		ms := sb.ms[:min(len(bufs), len(sb.ms))]
+		for i := range ms {
+			ms[i].Buffers[0], ms[i].Buffers[1], ms[i].Addr = sb.hdr[:], bufs[i], to
+		}
+		writeAll(s.bc, ms, func(_ int, err error) { fail(err) })
+		for i := range ms {
+			ms[i].Buffers[1], ms[i].Addr = nil, nil
+		}
+		bufs = bufs[len(ms):]
+	}
+}
+
+// sendRuns sends bufs as GSO runs of DATA frames. If the kernel refuses
+// runs on this socket, it turns them off for good and returns the bufs
+// it did not send, for sendEach; otherwise it returns none.
+func (b *Bind) sendRuns(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr, fail func(error)) [][]byte {
+	for len(bufs) > 0 {
+		chunk := bufs[:min(len(bufs), len(sb.runs))]
+		ms := sb.coalesce(chunk, to)
+		refused := -1 // the first run the kernel refused
+		writeAll(s.bc, ms, func(i int, err error) {
+			switch {
+			case refused >= 0:
+			case sb.perRun[i] > 1 && offloadRefused(err):
+				refused = i
+			default:
+				fail(err)
+			}
+		})
+		for i := range ms {
+			ms[i].Buffers[0], ms[i].Addr = nil, nil
+		}
+		if refused >= 0 {
+			s.gso.Store(false)
+			b.log.Warn("relay bind: the kernel refused a UDP segmentation offload send; sending datagrams one by one", "relay", to.String())
+			sent := 0
+			for _, n := range sb.perRun[:refused] {
+				sent += n
+			}
+			return bufs[sent:]
+		}
+		bufs = bufs[len(chunk):]
+	}
+	return nil
+}
+
+// coalesce lays bufs out as DATA frames behind sb.hdr and groups them into
+// runs for UDP_SEGMENT: consecutive frames of one size, up to maxSegments
+// of them and maxRunLen bytes, where the last of a run may be shorter. It
+// returns one message per run, addressed to to; sb.perRun says how many
+// datagrams each holds. bufs must not outnumber sb.runs.
+func (sb *sendBatch) coalesce(bufs [][]byte, to *net.UDPAddr) []ipv4.Message {
+	total := 0
+	for _, p := range bufs {
+		total += DataHeaderLen + len(p)
+	}
+	if cap(sb.frames) < total {
+		sb.frames = make([]byte, 0, total)
+	}
+	frames := sb.frames[:0]
+	n := -1 // the run being filled
+	var seg, start int
+	ended := false // the run's last frame was short: it takes no more
+	for _, p := range bufs {
+		size := DataHeaderLen + len(p)
+		if n < 0 || ended || sb.perRun[n] == maxSegments || size > seg || len(frames)-start+size > maxRunLen {
+			n++
+			seg, start, ended = size, len(frames), false
+			sb.perRun[n] = 0
+		}
+		frames = append(frames, sb.hdr[:]...)
+		frames = append(frames, p...)
+		sb.perRun[n]++
+		ended = size < seg
+		m := &sb.runs[n]
+		m.Buffers[0], m.Addr = frames[start:], to
+		m.OOB = m.OOB[:0]
+		if sb.perRun[n] > 1 {
+			m.OOB = appendSegmentSize(m.OOB, seg)
+		}
+	}
+	return sb.runs[:n+1]
+}
+
 func (b *Bind) receiveFunc(s *socket) conn.ReceiveFunc {
 	return func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-		pm := b.recvPool.Get().(*[]ipv4.Message)
-		ms := (*pm)[:min(len(packets), len(*pm))]
+		rb := b.recvPool.Get().(*recvBatch)
+		defer b.recvPool.Put(rb)
+		// With GRO one read can return maxSegments datagrams in one
+		// buffer: read only as many as the packets can take once split,
+		// into the last of them, and split them forward.
+		at := 0
+		if s.gro {
+			at = len(packets) - max(1, len(packets)/maxSegments)
+		}
+		ms := rb.ms[:min(len(packets)-at, len(rb.ms))]
 		defer func() {
 			for i := range ms {
 				ms[i].Buffers[0], ms[i].Addr = nil, nil
 			}
-			b.recvPool.Put(pm)
 		}()
 		for {
 			for i := range ms {
-				ms[i].Buffers[0] = packets[i]
+				ms[i].Buffers[0], ms[i].OOB = packets[at+i], ms[i].OOB[:cap(ms[i].OOB)]
 			}
 			n, err := s.bc.ReadBatch(ms, 0)
 			if err != nil {
@@ -380,42 +496,58 @@ func (b *Bind) receiveFunc(s *socket) conn.ReceiveFunc {
 				}
 				return 0, fmt.Errorf("relay bind: reading: %w", err)
 			}
-			if b.unwrap(s, ms[:n], packets, sizes, eps) > 0 {
-				return n, nil
+			if got := b.unwrap(s, ms[:n], at, packets, sizes, eps); got > 0 {
+				return got, nil
 			}
 		}
 	}
 }
 
-// unwrap handles the frames just read into packets: DATA is moved to the
-// start of its buffer and sized, everything else is handled here and
-// sized zero (wireguard-go skips those). It returns the number of
-// datagrams for wireguard-go.
-func (b *Bind) unwrap(s *socket, ms []ipv4.Message, packets [][]byte, sizes []int, eps []conn.Endpoint) int {
+// unwrap handles the messages just read into packets[at:]: the DATA
+// frames' datagrams are moved, in order, to packets[0:], sized and given
+// their endpoints; every other frame is handled here. A message read
+// with GRO holds several frames, split here. It returns how many
+// datagrams it placed.
+//
+// Moving forward in place is safe: a datagram goes to packets[k] only
+// while k is at most the index of the buffer it is read from, and a
+// frame's datagram is shorter than the frame, so nothing is overwritten
+// before it is read.
+func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, sizes []int, eps []conn.Endpoint) int {
 	t := b.target.Load()
 	got := 0
 	for i := range ms {
-		sizes[i] = 0
 		if t == nil || !t.relay.IsValid() || addrPortOf(ms[i].Addr) != t.relay {
 			// Not from the relay. A direct path would take WireGuard
 			// datagrams from peers' addresses here.
 			continue
 		}
-		pkt := packets[i][:ms[i].N]
-		f, err := Parse(pkt)
-		if err != nil {
-			b.logs.logf(slog.LevelDebug, "relay bind: dropped a malformed frame from the relay", "err", err)
-			continue
+		seg := 0
+		if s.gro {
+			seg = segmentSize(ms[i].OOB[:ms[i].NN])
 		}
-		switch f.Type {
-		case TypeData:
-			sizes[i] = copy(packets[i], f.Payload)
-			eps[i] = b.endpoint(f.Key)
-			got++
-		case TypeHelloAck:
-			b.onAck(s, t, pkt, f)
-		case TypeError:
-			b.onRefusal(s, f)
+		for pkt := range segments(packets[at+i][:ms[i].N], seg) {
+			f, err := Parse(pkt)
+			if err != nil {
+				b.logs.logf(slog.LevelDebug, "relay bind: dropped a malformed frame from the relay", "err", err)
+				continue
+			}
+			switch f.Type {
+			case TypeData:
+				if got > at+i {
+					// More datagrams than buffers: only possible if
+					// the kernel coalesced more than maxSegments.
+					b.logs.logf(slog.LevelWarn, "relay bind: dropped datagrams of a receive run longer than the batch")
+					continue
+				}
+				sizes[got] = copy(packets[got], f.Payload)
+				eps[got] = b.endpoint(f.Key)
+				got++
+			case TypeHelloAck:
+				b.onAck(s, t, pkt, f)
+			case TypeError:
+				b.onRefusal(s, f)
+			}
 		}
 	}
 	return got

@@ -35,6 +35,10 @@ const (
 	readBatch     = 64 // datagrams per recvmmsg
 	maxReadFails  = 10 // consecutive read errors before pausing
 	logEvery      = 10 * time.Second
+	statsEvery    = time.Minute // counters are logged this often while traffic flows
+	// backlogWait is the longest the read loop waits for the write loop
+	// once a queue is half full.
+	backlogWait = 2 * time.Millisecond
 )
 
 // ServerConfig configures a Server.
@@ -97,6 +101,9 @@ type Server struct {
 	burst    float64
 	sched    *sched
 	stats    counters
+	// gso: the write loop may send runs (UDP_SEGMENT); cleared for good
+	// when the kernel refuses one. Set by Serve before its loops start.
+	gso atomic.Bool
 
 	mu      sync.Mutex // guards the lifecycle fields below
 	closed  bool
@@ -151,10 +158,14 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	defer close(s.done)
 	defer cancel()
 
+	var gro bool
 	if uc, ok := pc.(*net.UDPConn); ok {
 		growBuffers(uc, relaySocketBuffer)
+		var gso bool
+		gso, gro = enableOffload(uc)
+		s.gso.Store(gso)
 	}
-	s.log.Info("relay serving", "listen", pc.LocalAddr().String())
+	s.log.Info("relay serving", "listen", pc.LocalAddr().String(), "gso", s.gso.Load(), "gro", gro)
 	bc := newBatchConn(pc)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.writeLoop(ctx, bc) })
@@ -163,10 +174,34 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		<-ctx.Done()
 		pc.Close()
 	})
-	err := s.readLoop(ctx, bc)
+	err := s.readLoop(ctx, bc, gro)
 	cancel()
 	wg.Wait()
+	s.logStats("relay stopped")
 	return err
+}
+
+// logStats logs the counters under msg, leaving out drop reasons that
+// are zero.
+func (s *Server) logStats(msg string) {
+	st := s.Stats()
+	args := []any{"registrations", st.Registrations, "forwarded", st.Forwarded, "forwarded_bytes", st.ForwardedBytes,
+		"runs", st.Runs, "run_frames", st.RunFrames, "hellos", st.Hellos, "replies", st.Replies}
+	d := st.Dropped
+	for _, c := range []struct {
+		name string
+		n    uint64
+	}{
+		{"malformed", d.Malformed}, {"bad_credential", d.BadCredential}, {"expired", d.Expired}, {"stale", d.Stale},
+		{"hello_limited", d.HelloLimited}, {"not_registered", d.NotRegistered}, {"unknown_peer", d.UnknownPeer},
+		{"not_allowed", d.NotAllowed}, {"rate_limited", d.RateLimited}, {"queue_full", d.QueueFull},
+		{"reply_limited", d.ReplyLimited}, {"write_error", d.WriteError}, {"read_errors", st.ReadErrors},
+	} {
+		if c.n > 0 {
+			args = append(args, "dropped_"+c.name, c.n)
+		}
+	}
+	s.log.Info(msg, args...)
 }
 
 // Close stops Serve and waits for it to return. It is idempotent.
@@ -193,6 +228,10 @@ type Stats struct {
 	// datagrams' bytes.
 	Forwarded      uint64
 	ForwardedBytes uint64
+	// Runs counts sends that carried several DATA frames at once (UDP
+	// segmentation offload), and RunFrames the frames in them.
+	Runs      uint64
+	RunFrames uint64
 	// Replies counts HELLO-ACKs and refusals sent.
 	Replies uint64
 	// ReadErrors counts socket reads that failed.
@@ -220,6 +259,7 @@ type Drops struct {
 type counters struct {
 	registrations                                          atomic.Int64
 	hellos, forwarded, forwardedBytes, replies, readErrors atomic.Uint64
+	runs, runFrames                                        atomic.Uint64
 	malformed, badCredential, expired, stale, helloLimited atomic.Uint64
 	notRegistered, unknownPeer, notAllowed, rateLimited    atomic.Uint64
 	queueFull, replyLimited, writeError                    atomic.Uint64
@@ -233,6 +273,8 @@ func (s *Server) Stats() Stats {
 		Hellos:         c.hellos.Load(),
 		Forwarded:      c.forwarded.Load(),
 		ForwardedBytes: c.forwardedBytes.Load(),
+		Runs:           c.runs.Load(),
+		RunFrames:      c.runFrames.Load(),
 		Replies:        c.replies.Load(),
 		ReadErrors:     c.readErrors.Load(),
 		Dropped: Drops{
@@ -291,10 +333,28 @@ type readState struct {
 	replied   map[netip.AddrPort]time.Time
 	hellos    tokenBucket
 	lastSweep time.Time
-	queued    bool // something was queued since the write loop was woken
+	lastStats time.Time // when the counters were last logged
+	statsAt   uint64    // Forwarded then
+	queued    bool      // something was queued since the write loop was woken
+	run       run       // DATA gathered for the next send
 }
 
-func (s *Server) readLoop(ctx context.Context, bc batchConn) error {
+// run is DATA the read loop gathers into one send: consecutive frames
+// from one source to one destination address, all seg bytes long but
+// the last, which may be shorter and ends the run. Frames are rewritten
+// (the source's key in place of the destination's) as they are added.
+type run struct {
+	src   *registration
+	to    *net.UDPAddr
+	from  netip.AddrPort // src's address, for a refusal
+	dst   wire.Key       // the destination's key, for a refusal
+	buf   []byte
+	seg   int
+	n     int
+	ended bool
+}
+
+func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
 	rs := &readState{
 		byKey:    map[wire.Key]*registration{},
 		byAddr:   map[netip.AddrPort]*registration{},
@@ -304,9 +364,12 @@ func (s *Server) readLoop(ctx context.Context, bc batchConn) error {
 	ms := make([]ipv4.Message, readBatch)
 	for i := range ms {
 		ms[i].Buffers = [][]byte{make([]byte, MaxFrameLen)}
+		ms[i].OOB = make([]byte, 0, offloadSpace)
 	}
 	var deadline time.Time
 	fails := 0
+	backoff := time.NewTimer(backlogWait)
+	backoff.Stop()
 	for {
 		// A read deadline wakes an idle loop to sweep.
 		if wall := time.Now(); deadline.Sub(wall) < sweepInterval/2 {
@@ -314,6 +377,9 @@ func (s *Server) readLoop(ctx context.Context, bc batchConn) error {
 			if err := bc.SetReadDeadline(deadline); err != nil && ctx.Err() == nil {
 				return fmt.Errorf("relay socket: setting read deadline: %w", err)
 			}
+		}
+		for i := range ms {
+			ms[i].OOB = ms[i].OOB[:cap(ms[i].OOB)]
 		}
 		n, err := bc.ReadBatch(ms, 0)
 		if ctx.Err() != nil {
@@ -345,11 +411,33 @@ func (s *Server) readLoop(ctx context.Context, bc batchConn) error {
 		}
 		fails = 0
 		for i := range n {
-			s.handle(rs, now, ms[i].Buffers[0][:ms[i].N], addrPortOf(ms[i].Addr))
+			from, seg := addrPortOf(ms[i].Addr), 0
+			if gro {
+				seg = segmentSize(ms[i].OOB[:ms[i].NN])
+			}
+			for pkt := range segments(ms[i].Buffers[0][:ms[i].N], seg) {
+				s.handle(rs, now, pkt, from)
+			}
 		}
+		s.flushRun(rs, now)
 		if rs.queued {
 			rs.queued = false
+			select {
+			case <-s.sched.drained: // stale: from before this batch
+			default:
+			}
 			s.sched.signal()
+			if s.sched.backlogged() {
+				// Give the write loop a moment before reading more,
+				// rather than drop what the next read brings.
+				backoff.Reset(backlogWait)
+				select {
+				case <-ctx.Done():
+				case <-s.sched.drained:
+				case <-backoff.C:
+				}
+				backoff.Stop()
+			}
 		}
 	}
 }
@@ -358,6 +446,10 @@ func (s *Server) readLoop(ctx context.Context, bc batchConn) error {
 // verdicts and old refusal times, and counts the live registrations.
 func (s *Server) sweep(rs *readState, now time.Time) {
 	rs.lastSweep = now
+	if f := s.stats.forwarded.Load(); now.Sub(rs.lastStats) >= statsEvery && f != rs.statsAt {
+		rs.lastStats, rs.statsAt = now, f
+		s.logStats("relay stats")
+	}
 	live := 0
 	for k, r := range rs.byKey {
 		switch {
@@ -508,19 +600,55 @@ func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, f Frame, f
 		s.refuse(rs, now, from, CodeRateLimited, f.Key)
 		return
 	}
+	s.addToRun(rs, now, src, dst, pkt, from)
+}
+
+// addToRun adds a DATA frame that passed every check to the run being
+// gathered, first sending that run on if the frame cannot join it.
+func (s *Server) addToRun(rs *readState, now time.Time, src, dst *registration, pkt []byte, from netip.AddrPort) {
+	r := &rs.run
+	if r.n > 0 && (r.src != src || r.to != dst.udp || r.ended || len(pkt) > r.seg ||
+		r.n == maxSegments || len(r.buf)+len(pkt) > maxRunLen || !s.gso.Load()) {
+		s.flushRun(rs, now)
+	}
+	switch r.n {
+	case 0:
+		*r = run{src: src, to: dst.udp, from: from, dst: dst.key, buf: getBuf(len(pkt))[:0], seg: len(pkt)}
+	case 1:
+		if cap(r.buf) < maxRunLen {
+			big := append(getBuf(maxRunLen)[:0], r.buf...)
+			putBuf(r.buf)
+			r.buf = big
+		}
+	}
 	// The outgoing frame is the incoming one with the source's key in
 	// place of the destination's.
-	buf := getBuf(len(pkt))
-	copy(buf, pkt)
-	copy(buf[HeaderLen:DataHeaderLen], src.key[:])
-	if !s.sched.push(&src.q, outPkt{buf: buf, addr: dst.udp, data: true}) {
-		putBuf(buf)
-		s.stats.queueFull.Add(1)
-		s.logs.logf(slog.LevelDebug, "relay dropped data at the node's full queue", "node", src.nodeID)
-		s.refuse(rs, now, from, CodeRateLimited, f.Key)
+	at := len(r.buf)
+	r.buf = append(r.buf, pkt...)
+	copy(r.buf[at+HeaderLen:at+DataHeaderLen], src.key[:])
+	r.n++
+	r.ended = len(pkt) < r.seg
+}
+
+// flushRun queues the run being gathered, if any, on its source's queue.
+func (s *Server) flushRun(rs *readState, now time.Time) {
+	r := &rs.run
+	if r.n == 0 {
 		return
 	}
-	rs.queued = true
+	p := outPkt{buf: r.buf, addr: r.to, data: true, n: r.n}
+	if r.n > 1 {
+		p.seg = r.seg
+	}
+	if s.sched.push(&r.src.q, p) {
+		rs.queued = true
+	} else {
+		putBuf(r.buf)
+		s.stats.queueFull.Add(uint64(r.n))
+		s.logs.logf(slog.LevelDebug, "relay dropped data at the node's full queue", "node", r.src.nodeID)
+		s.refuse(rs, now, r.from, CodeRateLimited, r.dst)
+	}
+	*r = run{}
 }
 
 // allow asks the policy, reusing an answer younger than allowedTTL.
@@ -559,6 +687,7 @@ func (s *Server) writeLoop(ctx context.Context, bc batchConn) {
 	ms := make([]ipv4.Message, writeBatch)
 	for i := range ms {
 		ms[i].Buffers = make([][]byte, 1)
+		ms[i].OOB = make([]byte, 0, offloadSpace)
 	}
 	out := make([]outPkt, 0, writeBatch)
 	failed := make([]bool, writeBatch)
@@ -575,19 +704,32 @@ func (s *Server) writeLoop(ctx context.Context, bc batchConn) {
 			}
 			for i, p := range out {
 				ms[i].Buffers[0], ms[i].Addr = p.buf, p.addr
+				ms[i].OOB = ms[i].OOB[:0]
+				if p.seg > 0 {
+					ms[i].OOB = appendSegmentSize(ms[i].OOB, p.seg)
+				}
 				failed[i] = false
 			}
 			writeAll(bc, ms[:len(out)], func(i int, err error) {
-				failed[i] = true
-				s.stats.writeError.Add(1)
-				s.logs.logf(slog.LevelWarn, "relay write failed", "to", out[i].addr.String(), "err", err)
+				if out[i].seg > 0 && offloadRefused(err) {
+					err = s.sendApart(bc, out[i])
+				}
+				if err != nil {
+					failed[i] = true
+					s.stats.writeError.Add(uint64(out[i].datagrams()))
+					s.logs.logf(slog.LevelWarn, "relay write failed", "to", out[i].addr.String(), "err", err)
+				}
 			})
 			for i, p := range out {
 				switch {
 				case failed[i]:
 				case p.data:
-					s.stats.forwarded.Add(1)
-					s.stats.forwardedBytes.Add(uint64(len(p.buf) - DataHeaderLen))
+					s.stats.forwarded.Add(uint64(p.datagrams()))
+					s.stats.forwardedBytes.Add(uint64(len(p.buf) - p.datagrams()*DataHeaderLen))
+					if p.seg > 0 {
+						s.stats.runs.Add(1)
+						s.stats.runFrames.Add(uint64(p.n))
+					}
 				default:
 					s.stats.replies.Add(1)
 				}
@@ -599,4 +741,24 @@ func (s *Server) writeLoop(ctx context.Context, bc batchConn) {
 			}
 		}
 	}
+}
+
+// sendApart sends a run the kernel refused to segment as separate
+// datagrams, and turns runs off for good: the socket's device cannot
+// checksum them.
+func (s *Server) sendApart(bc batchConn, p outPkt) error {
+	if s.gso.Swap(false) {
+		s.log.Warn("relay: the kernel refused a UDP segmentation offload send; sending datagrams one by one")
+	}
+	var ms []ipv4.Message
+	for b := range segments(p.buf, p.seg) {
+		ms = append(ms, ipv4.Message{Buffers: [][]byte{b}, Addr: p.addr})
+	}
+	var first error
+	writeAll(bc, ms, func(_ int, err error) {
+		if first == nil {
+			first = err
+		}
+	})
+	return first
 }

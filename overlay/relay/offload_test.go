@@ -1,0 +1,152 @@
+package relay
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/warrennet/warren/overlay/wire"
+)
+
+func TestSegments(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		seg  int
+		want []string
+	}{
+		{"abcdefgh", 0, []string{"abcdefgh"}},
+		{"abcdefgh", 8, []string{"abcdefgh"}},
+		{"abcdefgh", 20, []string{"abcdefgh"}},
+		{"abcdefgh", 4, []string{"abcd", "efgh"}},
+		{"abcdefgh", 3, []string{"abc", "def", "gh"}},
+		{"abcdefgh", 1, []string{"a", "b", "c", "d", "e", "f", "g", "h"}},
+		{"", 4, []string{""}},
+	} {
+		var got []string
+		for b := range segments([]byte(tt.in), tt.seg) {
+			got = append(got, string(b))
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("segments(%q, %d) = %q, want %q", tt.in, tt.seg, got, tt.want)
+		}
+	}
+}
+
+// TestCoalesce checks how Send groups datagrams into runs: equal sizes
+// join, a shorter one ends its run, a longer one starts the next, and no
+// run passes maxSegments frames or maxRunLen bytes.
+func TestCoalesce(t *testing.T) {
+	const frame = DataHeaderLen
+	sizes := func(spec ...int) []int { return spec } // datagram sizes
+	repeat := func(n, size int) []int { return slices.Repeat([]int{size}, n) }
+	big := maxRunLen/(frame+1400) + 1 // 1400-byte datagrams that overflow one run
+	for _, tt := range []struct {
+		name   string
+		sizes  []int
+		perRun []int
+	}{
+		{"one", sizes(100), []int{1}},
+		{"equal", repeat(10, 100), []int{10}},
+		{"short tail ends a run", sizes(100, 100, 60, 100), []int{3, 1}},
+		{"longer starts a run", sizes(60, 100, 100), []int{1, 2}},
+		{"segment cap", repeat(maxSegments+5, 10), []int{maxSegments, 5}},
+		{"byte cap", repeat(big, 1400), []int{big - 1, 1}},
+		{"whole batch", repeat(conn.IdealBatchSize, 1), []int{maxSegments, maxSegments}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sb := NewBind(BindConfig{}).sendPool.Get().(*sendBatch)
+			var key wire.Key
+			key[0] = 7
+			putDataHeader(sb.hdr[:], &key)
+			bufs := make([][]byte, len(tt.sizes))
+			for i, n := range tt.sizes {
+				bufs[i] = []byte(strings.Repeat(string(rune('a'+i%26)), n))
+			}
+			to := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 7}
+			ms := sb.coalesce(bufs, to)
+			if got := sb.perRun[:len(ms)]; !slices.Equal(got, tt.perRun) {
+				t.Fatalf("datagrams per run: got %v, want %v", got, tt.perRun)
+			}
+			next := 0
+			for i, m := range ms {
+				if m.Addr != to {
+					t.Errorf("run %d addressed to %v", i, m.Addr)
+				}
+				run := m.Buffers[0]
+				if len(run) > maxRunLen {
+					t.Errorf("run %d is %d bytes, over %d", i, len(run), maxRunLen)
+				}
+				seg := DataHeaderLen + len(bufs[next])
+				if hasOOB := len(m.OOB) > 0; hasOOB != (tt.perRun[i] > 1 && offloadSpace > 0) {
+					t.Errorf("run %d of %d datagrams: segment size given %v", i, tt.perRun[i], hasOOB)
+				}
+				// Splitting the run as the kernel would gives back the
+				// datagrams, in order, each a DATA frame for key.
+				for b := range segments(run, seg) {
+					f, err := Parse(b)
+					if err != nil || f.Type != TypeData || f.Key != key || string(f.Payload) != string(bufs[next]) {
+						t.Fatalf("run %d, frame for datagram %d: %v %+v", i, next, err, f)
+					}
+					next++
+				}
+			}
+			if next != len(bufs) {
+				t.Errorf("runs hold %d datagrams, want %d", next, len(bufs))
+			}
+		})
+	}
+}
+
+// TestOffloadThroughRelay sends bursts of equal-sized datagrams through
+// the relay, as a bulk TCP flow does, and checks that every one arrives
+// once and in order, and that where the kernel offers segmentation
+// offload the relay forwarded them in runs.
+func TestOffloadThroughRelay(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	a, b := newTestBind(t, h, BindConfig{}), newTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	b.waitConnected()
+
+	const bursts = 8
+	var sent []string
+	for burst := range bursts {
+		batch := make([]string, conn.IdealBatchSize)
+		for i := range batch {
+			batch[i] = fmt.Sprintf("burst %d datagram %03d %s", burst, i, strings.Repeat("x", 1000))
+		}
+		if burst == bursts-1 {
+			batch[len(batch)-1] = "a short last one" // ends its run
+		}
+		if err := a.send(b.key, batch...); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, batch...)
+		// One burst at a time: loopback drops what overflows a socket.
+		for _, want := range batch {
+			select {
+			case got := <-b.rx:
+				if got.data != want {
+					t.Fatalf("received %.24q, want %.24q", got.data, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("timed out waiting for %.24q", want)
+			}
+		}
+	}
+	st := h.srv.Stats()
+	if st.Forwarded != uint64(len(sent)) || st.Dropped != (Drops{}) {
+		t.Errorf("relay forwarded %d of %d, dropped %+v", st.Forwarded, len(sent), st.Dropped)
+	}
+	if h.srv.gso.Load() {
+		if st.Runs == 0 || st.RunFrames < uint64(len(sent))/2 {
+			t.Errorf("offload on, but the relay sent %d runs of %d frames in all, for %d datagrams", st.Runs, st.RunFrames, len(sent))
+		}
+	}
+	t.Logf("relay: %d runs, %d frames in runs, %d datagrams", st.Runs, st.RunFrames, st.Forwarded)
+}
