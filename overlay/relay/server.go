@@ -89,8 +89,10 @@ var ErrServerClosed = errors.New("relay server closed")
 // Serve runs two goroutines besides its own: a read loop, which parses
 // and verifies every frame, owns the registrations and decides what to
 // forward, and a write loop, which sends what the read loop queued. The
-// read loop never waits for the write loop: what does not fit a queue is
-// dropped and counted. Serve stops both before it returns.
+// read loop never blocks on the write loop: once a queue is half full it
+// pauses for at most backlogWait to let the write loop catch up, and what
+// does not fit a queue is dropped and counted. Serve stops both before it
+// returns.
 type Server struct {
 	key      []byte
 	allowed  func(src, dst wire.Key) bool
