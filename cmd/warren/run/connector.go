@@ -10,6 +10,7 @@ import (
 
 // Connector runs the connector until ctx ends.
 func Connector(ctx context.Context, o cli.ConnectorOptions) error {
+	limitMemory(o.Logger, connectorMemoryLimit)
 	host, _ := os.Hostname()
 	c, err := connector.New(ctx, connector.Config{StateDir: o.State, Token: o.Token, Hostname: host, Logger: o.Logger})
 	if err != nil {

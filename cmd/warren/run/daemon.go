@@ -18,6 +18,7 @@ import (
 // Daemon runs the laptop daemon until ctx ends: the engine and its control
 // socket.
 func Daemon(ctx context.Context, o cli.DaemonOptions) error {
+	limitMemory(o.Logger, daemonMemoryLimit)
 	host, _ := os.Hostname()
 	e, err := client.New(client.Config{
 		StateDir:  o.State,

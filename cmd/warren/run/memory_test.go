@@ -1,0 +1,28 @@
+package run
+
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+)
+
+func TestLimitMemory(t *testing.T) {
+	orig := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(orig) })
+	for _, tt := range []struct {
+		name, env string
+		want      int64
+	}{
+		{"default", "", daemonMemoryLimit},
+		{"GOMEMLIMIT wins", "1GiB", math.MaxInt64},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetMemoryLimit(math.MaxInt64)
+			t.Setenv("GOMEMLIMIT", tt.env)
+			limitMemory(nil, daemonMemoryLimit)
+			if got := debug.SetMemoryLimit(-1); got != tt.want {
+				t.Errorf("memory limit %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
