@@ -129,15 +129,16 @@ type socket struct {
 	done chan struct{} // closed when the keepalive loop has returned
 }
 
-// sendBatch is Send's scratch space. ms sends each datagram behind the
-// DATA header by scatter-gather; runs sends them as GSO runs laid out in
-// frames, with perRun[i] datagrams in runs[i].
+// sendBatch is Send's scratch space. Both ways gather each frame from
+// the DATA header and the datagram, without copying: ms sends one frame
+// per message, runs one GSO run per message, with perRun[i] frames in
+// runs[i], whose buffers are slices of iovs.
 type sendBatch struct {
 	hdr    [DataHeaderLen]byte
 	ms     []ipv4.Message
 	runs   []ipv4.Message
 	perRun []int
-	frames []byte
+	iovs   [][]byte
 }
 
 // recvBatch is a receive function's scratch space: one message per
@@ -160,10 +161,10 @@ func NewBind(cfg BindConfig) *Bind {
 			ms:     make([]ipv4.Message, conn.IdealBatchSize),
 			runs:   make([]ipv4.Message, conn.IdealBatchSize),
 			perRun: make([]int, conn.IdealBatchSize),
+			iovs:   make([][]byte, 2*conn.IdealBatchSize),
 		}
 		for i := range sb.ms {
 			sb.ms[i].Buffers = make([][]byte, 2)
-			sb.runs[i].Buffers = make([][]byte, 1)
 			sb.runs[i].OOB = make([]byte, 0, offloadSpace)
 		}
 		return sb
@@ -413,8 +414,9 @@ func (b *Bind) sendRuns(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr
 				fail(err)
 			}
 		})
+		clear(sb.iovs)
 		for i := range ms {
-			ms[i].Buffers[0], ms[i].Addr = nil, nil
+			ms[i].Buffers, ms[i].Addr = nil, nil
 		}
 		if refused >= 0 {
 			s.gso.Store(false)
@@ -430,36 +432,29 @@ func (b *Bind) sendRuns(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr
 	return nil
 }
 
-// coalesce lays bufs out as DATA frames behind sb.hdr and groups them into
-// runs for UDP_SEGMENT: consecutive frames of one size, up to maxSegments
-// of them and maxRunLen bytes, where the last of a run may be shorter. It
-// returns one message per run, addressed to to; sb.perRun says how many
-// datagrams each holds. bufs must not outnumber sb.runs.
+// coalesce groups bufs, as DATA frames behind sb.hdr, into runs for
+// UDP_SEGMENT: consecutive frames of one size, up to maxSegments of them
+// and maxRunLen bytes, where the last of a run may be shorter. It returns
+// one message per run, addressed to to, gathering each frame from the
+// header and the datagram; sb.perRun says how many frames each holds.
+// bufs must not outnumber sb.runs.
 func (sb *sendBatch) coalesce(bufs [][]byte, to *net.UDPAddr) []ipv4.Message {
-	total := 0
-	for _, p := range bufs {
-		total += DataHeaderLen + len(p)
-	}
-	if cap(sb.frames) < total {
-		sb.frames = make([]byte, 0, total)
-	}
-	frames := sb.frames[:0]
 	n := -1 // the run being filled
-	var seg, start int
+	var seg, runLen, start int
 	ended := false // the run's last frame was short: it takes no more
-	for _, p := range bufs {
+	for i, p := range bufs {
 		size := DataHeaderLen + len(p)
-		if n < 0 || ended || sb.perRun[n] == maxSegments || size > seg || len(frames)-start+size > maxRunLen {
+		if n < 0 || ended || sb.perRun[n] == maxSegments || size > seg || runLen+size > maxRunLen {
 			n++
-			seg, start, ended = size, len(frames), false
+			seg, runLen, start, ended = size, 0, 2*i, false
 			sb.perRun[n] = 0
 		}
-		frames = append(frames, sb.hdr[:]...)
-		frames = append(frames, p...)
+		sb.iovs[2*i], sb.iovs[2*i+1] = sb.hdr[:], p
+		runLen += size
 		sb.perRun[n]++
 		ended = size < seg
 		m := &sb.runs[n]
-		m.Buffers[0], m.Addr = frames[start:], to
+		m.Buffers, m.Addr = sb.iovs[start:2*i+2], to
 		m.OOB = m.OOB[:0]
 		if sb.perRun[n] > 1 {
 			m.OOB = appendSegmentSize(m.OOB, seg)

@@ -77,7 +77,10 @@ func TestCoalesce(t *testing.T) {
 				if m.Addr != to {
 					t.Errorf("run %d addressed to %v", i, m.Addr)
 				}
-				run := m.Buffers[0]
+				var run []byte
+				for _, b := range m.Buffers {
+					run = append(run, b...)
+				}
 				if len(run) > maxRunLen {
 					t.Errorf("run %d is %d bytes, over %d", i, len(run), maxRunLen)
 				}
