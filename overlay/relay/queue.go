@@ -78,6 +78,8 @@ type sched struct {
 	active []*queue // queues holding datagrams, in round-robin order
 	next   int      // index in active of the queue to take from next
 
+	sending bool // a sender holds the claim (see claim)
+
 	wake    chan struct{} // capacity 1: something was queued
 	drained chan struct{} // capacity 1: take took something
 }
@@ -146,6 +148,36 @@ func (s *sched) signal() {
 func (s *sched) take(out []outPkt) []outPkt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.takeLocked(out)
+}
+
+// claim is take for a sender: unless another sender holds the claim, it
+// takes what take would and, if that is anything, holds the claim until
+// release. At most one goroutine sends at a time, so datagrams leave in
+// the order they were taken.
+func (s *sched) claim(out []outPkt) []outPkt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sending {
+		return out
+	}
+	out = s.takeLocked(out)
+	s.sending = len(out) > 0
+	return out
+}
+
+// release gives up the claim, waking the write loop if anything is left
+// to send.
+func (s *sched) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sending = false
+	if len(s.active) > 0 || len(s.ctl) > 0 {
+		s.signal()
+	}
+}
+
+func (s *sched) takeLocked(out []outPkt) []outPkt {
 	k := min(len(s.ctl), cap(out)-len(out))
 	out = append(out, s.ctl[:k]...)
 	clear(s.ctl[:k])

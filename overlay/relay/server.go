@@ -39,6 +39,9 @@ const (
 	// backlogWait is the longest the read loop waits for the write loop
 	// once a queue is half full.
 	backlogWait = 2 * time.Millisecond
+	// inlineBatch is the most datagrams (or runs) one read may bring for
+	// the read loop to send them itself.
+	inlineBatch = 4
 )
 
 // ServerConfig configures a Server.
@@ -372,6 +375,7 @@ func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
 	fails := 0
 	backoff := time.NewTimer(backlogWait)
 	backoff.Stop()
+	inline := newWriter(s, bc)
 	for {
 		// A read deadline wakes an idle loop to sweep.
 		if wall := time.Now(); deadline.Sub(wall) < sweepInterval/2 {
@@ -422,6 +426,13 @@ func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
 			}
 		}
 		s.flushRun(rs, now)
+		if rs.queued && n <= inlineBatch {
+			// A few datagrams, as interactive traffic brings: send
+			// them from here rather than wake the write loop, which
+			// would cost a goroutine switch of latency each way.
+			rs.queued = false
+			inline.sendOnce()
+		}
 		if rs.queued {
 			rs.queued = false
 			select {
@@ -686,63 +697,85 @@ func (s *Server) queueCtl(rs *readState, p outPkt) {
 }
 
 func (s *Server) writeLoop(ctx context.Context, bc batchConn) {
-	ms := make([]ipv4.Message, writeBatch)
-	for i := range ms {
-		ms[i].Buffers = make([][]byte, 1)
-		ms[i].OOB = make([]byte, 0, offloadSpace)
-	}
-	out := make([]outPkt, 0, writeBatch)
-	failed := make([]bool, writeBatch)
+	w := newWriter(s, bc)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.sched.wake:
 		}
-		for ctx.Err() == nil {
-			out = s.sched.take(out[:0])
-			if len(out) == 0 {
-				break
-			}
-			for i, p := range out {
-				ms[i].Buffers[0], ms[i].Addr = p.buf, p.addr
-				ms[i].OOB = ms[i].OOB[:0]
-				if p.seg > 0 {
-					ms[i].OOB = appendSegmentSize(ms[i].OOB, p.seg)
-				}
-				failed[i] = false
-			}
-			writeAll(bc, ms[:len(out)], func(i int, err error) {
-				if out[i].seg > 0 && offloadRefused(err) {
-					err = s.sendApart(bc, out[i])
-				}
-				if err != nil {
-					failed[i] = true
-					s.stats.writeError.Add(uint64(out[i].datagrams()))
-					s.logs.logf(slog.LevelWarn, "relay write failed", "to", out[i].addr.String(), "err", err)
-				}
-			})
-			for i, p := range out {
-				switch {
-				case failed[i]:
-				case p.data:
-					s.stats.forwarded.Add(uint64(p.datagrams()))
-					s.stats.forwardedBytes.Add(uint64(len(p.buf) - p.datagrams()*DataHeaderLen))
-					if p.seg > 0 {
-						s.stats.runs.Add(1)
-						s.stats.runFrames.Add(uint64(p.n))
-					}
-				default:
-					s.stats.replies.Add(1)
-				}
-				if p.data {
-					putBuf(p.buf)
-				}
-				ms[i].Buffers[0], ms[i].Addr = nil, nil
-				out[i] = outPkt{}
-			}
+		for ctx.Err() == nil && w.sendOnce() {
 		}
 	}
+}
+
+// writer is one goroutine's means of sending what the queues hold: the
+// write loop's, or the read loop's when it sends a small batch itself.
+type writer struct {
+	s      *Server
+	bc     batchConn
+	ms     []ipv4.Message
+	out    []outPkt
+	failed []bool
+}
+
+func newWriter(s *Server, bc batchConn) *writer {
+	w := &writer{s: s, bc: bc, ms: make([]ipv4.Message, writeBatch), out: make([]outPkt, 0, writeBatch), failed: make([]bool, writeBatch)}
+	for i := range w.ms {
+		w.ms[i].Buffers = make([][]byte, 1)
+		w.ms[i].OOB = make([]byte, 0, offloadSpace)
+	}
+	return w
+}
+
+// sendOnce claims up to writeBatch sends from the queues and sends them.
+// It reports false if there was nothing to claim: the queues are empty,
+// or another writer holds the claim and will send what is left.
+func (w *writer) sendOnce() bool {
+	s, ms, failed := w.s, w.ms, w.failed
+	out := s.sched.claim(w.out[:0])
+	if len(out) == 0 {
+		return false
+	}
+	defer s.sched.release()
+	for i, p := range out {
+		ms[i].Buffers[0], ms[i].Addr = p.buf, p.addr
+		ms[i].OOB = ms[i].OOB[:0]
+		if p.seg > 0 {
+			ms[i].OOB = appendSegmentSize(ms[i].OOB, p.seg)
+		}
+		failed[i] = false
+	}
+	writeAll(w.bc, ms[:len(out)], func(i int, err error) {
+		if out[i].seg > 0 && offloadRefused(err) {
+			err = s.sendApart(w.bc, out[i])
+		}
+		if err != nil {
+			failed[i] = true
+			s.stats.writeError.Add(uint64(out[i].datagrams()))
+			s.logs.logf(slog.LevelWarn, "relay write failed", "to", out[i].addr.String(), "err", err)
+		}
+	})
+	for i, p := range out {
+		switch {
+		case failed[i]:
+		case p.data:
+			s.stats.forwarded.Add(uint64(p.datagrams()))
+			s.stats.forwardedBytes.Add(uint64(len(p.buf) - p.datagrams()*DataHeaderLen))
+			if p.seg > 0 {
+				s.stats.runs.Add(1)
+				s.stats.runFrames.Add(uint64(p.n))
+			}
+		default:
+			s.stats.replies.Add(1)
+		}
+		if p.data {
+			putBuf(p.buf)
+		}
+		ms[i].Buffers[0], ms[i].Addr = nil, nil
+		out[i] = outPkt{}
+	}
+	return true
 }
 
 // sendApart sends a run the kernel refused to segment as separate

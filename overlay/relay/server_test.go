@@ -711,3 +711,38 @@ func TestRefusalsAreLimitedAndSmall(t *testing.T) {
 	}
 	h.wantStats(Stats{Replies: 1, Dropped: Drops{NotRegistered: 5, ReplyLimited: 4}})
 }
+
+// TestSchedClaim checks that one sender at a time holds the claim, and
+// that releasing it with datagrams left wakes the write loop.
+func TestSchedClaim(t *testing.T) {
+	s := newSched()
+	var q queue
+	for i := range writeBatch + 1 {
+		s.push(&q, outPkt{buf: []byte{byte(i)}, data: true})
+	}
+	first := s.claim(make([]outPkt, 0, writeBatch))
+	if len(first) != writeBatch {
+		t.Fatalf("first claim took %d, want %d", len(first), writeBatch)
+	}
+	if got := s.claim(make([]outPkt, 0, writeBatch)); len(got) != 0 {
+		t.Fatalf("a second claim while the first is held took %d", len(got))
+	}
+	select {
+	case <-s.wake:
+	default:
+	}
+	s.release()
+	select {
+	case <-s.wake:
+	default:
+		t.Fatal("release with a datagram left did not wake the write loop")
+	}
+	rest := s.claim(make([]outPkt, 0, writeBatch))
+	if len(rest) != 1 || rest[0].buf[0] != writeBatch {
+		t.Fatalf("after release: claimed %v, want the last datagram", rest)
+	}
+	s.release()
+	if got := s.claim(make([]outPkt, 0, writeBatch)); len(got) != 0 || s.sending {
+		t.Errorf("claim of empty queues took %d, holds the claim %v", len(got), s.sending)
+	}
+}
