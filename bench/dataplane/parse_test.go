@@ -131,6 +131,8 @@ func TestSummarize(t *testing.T) {
 			WGGo:   pathResult{Upload: x(v.wg), Download: x(v.wg)},
 			Warren: pathResult{Upload: x(v.w), Connect: &latency{N: 1, P50us: 1500}},
 		})
+		r.Runs[len(r.Runs)-1].WGGo.Upload.RetransPct = 0.001
+		r.Runs[len(r.Runs)-1].Warren.Upload.RetransPct = 0.01
 	}
 	r.Memory = []procMemory{{Path: "warren", Role: roleClient, PeakMB: 120}, {Path: "wggo", Role: roleClient, PeakMB: 400}}
 	r.summarize()
@@ -139,11 +141,14 @@ func TestSummarize(t *testing.T) {
 	if *up.Veth != 20 || *up.WGGo != 3 || *up.Warren != 1.5 || *up.Ratio != 0.75 || up.Verdict != "meets floor" {
 		t.Errorf("upload figure: veth %v wggo %v warren %v ratio %v %q", *up.Veth, *up.WGGo, *up.Warren, *up.Ratio, up.Verdict)
 	}
+	if f := r.figure("upload_retrans_pct"); f.Ratio != nil {
+		t.Errorf("retransmits have a ratio to stock (%v): a rate of events has none", *f.Ratio)
+	}
 	for key, want := range map[string]string{
 		"download_gbps":       "no data",
 		"connect_p50_us":      "MISSES floor",
 		"peak_rss_mb_client":  "meets floor",
-		"upload_retrans_pct":  "meets goal",
+		"upload_retrans_pct":  "meets floor",
 		"relay_vs_direct":     "n/a: no direct path yet",
 		"upload_parallel_gbp": "",
 	} {

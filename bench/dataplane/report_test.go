@@ -95,8 +95,11 @@ func (b *bound) met(f *figure) (ok, known bool) {
 type figureDef struct {
 	key, label, unit string
 	veth             bool
-	get              func(*pathResult) (float64, bool)
-	floor, goal      *bound
+	// count: a rate of events (retransmits, drops), which has no
+	// meaningful ratio to stock wireguard-go's, often zero or near it.
+	count       bool
+	get         func(*pathResult) (float64, bool)
+	floor, goal *bound
 }
 
 func xferGet(pick func(*pathResult) *transfer, val func(*transfer) (float64, bool)) func(*pathResult) (float64, bool) {
@@ -156,14 +159,14 @@ func figureDefs(streams int) []figureDef {
 		{key: "download_gbps", label: "download (-R), 1 stream", unit: "Gbit/s", get: xferGet(download, gbps),
 			floor: &bound{ratio: true, v: 0.4, text: "≥ 0.4×"}, goal: &bound{ratio: true, v: 1.0, text: "≥ 1.0×"}},
 		{key: "upload_parallel_gbps", label: fmt.Sprintf("upload, -P %d", streams), unit: "Gbit/s", get: xferGet(upload8, gbps)},
-		{key: "upload_retrans_pct", label: "retransmits, upload", unit: "%", get: xferGet(upload, retrans), floor: retransFloor, goal: retransGoal},
-		{key: "download_retrans_pct", label: "retransmits, download ¹", unit: "%", get: xferGet(download, retrans), floor: retransFloor, goal: retransGoal},
-		{key: "upload_parallel_retrans_pct", label: fmt.Sprintf("retransmits, upload -P %d", streams), unit: "%", get: xferGet(upload8, retrans), floor: retransFloor, goal: retransGoal},
-		{key: "download_receiver_ofo_pct", label: "out-of-order at receiver, download ¹", unit: "%", get: xferGet(download, ofo)},
-		{key: "upload_tun_dropped", label: "packets dropped at a TUN, upload ³", unit: "pkts", get: xferGet(upload, tunDropped)},
-		{key: "download_tun_dropped", label: "packets dropped at a TUN, download ³", unit: "pkts", get: xferGet(download, tunDropped)},
-		{key: "upload_udp_rcvbuf_errors", label: "UDP receive-buffer drops, upload ³", unit: "pkts", get: xferGet(upload, udpDrops)},
-		{key: "download_udp_rcvbuf_errors", label: "UDP receive-buffer drops, download ³", unit: "pkts", get: xferGet(download, udpDrops)},
+		{key: "upload_retrans_pct", count: true, label: "retransmits, upload", unit: "%", get: xferGet(upload, retrans), floor: retransFloor, goal: retransGoal},
+		{key: "download_retrans_pct", count: true, label: "retransmits, download ¹", unit: "%", get: xferGet(download, retrans), floor: retransFloor, goal: retransGoal},
+		{key: "upload_parallel_retrans_pct", count: true, label: fmt.Sprintf("retransmits, upload -P %d", streams), unit: "%", get: xferGet(upload8, retrans), floor: retransFloor, goal: retransGoal},
+		{key: "download_receiver_ofo_pct", count: true, label: "out-of-order at receiver, download ¹", unit: "%", get: xferGet(download, ofo)},
+		{key: "upload_tun_dropped", count: true, label: "packets dropped at a TUN, upload ³", unit: "pkts", get: xferGet(upload, tunDropped)},
+		{key: "download_tun_dropped", count: true, label: "packets dropped at a TUN, download ³", unit: "pkts", get: xferGet(download, tunDropped)},
+		{key: "upload_udp_rcvbuf_errors", count: true, label: "UDP receive-buffer drops, upload ³", unit: "pkts", get: xferGet(upload, udpDrops)},
+		{key: "download_udp_rcvbuf_errors", count: true, label: "UDP receive-buffer drops, download ³", unit: "pkts", get: xferGet(download, udpDrops)},
 		{key: "connect_p50_us", label: "TCP connect p50", unit: "µs", get: latGet(connect, p50),
 			floor: &bound{atMost: true, v: 1000, text: "≤ 1 ms"}, goal: &bound{atMost: true, v: 600, text: "≤ 600 µs"}},
 		{key: "connect_p99_us", label: "TCP connect p99", unit: "µs", get: latGet(connect, p99),
@@ -241,7 +244,7 @@ func (r *report) summarize() {
 			if okx {
 				xs = append(xs, x)
 			}
-			if okw && okx && w != 0 {
+			if okw && okx && w != 0 && !d.count {
 				ratios = append(ratios, x/w)
 			}
 		}
