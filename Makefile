@@ -13,7 +13,7 @@ TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 
 
 # Fuzz targets as package:FuzzName; `grep -rn "func Fuzz" --include=*_test.go .`
 # lists them all.
-FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./split:FuzzCompute ./overlay/relay:FuzzParse ./overlay/wgdev:FuzzParseStats ./overlay/wire:FuzzParseToken
+FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./split:FuzzCompute ./overlay/relay:FuzzParse ./overlay/relay:FuzzParseDisco ./overlay/wgdev:FuzzParseStats ./overlay/wire:FuzzParseToken
 FUZZTIME ?= 20s
 
 .PHONY: all build test deps lint fuzz bench demo clean

@@ -104,6 +104,10 @@ func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) e
 		return fmt.Errorf("configuring wireguard: %w", err)
 	}
 	self := netip.PrefixFrom(nm.Self.Address, nm.Self.Address.BitLen())
+	// The Bind learns the new routes before the kernel does, so that it
+	// never sends a direct probe into a route being added.
+	routed := slices.Clone(v.install)
+	e.routed.Store(&routed)
 	if err := s.router.Set(&platform.Config{
 		Interface: e.cfg.Interface,
 		MTU:       e.cfg.MTU,

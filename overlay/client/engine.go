@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -21,6 +22,7 @@ import (
 	"github.com/warrennet/warren/overlay/wgdev"
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/platform"
+	"github.com/warrennet/warren/routes"
 )
 
 // Platform is the OS integration the engine needs.
@@ -58,6 +60,9 @@ type Config struct {
 	// NewBind makes the wireguard-go Bind; nil means a relay.Bind.
 	// Tests pass another.
 	NewBind func() (conn.Bind, Relay)
+	// RelayOnly keeps every peer on the relay: the Bind looks for no
+	// direct path.
+	RelayOnly bool
 	// Waits bound how long Up waits for the first netmap and for
 	// handshakes; zero means 20 s and 15 s.
 	NetMapWait, HandshakeWait time.Duration
@@ -67,6 +72,9 @@ type Config struct {
 type Relay interface {
 	SetRelay(addr netip.AddrPort, credential string)
 	Status() relay.BindStatus
+	// Direct returns the direct path's address to peer k; the zero
+	// AddrPort while k is reached through the relay.
+	Direct(k wire.Key) netip.AddrPort
 }
 
 // Engine is the laptop daemon's state. It implements ctl.Backend.
@@ -85,6 +93,10 @@ type Engine struct {
 	coordErr  string
 	connected bool
 	since     time.Time
+
+	// routed is what the tunnel routes (the installed prefixes), which
+	// the Bind must never reach directly.
+	routed atomic.Pointer[[]netip.Prefix]
 }
 
 // session is one up period: the devices and the control session.
@@ -128,17 +140,35 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.NewBind == nil {
-		cfg.NewBind = func() (conn.Bind, Relay) {
-			b := relay.NewBind(relay.BindConfig{Logger: cfg.Logger})
-			return b, b
-		}
-	}
 	dir, err := nodestate.Open(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, dir: dir, log: cfg.Logger}, nil
+	e := &Engine{cfg: cfg, dir: dir, log: cfg.Logger}
+	if e.cfg.NewBind == nil {
+		e.cfg.NewBind = func() (conn.Bind, Relay) {
+			b := relay.NewBind(relay.BindConfig{Logger: cfg.Logger, RelayOnly: cfg.RelayOnly, Exclude: e.tunnelled})
+			return b, b
+		}
+	}
+	return e, nil
+}
+
+// tunnelled reports whether a is routed into the tunnel: an overlay
+// address or inside an installed prefix. The Bind never sends there
+// directly, or the tunnel would carry itself.
+func (e *Engine) tunnelled(a netip.Addr) bool {
+	if routes.Overlay.Contains(a) {
+		return true
+	}
+	if r := e.routed.Load(); r != nil {
+		for _, p := range *r {
+			if p.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Run removes what a crashed earlier run left, brings the tunnel up again

@@ -57,6 +57,9 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 			path := "none"
 			if p.Endpoint != "" {
 				path = "relay"
+				if d := s.relay.Direct(p.PublicKey); d.IsValid() {
+					path = "direct " + d.String()
+				}
 			}
 			stats[p.PublicKey] = ctl.PeerStatus{Path: path, LastHandshake: p.LastHandshake, RxBytes: p.RxBytes, TxBytes: p.TxBytes}
 		}

@@ -34,6 +34,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// NewBind makes the wireguard-go Bind; nil means a relay.Bind.
 	NewBind func() (conn.Bind, Relay)
+	// RelayOnly keeps every peer on the relay: the Bind looks for no
+	// direct path and answers no peer that does.
+	RelayOnly bool
 	// Dial opens the LAN side of a flow; nil means a net.Dialer with
 	// DialTimeout. Tests redirect it to loopback listeners.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -85,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	}
 	if cfg.NewBind == nil {
 		cfg.NewBind = func() (conn.Bind, Relay) {
-			b := relay.NewBind(relay.BindConfig{Logger: cfg.Logger})
+			b := relay.NewBind(relay.BindConfig{Logger: cfg.Logger, RelayOnly: cfg.RelayOnly, Exclude: routes.Overlay.Contains})
 			return b, b
 		}
 	}

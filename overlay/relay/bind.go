@@ -42,6 +42,16 @@ type BindConfig struct {
 	// Zero means DefaultKeepaliveInterval. Keep it well under
 	// RegistrationTimeout.
 	KeepaliveInterval time.Duration
+	// RelayOnly turns the direct path off: the Bind neither looks for
+	// one nor answers a peer that does.
+	RelayOnly bool
+	// Exclude reports addresses the Bind must never send to directly,
+	// nor offer as its own: those the tunnel itself routes (its routes
+	// and overlay addresses), which would carry the tunnel inside
+	// itself. Nil excludes nothing but loopback and link-local
+	// addresses. It is called from the Bind's goroutines and must be
+	// safe for concurrent use.
+	Exclude func(netip.Addr) bool
 }
 
 // ErrNoRelay is returned by Send while no relay address or no usable
@@ -65,9 +75,15 @@ var errMarkUnsupported = errors.New("relay bind: fwmark is not supported")
 //
 // All methods are safe for concurrent use.
 type Bind struct {
-	log      *slog.Logger
-	logs     *logLimiter
-	interval time.Duration
+	log       *slog.Logger
+	logs      *logLimiter
+	interval  time.Duration
+	relayOnly bool
+	exclude   func(netip.Addr) bool
+	// listAddrs lists the host's addresses for CALLs, and allowLoopback
+	// lets loopback candidates through; tests change both.
+	listAddrs     func() ([]netip.Addr, error)
+	allowLoopback bool
 
 	target  atomic.Pointer[target]  // set by SetRelay; replaced, never modified
 	ack     atomic.Pointer[ackInfo] // the last genuine HELLO-ACK
@@ -122,11 +138,13 @@ type socket struct {
 	// gso: sends may carry runs of datagrams (UDP_SEGMENT); cleared for
 	// good when the kernel refuses one. gro: reads may return runs
 	// (UDP_GRO).
-	gso  atomic.Bool
-	gro  bool
-	kick chan struct{} // capacity 1: the relay asked for a HELLO, or the target changed
-	stop chan struct{} // closed by Close
-	done chan struct{} // closed when the keepalive loop has returned
+	gso   atomic.Bool
+	gro   bool
+	kick  chan struct{}  // capacity 1: the relay asked for a HELLO, or the target changed
+	stop  chan struct{}  // closed by Close
+	loops sync.WaitGroup // the keepalive and discovery loops
+	// disco finds and keeps direct paths; nil if the Bind is RelayOnly.
+	disco *discovery
 }
 
 // sendBatch is Send's scratch space. Both ways gather each frame from
@@ -155,7 +173,14 @@ func NewBind(cfg BindConfig) *Bind {
 	if cfg.KeepaliveInterval <= 0 {
 		cfg.KeepaliveInterval = DefaultKeepaliveInterval
 	}
-	b := &Bind{log: cfg.Logger, logs: newLogLimiter(cfg.Logger, logEvery), interval: cfg.KeepaliveInterval}
+	b := &Bind{
+		log:       cfg.Logger,
+		logs:      newLogLimiter(cfg.Logger, logEvery),
+		interval:  cfg.KeepaliveInterval,
+		relayOnly: cfg.RelayOnly,
+		exclude:   cfg.Exclude,
+		listAddrs: interfaceAddrs,
+	}
 	b.sendPool.New = func() any {
 		sb := &sendBatch{
 			ms:     make([]ipv4.Message, conn.IdealBatchSize),
@@ -249,6 +274,19 @@ func (b *Bind) Status() BindStatus {
 // relay is live, as far as the relay's last HELLO-ACK says.
 func (b *Bind) Connected() bool { return b.Status().Connected }
 
+// Direct returns the address of the direct path to peer k, or the zero
+// AddrPort if Send reaches k through the relay.
+func (b *Bind) Direct(k wire.Key) netip.AddrPort {
+	v, ok := b.endpoints.Load(k)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	if path := v.(*Endpoint).direct.Load(); path != nil && path.s == b.live.Load() {
+		return path.addr
+	}
+	return netip.AddrPort{}
+}
+
 // currentAck returns the last ACK if it belongs to t and the open socket.
 func (b *Bind) currentAck(t *target) *ackInfo {
 	a := b.ack.Load()
@@ -280,14 +318,17 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		bc:   newBatchConn(c),
 		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
-		done: make(chan struct{}),
 	}
 	var gso bool
 	gso, s.gro = enableOffload(c)
 	s.gso.Store(gso)
+	if !b.relayOnly {
+		s.disco = newDiscovery(b, s)
+		s.loops.Go(func() { s.disco.run(s.stop) })
+	}
 	b.open = s
 	b.live.Store(s)
-	go b.keepalive(s)
+	s.loops.Go(func() { b.keepalive(s) })
 	return []conn.ReceiveFunc{b.receiveFunc(s)}, uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
 }
 
@@ -307,7 +348,10 @@ func (b *Bind) Close() error {
 	s.closed.Store(true)
 	err := s.conn.Close()
 	close(s.stop)
-	<-s.done
+	s.loops.Wait()
+	if s.disco != nil {
+		s.disco.close()
+	}
 	if err != nil {
 		return fmt.Errorf("relay bind: closing socket: %w", err)
 	}
@@ -352,16 +396,44 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if s == nil {
 		return net.ErrClosed
 	}
-	// The direct path goes here when it is built: if e has a peer
-	// address known to work, send bufs there as they are (plain
-	// WireGuard) and return; otherwise fall through to the relay.
+	if s.disco != nil {
+		now := s.disco.noteSend(e)
+		if path := e.direct.Load(); path != nil && path.s == s {
+			err := b.sendTo(s, bufs, path.udp, nil)
+			switch {
+			case s.closed.Load():
+				return err
+			case err != nil:
+				s.disco.drop(e, "sending failed: "+err.Error())
+			case path.trusted(now):
+				return nil
+			}
+			// Not answered lately: the relay carries a copy until
+			// the path answers again or is dropped.
+		}
+	}
 	t := b.target.Load()
 	if !t.usable() {
 		return ErrNoRelay
 	}
+	if err := b.sendTo(s, bufs, t.udp, &e.key); err != nil {
+		return fmt.Errorf("relay bind: sending to relay %v: %w", t.relay, err)
+	}
+	return nil
+}
+
+// sendTo sends bufs to one address: as DATA frames for key (through the
+// relay), or as they are if key is nil (a direct path). It sends runs
+// where the socket can, and returns the first error, or net.ErrClosed if
+// the Bind closed meanwhile.
+func (b *Bind) sendTo(s *socket, bufs [][]byte, to *net.UDPAddr, key *wire.Key) error {
 	sb := b.sendPool.Get().(*sendBatch)
 	defer b.sendPool.Put(sb)
-	putDataHeader(sb.hdr[:], &e.key)
+	hdr := sb.hdr[:0]
+	if key != nil {
+		hdr = sb.hdr[:]
+		putDataHeader(hdr, key)
+	}
 	var first error
 	fail := func(err error) {
 		if first == nil {
@@ -369,41 +441,48 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		}
 	}
 	if len(bufs) > 1 && s.gso.Load() {
-		bufs = b.sendRuns(s, sb, bufs, t.udp, fail)
+		bufs = b.sendRuns(s, sb, bufs, to, hdr, fail)
 	}
-	b.sendEach(s, sb, bufs, t.udp, fail)
+	b.sendEach(s, sb, bufs, to, hdr, fail)
 	switch {
 	case first == nil:
 		return nil
 	case s.closed.Load():
 		return net.ErrClosed
 	}
-	return fmt.Errorf("relay bind: sending to relay %v: %w", t.relay, first)
+	return first
 }
 
-// sendEach sends each of bufs as its own DATA frame, the header and the
-// datagram gathered from two buffers, in batches.
-func (b *Bind) sendEach(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr, fail func(error)) {
+// sendEach sends each of bufs as its own datagram, behind hdr if it is
+// not empty (gathered from two buffers), in batches.
+func (b *Bind) sendEach(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr, hdr []byte, fail func(error)) {
 	for len(bufs) > 0 {
 		ms := sb.ms[:min(len(bufs), len(sb.ms))]
 		for i := range ms {
-			ms[i].Buffers[0], ms[i].Buffers[1], ms[i].Addr = sb.hdr[:], bufs[i], to
+			if len(hdr) > 0 {
+				ms[i].Buffers = append(ms[i].Buffers[:0], hdr, bufs[i])
+			} else {
+				ms[i].Buffers = append(ms[i].Buffers[:0], bufs[i])
+			}
+			ms[i].Addr = to
 		}
 		writeAll(s.bc, ms, func(_ int, err error) { fail(err) })
 		for i := range ms {
-			ms[i].Buffers[1], ms[i].Addr = nil, nil
+			clear(ms[i].Buffers)
+			ms[i].Addr = nil
 		}
 		bufs = bufs[len(ms):]
 	}
 }
 
-// sendRuns sends bufs as GSO runs of DATA frames. If the kernel refuses
+// sendRuns sends bufs as GSO runs, each datagram behind hdr if it is not
+// empty. If the kernel refuses
 // runs on this socket, it turns them off for good and returns the bufs
 // it did not send, for sendEach; otherwise it returns none.
-func (b *Bind) sendRuns(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr, fail func(error)) [][]byte {
+func (b *Bind) sendRuns(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr, hdr []byte, fail func(error)) [][]byte {
 	for len(bufs) > 0 {
 		chunk := bufs[:min(len(bufs), len(sb.runs))]
-		ms := sb.coalesce(chunk, to)
+		ms := sb.coalesce(chunk, to, hdr)
 		refused := -1 // the first run the kernel refused
 		writeAll(s.bc, ms, func(i int, err error) {
 			switch {
@@ -432,29 +511,33 @@ func (b *Bind) sendRuns(s *socket, sb *sendBatch, bufs [][]byte, to *net.UDPAddr
 	return nil
 }
 
-// coalesce groups bufs, as DATA frames behind sb.hdr, into runs for
-// UDP_SEGMENT: consecutive frames of one size, up to maxSegments of them
-// and maxRunLen bytes, where the last of a run may be shorter. It returns
-// one message per run, addressed to to, gathering each frame from the
-// header and the datagram; sb.perRun says how many frames each holds.
-// bufs must not outnumber sb.runs.
-func (sb *sendBatch) coalesce(bufs [][]byte, to *net.UDPAddr) []ipv4.Message {
+// coalesce groups bufs, each behind hdr (which may be empty), into runs
+// for UDP_SEGMENT: consecutive datagrams of one size, up to maxSegments
+// of them and maxRunLen bytes, where the last of a run may be shorter. It
+// returns one message per run, addressed to to, gathering each datagram
+// from the header and the buffer; sb.perRun says how many datagrams each
+// holds. bufs must not outnumber sb.runs.
+func (sb *sendBatch) coalesce(bufs [][]byte, to *net.UDPAddr, hdr []byte) []ipv4.Message {
 	n := -1 // the run being filled
 	var seg, runLen, start int
-	ended := false // the run's last frame was short: it takes no more
-	for i, p := range bufs {
-		size := DataHeaderLen + len(p)
+	iovs := sb.iovs[:0]
+	ended := false // the run's last datagram was short: it takes no more
+	for _, p := range bufs {
+		size := len(hdr) + len(p)
 		if n < 0 || ended || sb.perRun[n] == maxSegments || size > seg || runLen+size > maxRunLen {
 			n++
-			seg, runLen, start, ended = size, 0, 2*i, false
+			seg, runLen, start, ended = size, 0, len(iovs), false
 			sb.perRun[n] = 0
 		}
-		sb.iovs[2*i], sb.iovs[2*i+1] = sb.hdr[:], p
+		if len(hdr) > 0 {
+			iovs = append(iovs, hdr)
+		}
+		iovs = append(iovs, p)
 		runLen += size
 		sb.perRun[n]++
 		ended = size < seg
 		m := &sb.runs[n]
-		m.Buffers, m.Addr = sb.iovs[start:2*i+2], to
+		m.Buffers, m.Addr = iovs[start:len(iovs):len(iovs)], to
 		m.OOB = m.OOB[:0]
 		if sb.perRun[n] > 1 {
 			m.OOB = appendSegmentSize(m.OOB, seg)
@@ -510,42 +593,81 @@ func (b *Bind) receiveFunc(s *socket) conn.ReceiveFunc {
 // before it is read.
 func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, sizes []int, eps []conn.Endpoint) int {
 	t := b.target.Load()
+	var byAddr map[netip.AddrPort]*Endpoint
+	if s.disco != nil {
+		byAddr = *s.disco.byAddr.Load()
+	}
 	got := 0
-	for i := range ms {
-		if t == nil || !t.relay.IsValid() || addrPortOf(ms[i].Addr) != t.relay {
-			// Not from the relay. A direct path would take WireGuard
-			// datagrams from peers' addresses here.
-			continue
+	// put moves a datagram read from packets[i] to the next slot.
+	put := func(i int, datagram []byte, e *Endpoint) {
+		if got > i {
+			// More datagrams than buffers: only possible if the
+			// kernel coalesced more than maxSegments.
+			b.logs.logf(slog.LevelWarn, "relay bind: dropped datagrams of a receive run longer than the batch")
+			return
 		}
+		sizes[got] = copy(packets[got], datagram)
+		eps[got] = e
+		got++
+	}
+	for i := range ms {
 		seg := 0
 		if s.gro {
 			seg = segmentSize(ms[i].OOB[:ms[i].NN])
 		}
-		for pkt := range segments(packets[at+i][:ms[i].N], seg) {
+		from := addrPortOf(ms[i].Addr)
+		buf := packets[at+i][:ms[i].N]
+		if t == nil || !t.relay.IsValid() || from != t.relay {
+			b.unwrapDirect(s, byAddr, buf, seg, from, func(d []byte, e *Endpoint) { put(at+i, d, e) })
+			continue
+		}
+		for pkt := range segments(buf, seg) {
 			f, err := Parse(pkt)
 			if err != nil {
 				b.logs.logf(slog.LevelDebug, "relay bind: dropped a malformed frame from the relay", "err", err)
 				continue
 			}
-			switch f.Type {
-			case TypeData:
-				if got > at+i {
-					// More datagrams than buffers: only possible if
-					// the kernel coalesced more than maxSegments.
-					b.logs.logf(slog.LevelWarn, "relay bind: dropped datagrams of a receive run longer than the batch")
-					continue
+			switch {
+			case f.Type == TypeData && f.Payload[0] == DiscoMagic:
+				if s.disco != nil {
+					s.disco.onRelayed(f.Key, f.Payload)
 				}
-				sizes[got] = copy(packets[got], f.Payload)
-				eps[got] = b.endpoint(f.Key)
-				got++
-			case TypeHelloAck:
+			case f.Type == TypeData:
+				e := b.endpoint(f.Key)
+				if s.disco != nil {
+					s.disco.noteSend(e)
+				}
+				put(at+i, f.Payload, e)
+			case f.Type == TypeHelloAck:
 				b.onAck(s, t, pkt, f)
-			case TypeError:
+			case f.Type == TypeError:
 				b.onRefusal(s, f)
 			}
 		}
 	}
 	return got
+}
+
+// unwrapDirect handles datagrams from an address other than the relay's:
+// disco messages, and WireGuard datagrams from a peer's confirmed direct
+// address, which it passes to deliver. Everything else is dropped.
+func (b *Bind) unwrapDirect(s *socket, byAddr map[netip.AddrPort]*Endpoint, buf []byte, seg int, from netip.AddrPort, deliver func([]byte, *Endpoint)) {
+	if s.disco == nil || len(buf) == 0 {
+		return
+	}
+	if buf[0] == DiscoMagic {
+		for msg := range segments(buf, seg) {
+			s.disco.onDirect(msg, from)
+		}
+		return
+	}
+	e := byAddr[from]
+	if e == nil {
+		return
+	}
+	for d := range segments(buf, seg) {
+		deliver(d, e)
+	}
 }
 
 func (b *Bind) onAck(s *socket, t *target, pkt []byte, f Frame) {
@@ -592,7 +714,6 @@ func (s *socket) poke() {
 // interval. A poke sends one at once for a new target, or no sooner than
 // minHelloGap after the last for the same one.
 func (b *Bind) keepalive(s *socket) {
-	defer close(s.done)
 	var (
 		sentT  *target
 		sentTS uint64
@@ -688,12 +809,17 @@ func (b *Bind) endpoint(k wire.Key) *Endpoint {
 	return e
 }
 
-// Endpoint is a peer reached through the relay, named by its WireGuard
-// public key. It implements conn.Endpoint and is immutable.
+// Endpoint is a peer, named by its WireGuard public key, reached through
+// the relay or, once one is confirmed, on a direct path. It implements
+// conn.Endpoint. Its name never changes, so wireguard-go never sees the
+// path change; the Bind picks the path on every Send.
 type Endpoint struct {
 	key wire.Key
 	dst string
 	ip  netip.Addr
+
+	direct   atomic.Pointer[directPath] // nil: through the relay
+	lastSend atomic.Int64               // UnixNano of the last Send to it
 }
 
 var _ conn.Endpoint = (*Endpoint)(nil)

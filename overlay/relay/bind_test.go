@@ -32,7 +32,17 @@ type testBind struct {
 	errc chan error // the receive loop's final error
 }
 
+// newTestBind opens a Bind that uses the relay only: these tests are
+// about the relay path (direct_test.go has the direct one).
 func newTestBind(t *testing.T, h *relayHarness, cfg BindConfig) *testBind {
+	t.Helper()
+	cfg.RelayOnly = true
+	return openTestBind(t, h, cfg, nil)
+}
+
+// openTestBind opens a Bind with cfg; setup, if not nil, adjusts it
+// before it opens.
+func openTestBind(t *testing.T, h *relayHarness, cfg BindConfig, setup func(*Bind)) *testBind {
 	t.Helper()
 	tb := &testBind{t: t, rx: make(chan received, 1024), errc: make(chan error, 1)}
 	rand.Read(tb.key[:])
@@ -40,6 +50,9 @@ func newTestBind(t *testing.T, h *relayHarness, cfg BindConfig) *testBind {
 		cfg.Logger = testLogger(t)
 	}
 	tb.b = NewBind(cfg)
+	if setup != nil {
+		setup(tb.b)
+	}
 	if h != nil {
 		tb.cred = Issue(h.key, Claims{NodeID: "n-" + tb.key.Hex()[:8], PublicKey: tb.key, Role: wire.RoleClient, Expires: h.clock.Now().Add(time.Hour)})
 		tb.b.SetRelay(h.addr, tb.cred)

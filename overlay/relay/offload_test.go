@@ -68,7 +68,7 @@ func TestCoalesce(t *testing.T) {
 				bufs[i] = []byte(strings.Repeat(string(rune('a'+i%26)), n))
 			}
 			to := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 7}
-			ms := sb.coalesce(bufs, to)
+			ms := sb.coalesce(bufs, to, sb.hdr[:])
 			if got := sb.perRun[:len(ms)]; !slices.Equal(got, tt.perRun) {
 				t.Fatalf("datagrams per run: got %v, want %v", got, tt.perRun)
 			}

@@ -16,7 +16,8 @@ import (
 )
 
 // wgNode is a wireguard-go device on an in-memory TUN whose only path to
-// its peer is a relay.Bind.
+// its peer is a relay.Bind, relay only (direct_test.go tests the direct
+// path).
 type wgNode struct {
 	name string
 	priv wire.Key
@@ -34,7 +35,7 @@ func newWGNode(t *testing.T, h *relayHarness, name string, role wire.Role, ip st
 	n.priv[0] &= 248
 	n.priv[31] = n.priv[31]&127 | 64
 	n.pub = n.priv.PublicKey()
-	n.bind = NewBind(BindConfig{Logger: testLogger(t)})
+	n.bind = NewBind(BindConfig{Logger: testLogger(t), RelayOnly: true})
 	n.bind.SetRelay(h.addr, Issue(h.key, Claims{NodeID: name, PublicKey: n.pub, Role: role, Expires: h.clock.Now().Add(time.Hour)}))
 	level := device.LogLevelError
 	if testing.Verbose() {

@@ -28,9 +28,14 @@ func (d *deployment) laptop(ctx context.Context, args ...string) (string, error)
 
 func deploy(t *testing.T, lab *netlab.Lab) *deployment {
 	t.Helper()
+	return deployWith(t, lab, netlab.Options{})
+}
+
+func deployWith(t *testing.T, lab *netlab.Lab, opts netlab.Options) *deployment {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	w, err := lab.DeployWarren(ctx, warrenBin, t.TempDir())
+	w, err := lab.DeployWarrenWith(ctx, warrenBin, t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,12 +44,14 @@ func deploy(t *testing.T, lab *netlab.Lab) *deployment {
 
 // TestSSHThroughConnector is the key test: from the laptop, plain OpenSSH
 // reaches the real sshd on the site LAN through coordinator, relay and
-// connector, while the site's NAT drops every inbound connection.
+// connector, while the site's NAT drops every inbound connection. The
+// nodes run --relay-only, so everything crosses the relay
+// (TestDirectPath covers the direct path).
 func TestSSHThroughConnector(t *testing.T) {
 	lab := needLab(t)
 	lan := startLANServices(t, lab)
 	lan.unreachable(t, lab, "before warren up")
-	d := deploy(t, lab)
+	d := deployWith(t, lab, netlab.Options{RelayOnly: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 

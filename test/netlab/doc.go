@@ -6,7 +6,7 @@
 //	sitegw   198.51.100.20 / 192.168.0.1  NAT; drops every inbound new connection
 //	conn     192.168.0.2                connector
 //	lanhost  192.168.0.10, 192.168.1.10 sshd, HTTP, DNS (second LAN prefix on the same bridge)
-//	homegw   198.51.100.30 / 10.1.0.1   the laptop's NAT router
+//	homegw   198.51.100.30 / 10.1.0.1   the laptop's NAT router; drops inbound new connections too
 //	laptop   10.1.0.2                   daemon, ssh, curl, dig
 //
 // Every namespace carries a per-run prefix so runs never collide, and

@@ -160,8 +160,8 @@ func New(ctx context.Context) (l *Lab, err error) {
 			return nil, err
 		}
 	}
-	// Both gateways forward and masquerade; the site one also drops every
-	// new connection from the internet.
+	// Both gateways forward and masquerade, and drop every new
+	// connection from the internet.
 	for _, gw := range []string{SiteGW, HomeGW} {
 		if err := l.Run(ctx, gw, "sysctl", "-qw", "net.ipv4.ip_forward=1"); err != nil {
 			return nil, err
@@ -197,8 +197,22 @@ table inet warren_site {
 }
 `
 
+// homeRules: the same as a home router's: masquerade the LAN and drop
+// what the internet sends unasked. (Without the drop, a packet to the
+// router's own address and a port the laptop's mapping will want makes a
+// conntrack entry that later forces masquerade onto another port.)
 const homeRules = `
 table inet warren_home {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		iifname "wan0" ct state established,related accept
+		iifname "wan0" drop
+	}
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		iifname "wan0" ct state established,related accept
+		iifname "wan0" drop
+	}
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;
 		oifname "wan0" masquerade

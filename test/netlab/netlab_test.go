@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// TestTopology checks the lab itself: the connector reaches the
-// coordinator out through the site NAT, but nothing from the internet
-// reaches into the site, and the laptop cannot reach the site LAN.
+// TestTopology checks the lab itself: the connector and the laptop reach
+// the coordinator out through their NATs, but nothing from the internet
+// reaches into the site or the home network, nor either gateway, and the
+// laptop cannot reach the site LAN.
 func TestTopology(t *testing.T) {
 	if err := Available(); err != nil {
 		t.Skipf("skipping the netns topology test: %v", err)
@@ -29,14 +30,14 @@ func TestTopology(t *testing.T) {
 		return l.Run(ctx, from, "ping", "-c", "1", "-W", "1", to)
 	}
 	for _, ok := range []struct{ from, to string }{
-		{Conn, CoordIP}, {Laptop, CoordIP}, {LANHost, ConnIP}, {Coord, HomeWAN},
+		{Conn, CoordIP}, {Laptop, CoordIP}, {LANHost, ConnIP},
 	} {
 		if err := ping(ok.from, ok.to); err != nil {
 			t.Errorf("%s → %s should work: %v", ok.from, ok.to, err)
 		}
 	}
 	for _, blocked := range []struct{ from, to string }{
-		{Laptop, LANHostIP}, {Coord, ConnIP}, {Coord, LANHostIP}, {Coord, SiteWAN},
+		{Laptop, LANHostIP}, {Coord, ConnIP}, {Coord, LANHostIP}, {Coord, SiteWAN}, {Coord, HomeWAN}, {Coord, LaptopIP},
 	} {
 		if err := ping(blocked.from, blocked.to); err == nil {
 			t.Errorf("%s → %s should fail", blocked.from, blocked.to)

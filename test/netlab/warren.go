@@ -16,16 +16,29 @@ import (
 type Warren struct {
 	lab  *Lab
 	bin  string
+	opts Options
 	Data string // the coordinator's --data
 	// Socket is the daemon's control socket; LaptopState its --state.
 	Socket, LaptopState string
 	Coord, Conn, Daemon *Proc
 }
 
+// Options vary a deployment.
+type Options struct {
+	// RelayOnly runs the connector and the daemon with --relay-only:
+	// every datagram goes through the relay, never a direct path.
+	RelayOnly bool
+}
+
 // DeployWarren starts the coordinator, the connector and the laptop
 // daemon from the warren binary bin, with their state under dir, and
 // routes 192.168.0.0/24 to the connector.
 func (l *Lab) DeployWarren(ctx context.Context, bin, dir string) (*Warren, error) {
+	return l.DeployWarrenWith(ctx, bin, dir, Options{})
+}
+
+// DeployWarrenWith is DeployWarren with options.
+func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Options) (*Warren, error) {
 	// The connector runs as nobody and must reach its state directory.
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -33,7 +46,7 @@ func (l *Lab) DeployWarren(ctx context.Context, bin, dir string) (*Warren, error
 		}
 		os.Chmod(d, 0o755)
 	}
-	w := &Warren{lab: l, bin: bin, Data: filepath.Join(dir, "coord"), Socket: filepath.Join(dir, "warren.sock"), LaptopState: filepath.Join(dir, "laptop")}
+	w := &Warren{lab: l, bin: bin, opts: opts, Data: filepath.Join(dir, "coord"), Socket: filepath.Join(dir, "warren.sock"), LaptopState: filepath.Join(dir, "laptop")}
 	var err error
 	if w.Coord, err = l.Start(Coord, bin, "coordinator", "--listen", CoordIP+":8443", "--data", w.Data); err != nil {
 		return nil, err
@@ -56,8 +69,8 @@ func (l *Lab) DeployWarren(ctx context.Context, bin, dir string) (*Warren, error
 	if err := os.Chown(connState, 65534, 65534); err != nil {
 		return nil, err
 	}
-	if w.Conn, err = l.Start(Conn, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-		bin, "connector", "--token", connTok, "--state", connState); err != nil {
+	if w.Conn, err = l.Start(Conn, "setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		bin, "connector", "--token", connTok, "--state", connState}, w.relayOnly()...)...); err != nil {
 		return nil, err
 	}
 	if err := poll(ctx, func() error {
@@ -93,11 +106,19 @@ func (l *Lab) DeployWarren(ctx context.Context, bin, dir string) (*Warren, error
 // StartDaemon starts the laptop daemon and waits for its socket.
 func (w *Warren) StartDaemon(ctx context.Context) error {
 	var err error
-	if w.Daemon, err = w.lab.Start(Laptop, w.bin, "daemon", "--state", w.LaptopState, "--socket", w.Socket); err != nil {
+	if w.Daemon, err = w.lab.Start(Laptop, w.bin, append([]string{"daemon", "--state", w.LaptopState, "--socket", w.Socket}, w.relayOnly()...)...); err != nil {
 		return err
 	}
 	if err := poll(ctx, func() error { _, err := w.Laptop(ctx, "status"); return err }); err != nil {
 		return fmt.Errorf("daemon not answering: %w\n%s", err, w.Daemon.Output())
+	}
+	return nil
+}
+
+// relayOnly returns the flag the options ask the nodes for, if any.
+func (w *Warren) relayOnly() []string {
+	if w.opts.RelayOnly {
+		return []string{"--relay-only"}
 	}
 	return nil
 }

@@ -21,6 +21,8 @@ type ConnectorOptions struct {
 	Token  string
 	State  string
 	Logger *slog.Logger
+	// RelayOnly keeps the connector off direct paths.
+	RelayOnly bool
 }
 
 // DaemonOptions configures the laptop daemon.
@@ -29,6 +31,8 @@ type DaemonOptions struct {
 	Socket    string
 	Interface string
 	Logger    *slog.Logger
+	// RelayOnly keeps the daemon off direct paths.
+	RelayOnly bool
 }
 
 // Default state directories.
@@ -45,6 +49,7 @@ func (a *app) connectorCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "token", Usage: "connector token, needed on the first start only (or set WARREN_TOKEN)", EnvVars: []string{"WARREN_TOKEN"}},
 			&cli.StringFlag{Name: "state", Value: DefaultConnectorState, Usage: "state directory: identity and last netmap (0700)"},
+			&cli.BoolFlag{Name: "relay-only", Usage: "never use a direct path to a client: everything goes through the relay"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := argCount(c, 0, "[--token TOKEN] [--state DIR]"); err != nil {
@@ -53,7 +58,7 @@ func (a *app) connectorCommand() *cli.Command {
 			if a.roles.Connector == nil {
 				return errors.New("this build has no connector")
 			}
-			return a.roles.Connector(c.Context, ConnectorOptions{Token: c.String("token"), State: c.String("state"), Logger: a.logger(c)})
+			return a.roles.Connector(c.Context, ConnectorOptions{Token: c.String("token"), State: c.String("state"), Logger: a.logger(c), RelayOnly: c.Bool("relay-only")})
 		},
 	}
 }
@@ -66,6 +71,7 @@ func (a *app) daemonCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Value: DefaultDaemonState, Usage: "state directory: identity, last netmap, prefs (0700)"},
 			&cli.StringFlag{Name: "interface", Value: "warren0", Usage: "name of the TUN device"},
+			&cli.BoolFlag{Name: "relay-only", Usage: "never use a direct path to a connector: everything goes through the relay"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := argCount(c, 0, "[--state DIR] [--socket PATH]"); err != nil {
@@ -74,7 +80,7 @@ func (a *app) daemonCommand() *cli.Command {
 			if a.roles.Daemon == nil {
 				return errors.New("this build has no daemon")
 			}
-			return a.roles.Daemon(c.Context, DaemonOptions{State: c.String("state"), Socket: a.socket(c), Interface: c.String("interface"), Logger: a.logger(c)})
+			return a.roles.Daemon(c.Context, DaemonOptions{State: c.String("state"), Socket: a.socket(c), Interface: c.String("interface"), Logger: a.logger(c), RelayOnly: c.Bool("relay-only")})
 		},
 	}
 }

@@ -26,6 +26,7 @@ func Daemon(ctx context.Context, o cli.DaemonOptions) error {
 		Hostname:  host,
 		Platform:  osPlatform{log: o.Logger, iface: o.Interface},
 		Logger:    o.Logger,
+		RelayOnly: o.RelayOnly,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,266 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestDiscoRoundTrip(t *testing.T) {
+	tok := token{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	for _, d := range []Disco{
+		{Type: DiscoCall, Token: tok, Candidates: []netip.AddrPort{netipMust("198.51.100.20:41641"), netipMust("[2001:db8::1]:7")}},
+		{Type: DiscoCall, Token: tok},
+		{Type: DiscoPing, TxID: 1<<63 + 5, Token: tok},
+		{Type: DiscoPong, TxID: 42, Observed: netipMust("10.1.0.2:9")},
+		{Type: DiscoPong, TxID: 43},
+	} {
+		b, err := d.Append(nil)
+		if err != nil {
+			t.Fatalf("%v: Append: %v", d.Type, err)
+		}
+		got, err := ParseDisco(b)
+		if err != nil {
+			t.Fatalf("%v: ParseDisco: %v", d.Type, err)
+		}
+		if diff := cmp.Diff(d, got, cmpopts.EquateEmpty(), cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+			t.Errorf("%v round trip (-want +got):\n%s", d.Type, diff)
+		}
+		if b[0] == Magic || (b[0] >= 1 && b[0] <= 4) {
+			t.Errorf("%v starts with 0x%02x, which a relay frame or WireGuard message could", d.Type, b[0])
+		}
+	}
+}
+
+func TestParseDiscoRejects(t *testing.T) {
+	ping, _ := Disco{Type: DiscoPing, TxID: 1}.Append(nil)
+	call, _ := Disco{Type: DiscoCall, Candidates: []netip.AddrPort{netipMust("192.0.2.1:1")}}.Append(nil)
+	zeroCand := slices.Clone(call)
+	clear(zeroCand[discoFixedLen+1:])
+	for _, tt := range []struct {
+		name string
+		b    []byte
+		err  error
+	}{
+		{"empty", nil, ErrMalformed},
+		{"short", ping[:discoFixedLen-1], ErrMalformed},
+		{"bad magic", append([]byte{Magic}, ping[1:]...), ErrMalformed},
+		{"other version", append([]byte{DiscoMagic, 2}, ping[2:]...), ErrUnsupportedVersion},
+		{"unknown type", append([]byte{DiscoMagic, DiscoVersion, 9}, ping[3:]...), ErrMalformed},
+		{"ping too long", append(slices.Clone(ping), 0), ErrMalformed},
+		{"pong too short", append([]byte{DiscoMagic, DiscoVersion, byte(DiscoPong)}, ping[3:]...), ErrMalformed},
+		{"call count too big", append(slices.Clone(call[:discoFixedLen]), 2), ErrMalformed},
+		{"call count over max", append(slices.Clone(call[:discoFixedLen]), maxCandidates+1), ErrMalformed},
+		{"call without count", call[:discoFixedLen], ErrMalformed},
+		{"call zero candidate", zeroCand, ErrMalformed},
+	} {
+		if _, err := ParseDisco(tt.b); !errors.Is(err, tt.err) {
+			t.Errorf("%s: got %v, want %v", tt.name, err, tt.err)
+		}
+	}
+	if _, err := (Disco{Type: DiscoCall, Candidates: make([]netip.AddrPort, maxCandidates+1)}).Append(nil); err == nil {
+		t.Error("Append of a call with too many candidates succeeded")
+	}
+}
+
+// FuzzParseDisco checks that ParseDisco never panics, and that whatever
+// it accepts encodes back to the same bytes.
+func FuzzParseDisco(f *testing.F) {
+	for _, d := range []Disco{
+		{Type: DiscoCall, Candidates: []netip.AddrPort{netipMust("198.51.100.20:41641")}},
+		{Type: DiscoPing, TxID: 7},
+		{Type: DiscoPong, TxID: 7, Observed: netipMust("10.1.0.2:9")},
+	} {
+		b, err := d.Append(nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{DiscoMagic, DiscoVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDisco(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedVersion) {
+				t.Fatalf("ParseDisco: unexpected error kind %v", err)
+			}
+			return
+		}
+		out, err := d.Append(nil)
+		if err != nil {
+			t.Fatalf("Append of a parsed message: %v", err)
+		}
+		if !bytes.Equal(out, b) {
+			t.Fatalf("round trip changed the message:\n in  %x\n out %x", b, out)
+		}
+	})
+}
+
+func TestUsableCandidates(t *testing.T) {
+	b := NewBind(BindConfig{Exclude: func(a netip.Addr) bool { return netip.MustParsePrefix("192.168.0.0/24").Contains(a) }})
+	for _, tt := range []struct {
+		ap   string
+		want bool
+	}{
+		{"198.51.100.20:41641", true},
+		{"[2001:db8::1]:7", true},
+		{"192.168.0.2:41641", false}, // routed into the tunnel
+		{"127.0.0.1:41641", false},
+		{"[::1]:41641", false},
+		{"169.254.1.1:41641", false},
+		{"[fe80::1]:41641", false},
+		{"224.0.0.1:41641", false},
+		{"0.0.0.0:41641", false},
+		{"198.51.100.20:0", false},
+	} {
+		if got := b.usable(netipMust(tt.ap)); got != tt.want {
+			t.Errorf("usable(%s) = %v, want %v", tt.ap, got, tt.want)
+		}
+	}
+}
+
+// addr is where the relay, and a peer on this host, reach tb.
+func (tb *testBind) addr() netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), tb.port)
+}
+
+// newDirectTestBind opens a Bind that may find a direct path, offering
+// only its loopback address, so that tests run the same on every host.
+func newDirectTestBind(t *testing.T, h *relayHarness, cfg BindConfig) *testBind {
+	t.Helper()
+	return openTestBind(t, h, cfg, func(b *Bind) {
+		b.allowLoopback = true
+		b.listAddrs = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil }
+	})
+}
+
+// TestDirectPath checks that two nodes that can reach each other find a
+// direct path through the CALLs the relay carries, then carry their
+// datagrams on it, plain, without the relay.
+func TestDirectPath(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	a, b := newDirectTestBind(t, h, BindConfig{}), newDirectTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	b.waitConnected()
+
+	// The first datagram goes through the relay and starts discovery.
+	if err := a.send(b.key, "first"); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(a.key, "first")
+	waitFor(t, "a direct path both ways", func() bool {
+		return a.b.Direct(b.key) == b.addr() && b.b.Direct(a.key) == a.addr()
+	})
+	if err := b.send(a.key, "back"); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(b.key, "back")
+
+	// From now on the relay carries nothing: datagrams, runs of them
+	// included, go direct.
+	before := h.srv.Stats().Forwarded
+	var burst []string
+	for i := range 100 {
+		burst = append(burst, string(rune('a'+i%26))+" direct datagram of a burst")
+	}
+	for range 3 {
+		if err := a.send(b.key, burst...); err != nil {
+			t.Fatal(err)
+		}
+		b.expect(a.key, burst...)
+	}
+	if after := h.srv.Stats().Forwarded; after != before {
+		t.Errorf("the relay forwarded %d datagrams while the direct path was up", after-before)
+	}
+}
+
+// TestDirectPathLost checks that traffic survives a direct path that
+// dies silently (the peer rebinds: its old address leads nowhere), and
+// that a new direct path follows.
+func TestDirectPathLost(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	a, b := newDirectTestBind(t, h, BindConfig{}), newDirectTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	b.waitConnected()
+	a.send(b.key, "hello")
+	b.expect(a.key, "hello")
+	waitFor(t, "a direct path", func() bool { return a.b.Direct(b.key).IsValid() && b.b.Direct(a.key).IsValid() })
+	old := a.b.Direct(b.key)
+
+	// b closes and reopens on a new port: a's path now leads nowhere,
+	// and b, silent, does not say so.
+	if err := b.b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-b.errc; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("receive loop after Close: %v, want net.ErrClosed", err)
+	}
+	b.open()
+	b.waitConnected()
+	start := time.Now()
+	for delivered := false; !delivered; {
+		if time.Since(start) > 3*trustFor {
+			t.Fatalf("nothing got through for %v after the direct path died", time.Since(start))
+		}
+		a.send(b.key, "still there?")
+		select {
+		case got := <-b.rx:
+			delivered = got.data == "still there?"
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Logf("delivered again after %v", time.Since(start).Round(time.Millisecond))
+	waitFor(t, "a new direct path", func() bool {
+		d := a.b.Direct(b.key)
+		return d.IsValid() && d != old && d == b.addr()
+	})
+}
+
+// TestDirectPathRefused checks that no direct path forms when either
+// side is RelayOnly or excludes the other's address, and that traffic
+// flows through the relay all the same.
+func TestDirectPathRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		a, b BindConfig
+	}{
+		{"relay only", BindConfig{RelayOnly: true}, BindConfig{}},
+		{"excluded", BindConfig{}, BindConfig{Exclude: func(netip.Addr) bool { return true }}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			checkNoLeaks(t)
+			h := newRelay(t)
+			a, b := newDirectTestBind(t, h, tt.a), newDirectTestBind(t, h, tt.b)
+			a.waitConnected()
+			b.waitConnected()
+			for i := range 3 {
+				if err := a.send(b.key, "via relay"); err != nil {
+					t.Fatal(err)
+				}
+				b.expect(a.key, "via relay")
+				if err := b.send(a.key, "and back"); err != nil {
+					t.Fatal(err)
+				}
+				a.expect(b.key, "and back")
+				if i < 2 {
+					time.Sleep(discoTick)
+				}
+			}
+			if d := a.b.Direct(b.key); d.IsValid() {
+				t.Errorf("a found a direct path to %v", d)
+			}
+			if d := b.b.Direct(a.key); d.IsValid() {
+				t.Errorf("b found a direct path to %v", d)
+			}
+		})
+	}
+}
