@@ -618,7 +618,20 @@ func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, si
 		from := addrPortOf(ms[i].Addr)
 		buf := packets[at+i][:ms[i].N]
 		if t == nil || !t.relay.IsValid() || from != t.relay {
-			b.unwrapDirect(s, byAddr, buf, seg, from, func(d []byte, e *Endpoint) { put(at+i, d, e) })
+			// Not from the relay: disco messages, and WireGuard
+			// datagrams from a peer's confirmed direct address.
+			// Everything else is dropped.
+			switch {
+			case s.disco == nil || len(buf) == 0:
+			case buf[0] == DiscoMagic:
+				for msg := range segments(buf, seg) {
+					s.disco.onDirect(msg, from)
+				}
+			case byAddr[from] != nil:
+				for d := range segments(buf, seg) {
+					put(at+i, d, byAddr[from])
+				}
+			}
 			continue
 		}
 		for pkt := range segments(buf, seg) {
@@ -646,28 +659,6 @@ func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, si
 		}
 	}
 	return got
-}
-
-// unwrapDirect handles datagrams from an address other than the relay's:
-// disco messages, and WireGuard datagrams from a peer's confirmed direct
-// address, which it passes to deliver. Everything else is dropped.
-func (b *Bind) unwrapDirect(s *socket, byAddr map[netip.AddrPort]*Endpoint, buf []byte, seg int, from netip.AddrPort, deliver func([]byte, *Endpoint)) {
-	if s.disco == nil || len(buf) == 0 {
-		return
-	}
-	if buf[0] == DiscoMagic {
-		for msg := range segments(buf, seg) {
-			s.disco.onDirect(msg, from)
-		}
-		return
-	}
-	e := byAddr[from]
-	if e == nil {
-		return
-	}
-	for d := range segments(buf, seg) {
-		deliver(d, e)
-	}
 }
 
 func (b *Bind) onAck(s *socket, t *target, pkt []byte, f Frame) {
