@@ -84,6 +84,7 @@ type Bind struct {
 	// lets loopback candidates through; tests change both.
 	listAddrs     func() ([]netip.Addr, error)
 	allowLoopback bool
+	idleAfter     time.Duration // a peer unused this long is idle: activeFor
 
 	target  atomic.Pointer[target]  // set by SetRelay; replaced, never modified
 	ack     atomic.Pointer[ackInfo] // the last genuine HELLO-ACK
@@ -180,6 +181,7 @@ func NewBind(cfg BindConfig) *Bind {
 		relayOnly: cfg.RelayOnly,
 		exclude:   cfg.Exclude,
 		listAddrs: interfaceAddrs,
+		idleAfter: activeFor,
 	}
 	b.sendPool.New = func() any {
 		sb := &sendBatch{

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"log/slog"
@@ -174,10 +175,15 @@ func (d *discovery) step(now time.Time, kicked bool) {
 		inUse := d.inUse(e, now)
 		path := e.direct.Load()
 		switch {
-		case path != nil && path.s == d.s && now.UnixNano()-path.lastPong.Load() > int64(directTimeout):
-			d.dropLocked(p, "no answer for "+directTimeout.String())
-		case path != nil && path.s == d.s:
-			if inUse && now.Sub(p.lastPing) >= pingDirectEvery {
+		case path == nil || path.s != d.s:
+		case !inUse:
+			// Idle: NAT mappings lapse without traffic, so the path
+			// goes quietly; traffic that resumes finds a new one.
+			d.dropLocked(p, slog.LevelDebug, "idle")
+		case now.UnixNano()-path.lastPong.Load() > int64(directTimeout):
+			d.dropLocked(p, slog.LevelInfo, "no answer for "+directTimeout.String())
+		default:
+			if now.Sub(p.lastPing) >= pingDirectEvery {
 				p.lastPing = now
 				pings = append(pings, d.pingLocked(p, path.addr, now))
 			}
@@ -206,9 +212,10 @@ func (d *discovery) step(now time.Time, kicked bool) {
 	d.sendPings(pings)
 }
 
-// inUse reports whether Send used e within activeFor.
+// inUse reports whether Send used e (or the relay brought its datagrams)
+// within the Bind's idleAfter, activeFor unless a test changed it.
 func (d *discovery) inUse(e *Endpoint, now time.Time) bool {
-	return now.UnixNano()-e.lastSend.Load() < int64(activeFor)
+	return now.UnixNano()-e.lastSend.Load() < int64(d.b.idleAfter)
 }
 
 // pingOut is a PING ready to send.
@@ -284,7 +291,7 @@ func (d *discovery) onRelayed(src wire.Key, msg []byte) {
 	if p.haveTheirs && p.theirs != m.Token {
 		// A new token: the peer opened a new socket (it restarted or
 		// rebound), so the path this node knows leads nowhere now.
-		d.dropLocked(p, "the peer started discovery afresh")
+		d.dropLocked(p, slog.LevelInfo, "the peer started discovery afresh")
 	}
 	p.theirs, p.haveTheirs = m.Token, true
 	p.candidates = p.candidates[:0]
@@ -385,11 +392,13 @@ func (d *discovery) drop(e *Endpoint, why string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if p := d.peers[e.key]; p != nil {
-		d.dropLocked(p, why)
+		d.dropLocked(p, slog.LevelInfo, why)
 	}
 }
 
-func (d *discovery) dropLocked(p *peerDisco, why string) {
+// dropLocked gives up p's direct path, logging why at level. d.mu is
+// held.
+func (d *discovery) dropLocked(p *peerDisco, level slog.Level, why string) {
 	path := p.ep.direct.Load()
 	if path == nil || path.s != d.s || !p.ep.direct.CompareAndSwap(path, nil) {
 		return
@@ -397,7 +406,7 @@ func (d *discovery) dropLocked(p *peerDisco, why string) {
 	p.callWait = firstCallWait
 	p.lastCall = time.Time{}
 	d.rebuildLocked()
-	d.b.log.Info("direct path down; using the relay", "peer", p.ep.key.String(), "addr", path.addr.String(), "why", why)
+	d.b.log.Log(context.Background(), level, "direct path down; using the relay", "peer", p.ep.key.String(), "addr", path.addr.String(), "why", why)
 }
 
 // rebuildLocked replaces byAddr from the peers' direct paths. d.mu is

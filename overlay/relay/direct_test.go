@@ -264,3 +264,26 @@ func TestDirectPathRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectPathIdle checks that a direct path goes when its peer falls
+// idle (NAT mappings lapse without traffic), and that traffic resuming
+// finds one again.
+func TestDirectPathIdle(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	idle := func(b *Bind) {
+		b.allowLoopback = true
+		b.listAddrs = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil }
+		b.idleAfter = 2 * discoTick
+	}
+	a, b := openTestBind(t, h, BindConfig{}, idle), openTestBind(t, h, BindConfig{}, idle)
+	a.waitConnected()
+	b.waitConnected()
+	a.send(b.key, "hello")
+	b.expect(a.key, "hello")
+	waitFor(t, "a direct path", func() bool { return a.b.Direct(b.key).IsValid() })
+	waitFor(t, "the idle path gone", func() bool { return !a.b.Direct(b.key).IsValid() && !b.b.Direct(a.key).IsValid() })
+	a.send(b.key, "again")
+	b.expect(a.key, "again")
+	waitFor(t, "a direct path again", func() bool { return a.b.Direct(b.key).IsValid() })
+}
