@@ -11,7 +11,9 @@
 //   - the link between gVisor and wireguard-go: batched Read with
 //     back-pressure instead of drops and TCP segmentation offload (gVisor
 //     sends up to 64 KiB at once; Read cuts it into MSS-sized segments),
-//     Write with per-packet errors counted and logged at a limited rate;
+//     Write with per-packet errors counted and logged at a limited rate,
+//     which coalesces each batch's runs of TCP segments before gVisor sees
+//     them (receive offload);
 //   - the TCP forwarder: a bounded number of handshakes in progress (in
 //     total and per source), the handler dials before the client's
 //     handshake completes, RST when it refuses, MSS derived from the tunnel

@@ -238,9 +238,11 @@ func (p *pair) stop() {
 }
 
 // pumpToStack moves the client's packets into the Stack, batching what is
-// queued.
+// queued. Like wireguard-go it reuses its buffers: Write copies what it
+// keeps.
 func (p *pair) pumpToStack(ctx context.Context) {
 	defer p.pumps.Done()
+	store := make([][]byte, batchSize)
 	bufs := make([][]byte, 0, batchSize)
 	for {
 		pkt := p.cep.ReadContext(ctx)
@@ -249,11 +251,13 @@ func (p *pair) pumpToStack(ctx context.Context) {
 		}
 		bufs = bufs[:0]
 		for pkt != nil {
-			b := make([]byte, wgOffset, wgOffset+pkt.Size())
+			b := store[len(bufs)][:0]
+			b = append(b, make([]byte, wgOffset)...)
 			for _, v := range pkt.AsSlices() {
 				b = append(b, v...)
 			}
 			pkt.DecRef()
+			store[len(bufs)] = b
 			bufs = append(bufs, b)
 			if len(bufs) == batchSize {
 				break

@@ -318,23 +318,30 @@ func copyPacket(buf []byte, offset int, pkt *stack.PacketBuffer) (int, bool) {
 
 // Write implements tun.Device: each bufs[i][offset:] is one IP packet from
 // the tunnel. Echo requests to foreign addresses go to HandlePing; every
-// other packet is copied into gVisor. Bad packets are dropped and counted,
-// not reported: Write returns len(bufs), or ErrClosed after Close.
+// other packet is copied into gVisor, consecutive TCP segments of a flow
+// coalesced first (see inbound), and all of them have reached gVisor when
+// Write returns. Bad packets are dropped and counted, not reported: Write
+// returns len(bufs), or ErrClosed after Close.
 func (s *Stack) Write(bufs [][]byte, offset int) (int, error) {
 	if s.closing.Load() {
 		return 0, ErrClosed
 	}
+	in := s.link.startInbound()
+	if in == nil {
+		return len(bufs), nil // the NIC is gone: Close is under way
+	}
+	defer s.link.finishInbound(in)
 	for _, b := range bufs {
 		if offset < 0 || offset > len(b) {
 			s.badPacket("offset beyond the buffer", len(b))
 			continue
 		}
-		s.writePacket(b[offset:])
+		s.writePacket(in, b[offset:])
 	}
 	return len(bufs), nil
 }
 
-func (s *Stack) writePacket(p []byte) {
+func (s *Stack) writePacket(in *inbound, p []byte) {
 	if len(p) == 0 {
 		return
 	}
@@ -359,7 +366,7 @@ func (s *Stack) writePacket(p []byte) {
 	if s.interceptPing(p) {
 		return
 	}
-	s.link.inject(proto, p)
+	in.add(proto, p)
 }
 
 func (s *Stack) badPacket(why string, size int) {
@@ -396,6 +403,8 @@ type Stats struct {
 	BadPackets      uint64 // malformed packets dropped: by Write, or offload packets from gVisor
 	Oversized       uint64 // packets Read dropped as larger than the caller's buffer
 	Segmented       uint64 // TCP offload packets from gVisor that Read split into segments
+	GVisorDropped   uint64 // packets gVisor dropped inside the stack, e.g. for a full TCP segment queue
+	TCPRetransmits  uint64 // segments gVisor's TCP retransmitted toward the tunnel
 }
 
 // Stats returns a snapshot of the Stack's counters.
@@ -416,6 +425,9 @@ func (s *Stack) Stats() Stats {
 	st.BadPackets = s.stats.badPackets.Load()
 	st.Oversized = s.stats.oversized.Load()
 	st.Segmented = s.stats.segmented.Load()
+	gs := s.ipstack.Stats()
+	st.GVisorDropped = gs.DroppedPackets.Value()
+	st.TCPRetransmits = gs.TCP.Retransmits.Value()
 	return st
 }
 

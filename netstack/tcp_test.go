@@ -288,6 +288,10 @@ func TestTCPLargeTransfer(t *testing.T) {
 	if st := p.stack.Stats(); st.Segmented == 0 {
 		t.Errorf("no offload packets were segmented: %+v", st)
 	}
+	// Nothing the client sent was lost inside the Stack.
+	if st := p.stack.Stats(); st.GVisorDropped != 0 {
+		t.Errorf("gvisor dropped %d packets: %+v", st.GVisorDropped, st)
+	}
 }
 
 // TestTCPAdvertisedMSS checks the MSS gVisor puts in its SYN-ACK: the
