@@ -144,22 +144,32 @@ func budget() time.Duration {
 
 // harness owns everything one benchmark run builds; close removes it.
 type harness struct {
-	cfg    config
-	exe    string // this test binary, re-executed in namespaces
-	dir    string
-	procs  procs
-	pair   *pair
-	lab    *netlab.Lab
-	warren *warrenDeployment
-	begin  time.Time
+	cfg   config
+	exe   string // this test binary, re-executed in namespaces
+	dir   string
+	procs procs
+	pair  *pair
+	// lab and warren are the relay path (both nodes --relay-only);
+	// directLab and direct, a second lab, the direct path.
+	lab       *netlab.Lab
+	warren    *warrenDeployment
+	directLab *netlab.Lab
+	direct    *warrenDeployment
+	begin     time.Time
 }
+
+// directWait bounds each wait for `warren status` to show a direct path.
+const directWait = 30 * time.Second
 
 // close stops every process, then deletes the namespaces and files. It
 // is safe on a partly built harness.
 func (h *harness) close() {
 	h.procs.stopAll()
-	if h.lab != nil {
-		if err := h.lab.Close(); err != nil {
+	for _, l := range []*netlab.Lab{h.lab, h.directLab} {
+		if l == nil {
+			continue
+		}
+		if err := l.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "dataplane: cleanup:", err)
 		}
 	}
@@ -194,7 +204,7 @@ const warrenTUN = "warren0"
 
 // path is one way from an iperf3 client to its server.
 type path struct {
-	name     string // veth, wggo, warren
+	name     string // veth, wggo, warren (the relay path), direct
 	clientNS string
 	serverNS string
 	target   string // the server's address as the client dials it
@@ -270,60 +280,94 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	wggo := &path{name: "wggo", clientNS: h.pair.ns(pairA), serverNS: h.pair.ns(pairB), target: tunB, pids: wgPIDs,
 		legs: map[string]leg{roleClient: {h.pair.ns(pairA), h.pair.ifname(pairA)}, roleServer: {h.pair.ns(pairB), h.pair.ifname(pairB)}}}
 
-	h.progress("Warren: netlab topology; coordinator+relay, connector (as nobody) behind the site NAT, laptop daemon, warren up")
+	h.progress("relay path: netlab topology; coordinator+relay, connector (as nobody) behind the site NAT, laptop daemon, warren up; both --relay-only")
 	if h.lab, err = netlab.New(ctx); err != nil {
 		return nil, err
 	}
 	if err := h.startEcho(ctx, h.lab.NS(netlab.LANHost)); err != nil {
 		return nil, err
 	}
-	if h.warren, err = deployWarren(ctx, h.lab, &h.procs, warrenBin, h.dir); err != nil {
+	if h.warren, err = deployWarren(ctx, h.lab, &h.procs, warrenBin, filepath.Join(h.dir, "relay"), true); err != nil {
 		return nil, err
 	}
 	rep.WarrenStatus = h.warren.Status
-	if !h.warren.viaRelay() {
-		rep.Notes = append(rep.Notes, "warren status does not say (relay): check the path")
+	if via := routeVia(h.warren.Status); via != "relay" {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("relay path: warren status shows the route via %q, not the relay: check the path", via))
 	}
 	h.progress("warren up: %s", strings.ReplaceAll(strings.TrimSpace(h.warren.UpOutput), "\n", " | "))
-	wPIDs := map[string]int{}
-	for role, r := range map[string]struct{ ns, cmd string }{
-		roleClient: {h.lab.NS(netlab.Laptop), "daemon"},
-		roleServer: {h.lab.NS(netlab.Conn), "connector"},
-		roleRelay:  {h.lab.NS(netlab.Coord), "coordinator"},
-	} {
-		if wPIDs[role], err = findPID(ctx, r.ns, func(argv []string) bool {
-			return len(argv) > 1 && argv[0] == warrenBin && argv[1] == r.cmd
-		}); err != nil {
-			return nil, fmt.Errorf("finding warren %s: %w", r.cmd, err)
-		}
+	warren, err := h.warrenPath(ctx, "warren", h.warren, warrenBin)
+	if err != nil {
+		return nil, err
 	}
-	warren := &path{name: "warren", clientNS: h.lab.NS(netlab.Laptop), serverNS: h.lab.NS(netlab.LANHost), target: netlab.LANHostIP,
-		legs: map[string]leg{roleClient: {h.lab.NS(netlab.Laptop), warrenTUN}, roleRelay: {ns: h.lab.NS(netlab.Coord)},
-			roleLAN: {ns: h.lab.NS(netlab.Conn)}, roleServer: {ns: h.lab.NS(netlab.LANHost)}},
-		pids: wPIDs}
 
-	idle := readMemories(wggo, warren)
+	h.progress("direct path: a second netlab topology, Warren without --relay-only; waiting up to %v for a direct path", directWait)
+	direct, missing, err := h.setupDirect(ctx, warrenBin)
+	if err != nil {
+		return nil, err
+	}
+	if missing != "" {
+		rep.DirectMissing = missing
+		h.progress("direct path MISSING, its figures are left out: %s", oneLine(missing, 500))
+	}
+	if h.direct != nil {
+		rep.DirectStatus = h.direct.Status
+	}
+
+	idle := readMemories(wggo, warren, direct)
 
 	for r := range h.cfg.Runs {
-		rr := runResult{Run: r + 1}
+		rr := runResult{Run: r + 1, Routes: map[string]string{}}
 		h.progress("run %d/%d", r+1, h.cfg.Runs)
-		steps := []struct {
+		type step struct {
 			p    *path
 			into *pathResult
-			all  bool // the full set, or upload only
-		}{{veth, &rr.Veth, false}, {wggo, &rr.WGGo, true}, {warren, &rr.Warren, true}}
+			all  bool              // the full set, or upload only
+			d    *warrenDeployment // a Warren path's, whose route is checked after
+		}
+		steps := []step{{veth, &rr.Veth, false, nil}, {wggo, &rr.WGGo, true, nil}, {warren, &rr.Warren, true, h.warren}}
+		if direct != nil {
+			steps = append(steps, step{direct, &rr.Direct, true, h.direct})
+		}
 		for _, s := range steps {
+			if s.p == direct {
+				// The path is kept only while in use: after the other
+				// paths' figures it may have to be found again.
+				start := time.Now()
+				via, _, err := h.direct.waitDirect(ctx, directWait)
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				if err != nil {
+					e := fmt.Sprintf("run %d direct: no direct path, figures left out: %v", rr.Run, err)
+					rr.Errors = append(rr.Errors, e)
+					h.progress("  %-7s ERROR no direct path: %v", "direct", err)
+					continue
+				}
+				h.progress("  %-7s %s (waited %v)", "direct", via, time.Since(start).Round(100*time.Millisecond))
+			}
 			if err := h.measurePath(ctx, s.p, s.into, s.all, &rr); err != nil {
 				return nil, err
+			}
+			if s.d != nil {
+				rr.Routes[s.p.name] = h.checkRoute(ctx, rr.Run, s.p.name, s.d, rep)
 			}
 		}
 		rep.Runs = append(rep.Runs, rr)
 	}
 
-	end := readMemories(wggo, warren)
+	end := readMemories(wggo, warren, direct)
 	rep.Memory = memoryRows(idle, end)
 	rep.WarrenLog.Lines, rep.WarrenLog.Count = h.warren.logProblems(10)
 	rep.WarrenLogs = h.warren.logTails(16 << 10)
+	if h.direct != nil {
+		lines, n := h.direct.logProblems(10)
+		for _, l := range lines {
+			l.Process += " (direct path)"
+			rep.WarrenLog.Lines = append(rep.WarrenLog.Lines, l)
+		}
+		rep.WarrenLog.Count += n
+		rep.DirectLogs = h.direct.logTails(16 << 10)
+	}
 	rep.Machine.LoadEnd = readLoad()
 	rep.Duration = time.Since(h.begin).Round(time.Second).String()
 	rep.summarize()
@@ -336,6 +380,85 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	abs, _ := filepath.Abs(h.cfg.Out)
 	fmt.Printf("\nJSON: %s\n", abs)
 	return rep, nil
+}
+
+// warrenPath is the path through deployment d, named name: iperf3 from
+// the laptop to lanhost, with the counters of laptop (and its TUN), coord,
+// conn and lanhost, and the daemon, connector and coordinator as the
+// client, server and relay processes.
+func (h *harness) warrenPath(ctx context.Context, name string, d *warrenDeployment, bin string) (*path, error) {
+	pids := map[string]int{}
+	for role, r := range map[string]struct{ ns, cmd string }{
+		roleClient: {d.lab.NS(netlab.Laptop), "daemon"},
+		roleServer: {d.lab.NS(netlab.Conn), "connector"},
+		roleRelay:  {d.lab.NS(netlab.Coord), "coordinator"},
+	} {
+		pid, err := findPID(ctx, r.ns, func(argv []string) bool {
+			return len(argv) > 1 && argv[0] == bin && argv[1] == r.cmd
+		})
+		if err != nil {
+			return nil, fmt.Errorf("finding warren %s (%s path): %w", r.cmd, name, err)
+		}
+		pids[role] = pid
+	}
+	return &path{name: name, clientNS: d.lab.NS(netlab.Laptop), serverNS: d.lab.NS(netlab.LANHost), target: netlab.LANHostIP,
+		legs: map[string]leg{roleClient: {d.lab.NS(netlab.Laptop), warrenTUN}, roleRelay: {ns: d.lab.NS(netlab.Coord)},
+			roleLAN: {ns: d.lab.NS(netlab.Conn)}, roleServer: {ns: d.lab.NS(netlab.LANHost)}},
+		pids: pids}, nil
+}
+
+// setupDirect builds the second lab, deploys Warren there without
+// --relay-only and waits up to directWait for a direct path. When there
+// is none, it returns no path and why, not an error: the other paths are
+// still measured. It returns an error only when ctx ends.
+func (h *harness) setupDirect(ctx context.Context, bin string) (p *path, missing string, err error) {
+	defer func() {
+		if err == nil && missing != "" && ctx.Err() != nil {
+			p, missing, err = nil, "", ctx.Err()
+		}
+	}()
+	if h.directLab, err = netlab.New(ctx); err != nil {
+		return nil, fmt.Sprintf("building the second lab: %v", err), nil
+	}
+	if err := h.startEcho(ctx, h.directLab.NS(netlab.LANHost)); err != nil {
+		return nil, fmt.Sprintf("echo server: %v", err), nil
+	}
+	d, err := deployWarren(ctx, h.directLab, &h.procs, bin, filepath.Join(h.dir, "direct"), false)
+	if err != nil {
+		return nil, fmt.Sprintf("deploying Warren: %v", err), nil
+	}
+	h.direct = d
+	h.progress("warren up (direct lab): %s", strings.ReplaceAll(strings.TrimSpace(d.UpOutput), "\n", " | "))
+	start := time.Now()
+	via, status, err := d.waitDirect(ctx, directWait)
+	if status != "" {
+		d.Status = status
+	}
+	if err != nil {
+		return nil, fmt.Sprintf("warren status never showed \"via office (direct …)\" (ping to %s meanwhile): %v", netlab.LANHostIP, err), nil
+	}
+	h.progress("direct path up after %v: %s", time.Since(start).Round(100*time.Millisecond), via)
+	if p, err = h.warrenPath(ctx, "direct", d, bin); err != nil {
+		return nil, err.Error(), nil
+	}
+	return p, "", nil
+}
+
+// checkRoute returns the route's path in `warren status` after a Warren
+// path's figures, and notes in rep when it is not the path measured: a
+// direct path that fell back to the relay, or a relay-only path that
+// went direct.
+func (h *harness) checkRoute(ctx context.Context, run int, name string, d *warrenDeployment, rep *report) string {
+	via, err := d.route(ctx)
+	if err != nil {
+		via = "unknown: " + err.Error()
+	}
+	if ok := (name == "direct") == strings.HasPrefix(via, "direct "); !ok {
+		n := fmt.Sprintf("run %d %s: after its figures, warren status shows the route via %q", run, name, via)
+		rep.Notes = append(rep.Notes, n)
+		h.progress("  warning: %s", n)
+	}
+	return via
 }
 
 // startEcho starts this binary as a TCP echo server on echoPort in ns.
@@ -543,14 +666,20 @@ type procMemory struct {
 
 var processNames = map[string]map[string]string{
 	"wggo":   {roleClient: "wireguard-go (client side)", roleServer: "wireguard-go (server side)"},
-	"warren": {roleClient: "warren daemon", roleServer: "warren connector", roleRelay: "warren coordinator (relay)"},
+	"warren": {roleClient: "warren daemon, relay path", roleServer: "warren connector, relay path", roleRelay: "warren coordinator (relay), relay path"},
+	"direct": {roleClient: "warren daemon, direct path", roleServer: "warren connector, direct path", roleRelay: "warren coordinator (relay), direct path"},
 }
 
 type memKey struct{ path, role string }
 
+// readMemories reads the memory of every tunnel process of paths; a nil
+// path (the direct one, when missing) is skipped.
 func readMemories(paths ...*path) map[memKey]procMemory {
 	m := map[memKey]procMemory{}
 	for _, p := range paths {
+		if p == nil {
+			continue
+		}
 		for role, pid := range p.pids {
 			pm := procMemory{Path: p.name, Role: role, Process: processNames[p.name][role]}
 			mem, err := readMemory(pid)
@@ -573,12 +702,13 @@ func memoryRows(idle, end map[memKey]procMemory) []procMemory {
 		}
 		rows = append(rows, e)
 	}
-	order := map[string]int{roleClient: 0, roleServer: 1, roleRelay: 2}
+	paths := map[string]int{"wggo": 0, "warren": 1, "direct": 2}
+	roles := map[string]int{roleClient: 0, roleServer: 1, roleRelay: 2}
 	slices.SortFunc(rows, func(a, b procMemory) int {
 		if a.Path != b.Path {
-			return strings.Compare(b.Path, a.Path) // wggo before warren
+			return paths[a.Path] - paths[b.Path]
 		}
-		return order[a.Role] - order[b.Role]
+		return roles[a.Role] - roles[b.Role]
 	})
 	return rows
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -121,47 +122,64 @@ func TestStatistics(t *testing.T) {
 }
 
 // TestSummarize checks the medians, the same-run ratios and the verdicts
-// of a report, and that its table prints every figure.
+// of a report on both Warren paths, and that its table prints every
+// figure.
 func TestSummarize(t *testing.T) {
 	x := func(gbps float64) *transfer { return &transfer{GbitPerSecond: gbps} }
 	r := &report{Config: config{Streams: 8}}
-	for _, v := range []struct{ wg, w float64 }{{4, 1}, {2, 1.5}, {3, 2.4}} {
+	for _, v := range []struct{ wg, w, d float64 }{{4, 1, 4}, {2, 1.5, 1}, {3, 2.4, 3.3}} {
 		r.Runs = append(r.Runs, runResult{
 			Veth:   pathResult{Upload: x(20)},
 			WGGo:   pathResult{Upload: x(v.wg), Download: x(v.wg)},
 			Warren: pathResult{Upload: x(v.w), Connect: &latency{N: 1, P50us: 1500}},
+			Direct: pathResult{Upload: x(v.d), Connect: &latency{N: 1, P50us: 500}},
 		})
-		r.Runs[len(r.Runs)-1].WGGo.Upload.RetransPct = 0.001
-		r.Runs[len(r.Runs)-1].Warren.Upload.RetransPct = 0.01
+		last := &r.Runs[len(r.Runs)-1]
+		last.WGGo.Upload.RetransPct = 0.001
+		last.Warren.Upload.RetransPct = 0.01
+		last.Direct.Upload.RetransPct = 0.5
 	}
-	r.Memory = []procMemory{{Path: "warren", Role: roleClient, PeakMB: 120}, {Path: "wggo", Role: roleClient, PeakMB: 400}}
+	r.Memory = []procMemory{
+		{Path: "warren", Role: roleClient, PeakMB: 120},
+		{Path: "wggo", Role: roleClient, PeakMB: 400},
+		{Path: "direct", Role: roleClient, PeakMB: 200},
+	}
 	r.summarize()
 	up := r.figure("upload_gbps")
-	// Ratios 0.25, 0.75, 0.8: the median is 0.75, not 1.5/3.
+	// Relay ratios 0.25, 0.75, 0.8: the median is 0.75, not 1.5/3.
+	// Direct ratios 1, 0.5, 1.1: the median is 1, not 3.3/3.
 	if *up.Veth != 20 || *up.WGGo != 3 || *up.Warren != 1.5 || *up.Ratio != 0.75 || up.Verdict != "meets floor" {
-		t.Errorf("upload figure: veth %v wggo %v warren %v ratio %v %q", *up.Veth, *up.WGGo, *up.Warren, *up.Ratio, up.Verdict)
+		t.Errorf("upload figure, relay: veth %v wggo %v warren %v ratio %v %q", *up.Veth, *up.WGGo, *up.Warren, *up.Ratio, up.Verdict)
 	}
-	if f := r.figure("upload_retrans_pct"); f.Ratio != nil {
-		t.Errorf("retransmits have a ratio to stock (%v): a rate of events has none", *f.Ratio)
+	if *up.Direct != 3.3 || *up.DirectRatio != 1 || up.DirectRuns != 3 || up.DirectVerdict != "meets goal" {
+		t.Errorf("upload figure, direct: %v ratio %v runs %d %q", *up.Direct, *up.DirectRatio, up.DirectRuns, up.DirectVerdict)
 	}
-	for key, want := range map[string]string{
-		"download_gbps":       "no data",
-		"connect_p50_us":      "MISSES floor",
-		"peak_rss_mb_client":  "meets floor",
-		"upload_retrans_pct":  "meets floor",
-		"relay_vs_direct":     "n/a: no direct path yet",
-		"upload_parallel_gbp": "",
+	if f := r.figure("upload_retrans_pct"); f.Ratio != nil || f.DirectRatio != nil {
+		t.Errorf("retransmits have a ratio to stock (%v, %v): a rate of events has none", f.Ratio, f.DirectRatio)
+	}
+	for _, tt := range []struct {
+		key, relay, direct string
+	}{
+		{"download_gbps", "no data", "no data"},
+		{"connect_p50_us", "MISSES floor", "meets goal"},
+		{"peak_rss_mb_client", "meets floor", "MISSES floor"},
+		{"upload_retrans_pct", "meets floor", "MISSES floor"},
+		{"upload_parallel_gbps", "", ""},
+		// Upload ratios 0.25, 1.5, 0.73; no download: no data.
+		{"relay_vs_direct", "no data", ""},
+		{"relay_vs_direct_upload", "", ""},
 	} {
-		f := r.figure(key)
+		f := r.figure(tt.key)
 		if f == nil {
-			if want != "" {
-				t.Errorf("no figure %s", key)
-			}
+			t.Errorf("no figure %s", tt.key)
 			continue
 		}
-		if f.Verdict != want {
-			t.Errorf("%s: verdict %q, want %q", key, f.Verdict, want)
+		if f.Verdict != tt.relay || f.DirectVerdict != tt.direct {
+			t.Errorf("%s: verdicts %q, %q; want %q, %q", tt.key, f.Verdict, f.DirectVerdict, tt.relay, tt.direct)
 		}
+	}
+	if f := r.figure("peak_rss_mb_client"); f.DirectRatio == nil || *f.DirectRatio != 0.5 {
+		t.Errorf("peak RSS, direct ÷ wg-go: got %v, want 0.5", f.DirectRatio)
 	}
 	var out bytes.Buffer
 	r.print(&out)
@@ -169,6 +187,150 @@ func TestSummarize(t *testing.T) {
 		if !strings.Contains(out.String(), f.Label) {
 			t.Errorf("table lacks %q:\n%s", f.Label, out.String())
 		}
+	}
+	for _, want := range []string{"relay÷wg-go", "direct÷wg-go", "verdict direct", "3.30", "1.00×"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestRelayVsDirect checks the relay ÷ direct rows: the median of the
+// same-run ratios in each direction, and the worse of the two, which the
+// floor (0.5×) and goal (0.8×) judge.
+func TestRelayVsDirect(t *testing.T) {
+	x := func(gbps float64) *transfer { return &transfer{GbitPerSecond: gbps} }
+	type run struct{ relayUp, relayDown, directUp, directDown float64 } // 0: not taken
+	pr := func(up, down float64) pathResult {
+		var p pathResult
+		if up != 0 {
+			p.Upload = x(up)
+		}
+		if down != 0 {
+			p.Download = x(down)
+		}
+		return p
+	}
+	f := func(v float64) *float64 { return &v }
+	for _, tt := range []struct {
+		name          string
+		runs          []run
+		missing       string
+		up, down, min *float64
+		runsMin       int
+		verdict       string
+	}{
+		{name: "download worse, meets floor", runs: []run{{1, 0.6, 1, 1}, {0.9, 0.7, 1, 1}, {0.8, 0.5, 1, 1}},
+			up: f(0.9), down: f(0.6), min: f(0.6), runsMin: 3, verdict: "meets floor"},
+		{name: "upload worse, misses floor", runs: []run{{0.2, 1, 1, 1}},
+			up: f(0.2), down: f(1), min: f(0.2), runsMin: 1, verdict: "MISSES floor"},
+		{name: "relay faster than direct", runs: []run{{2, 3, 1, 2}},
+			up: f(2), down: f(1.5), min: f(1.5), runsMin: 1, verdict: "meets goal"},
+		// Ratios are same-run: 1/2 and 4/1, median 2.25 (not 2.5/1.5).
+		{name: "same-run ratios, even count", runs: []run{{1, 1, 2, 1}, {4, 1, 1, 1}},
+			up: f(2.25), down: f(1), min: f(1), runsMin: 2, verdict: "meets goal"},
+		{name: "a run without direct figures is left out", runs: []run{{0.5, 0.5, 0, 0}, {0.9, 0.9, 1, 1}},
+			up: f(0.9), down: f(0.9), min: f(0.9), runsMin: 1, verdict: "meets goal"},
+		{name: "no direct download", runs: []run{{1, 1, 1, 0}},
+			up: f(1), verdict: "no data"},
+		{name: "direct path missing", runs: []run{{1, 1, 0, 0}}, missing: "warren status never showed it",
+			verdict: "no data: no direct path"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &report{Config: config{Streams: 8}, DirectMissing: tt.missing}
+			for _, v := range tt.runs {
+				r.Runs = append(r.Runs, runResult{WGGo: pr(1, 1), Warren: pr(v.relayUp, v.relayDown), Direct: pr(v.directUp, v.directDown)})
+			}
+			r.summarize()
+			for key, want := range map[string]*float64{"relay_vs_direct_upload": tt.up, "relay_vs_direct_download": tt.down, "relay_vs_direct": tt.min} {
+				got := r.figure(key)
+				if got == nil {
+					t.Fatalf("no figure %s", key)
+				}
+				if diff := cmp.Diff(want, got.Warren); diff != "" {
+					t.Errorf("%s (-want +got):\n%s", key, diff)
+				}
+				if got.Direct != nil || got.DirectVerdict != "" {
+					t.Errorf("%s: a direct value %v or verdict %q", key, got.Direct, got.DirectVerdict)
+				}
+			}
+			worse := r.figure("relay_vs_direct")
+			if worse.Verdict != tt.verdict || worse.Runs != tt.runsMin || worse.Floor != "≥ 0.5×" || worse.Goal != "≥ 0.8×" {
+				t.Errorf("worse row: verdict %q runs %d floor %q goal %q; want %q, %d runs", worse.Verdict, worse.Runs, worse.Floor, worse.Goal, tt.verdict, tt.runsMin)
+			}
+		})
+	}
+}
+
+func TestPrintDirectMissing(t *testing.T) {
+	r := &report{Config: config{Streams: 8}, DirectMissing: "warren status never showed \"via office (direct …)\":\nafter 30s: via relay"}
+	r.Runs = []runResult{{WGGo: pathResult{Upload: &transfer{GbitPerSecond: 2}}, Warren: pathResult{Upload: &transfer{GbitPerSecond: 1}}}}
+	r.summarize()
+	var out bytes.Buffer
+	r.print(&out)
+	for _, want := range []string{"direct  MISSING, no figures: warren status never showed", "after 30s: via relay", "no data: no direct path"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if f := r.figure("upload_gbps"); f.Direct != nil || f.DirectVerdict != "no data" || f.Verdict != "MISSES floor" {
+		t.Errorf("upload: direct %v, verdicts %q (relay), %q (direct)", f.Direct, f.Verdict, f.DirectVerdict)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	x := func(gbps float64) *transfer { return &transfer{GbitPerSecond: gbps} }
+	r := &report{Config: config{Streams: 8}}
+	r.Runs = []runResult{{WGGo: pathResult{Upload: x(2), Download: x(2)}, Warren: pathResult{Upload: x(1), Download: x(0.5)},
+		Direct: pathResult{Upload: x(2), Download: x(1)}}}
+	r.summarize()
+	got := map[string]float64{}
+	for _, m := range r.metrics() {
+		got[m.unit] = m.value
+	}
+	want := map[string]float64{
+		"warren-up-Gbit/s": 1, "warren-up-x-wggo": 0.5, "warren-down-Gbit/s": 0.5, "warren-down-x-wggo": 0.25,
+		"direct-up-Gbit/s": 2, "direct-up-x-wggo": 1, "direct-down-Gbit/s": 1, "direct-down-x-wggo": 0.5,
+		"relay-x-direct-worse": 0.5,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+}
+
+func TestRouteVia(t *testing.T) {
+	const head = "up on warren0 as laptop (100.96.0.2)\nnetmap v3\n\nROUTE           CONNECTOR  LIVE  WHY\n"
+	for _, tt := range []struct{ status, want string }{
+		{head + "192.168.0.0/24  office     yes   via office (relay)\n", "relay"},
+		{head + "192.168.0.0/24  office     yes   via office (direct 198.51.100.20:41641)\n", "direct 198.51.100.20:41641"},
+		{head + "192.168.0.0/24  office     no    waiting for a handshake with connector office\n", ""},
+		{"not enrolled: run warren up --token TOKEN", ""},
+		{"via office (direct 198.51.100.20:4", ""}, // cut short
+	} {
+		if got := routeVia(tt.status); got != tt.want {
+			t.Errorf("routeVia(%q) = %q, want %q", tt.status, got, tt.want)
+		}
+	}
+}
+
+func TestMemoryRows(t *testing.T) {
+	idle := map[memKey]procMemory{
+		{"direct", roleClient}: {EndMB: 3},
+		{"warren", roleRelay}:  {EndMB: 2},
+		{"wggo", roleServer}:   {EndMB: 1, Error: "gone"},
+	}
+	end := map[memKey]procMemory{}
+	for k := range idle {
+		end[k] = procMemory{Path: k.path, Role: k.role, EndMB: 10, PeakMB: 20}
+	}
+	end[memKey{"warren", roleClient}] = procMemory{Path: "warren", Role: roleClient, EndMB: 10, PeakMB: 20}
+	var got []string
+	for _, m := range memoryRows(idle, end) {
+		got = append(got, fmt.Sprintf("%s %s %.0f %s", m.Path, m.Role, m.IdleMB, m.Error))
+	}
+	want := []string{"wggo server 1 gone", "warren client 0 ", "warren relay 2 ", "direct client 3 "}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("memoryRows (-want +got):\n%s", diff)
 	}
 }
 

@@ -7,38 +7,52 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
 
 // report is everything one benchmark run found; it is written as JSON.
 type report struct {
-	Started      time.Time    `json:"started"`
-	Duration     string       `json:"duration"`
-	Machine      machine      `json:"machine"`
-	Versions     versions     `json:"versions"`
-	Config       config       `json:"config"`
-	WarrenStatus string       `json:"warren_status"`
-	Notes        []string     `json:"notes,omitempty"`
-	Figures      []figure     `json:"figures"`
-	Memory       []procMemory `json:"memory"`
-	Runs         []runResult  `json:"runs"`
-	Errors       []string     `json:"errors,omitempty"`
-	WarrenLog    struct {
+	Started  time.Time `json:"started"`
+	Duration string    `json:"duration"`
+	Machine  machine   `json:"machine"`
+	Versions versions  `json:"versions"`
+	Config   config    `json:"config"`
+	// WarrenStatus is `warren status` on the relay path's laptop after
+	// `warren up`; DirectStatus the same on the direct path's once it
+	// showed the direct path, or when the wait for it ended.
+	WarrenStatus string `json:"warren_status"`
+	DirectStatus string `json:"direct_status,omitempty"`
+	// DirectMissing says why the direct path has no figures at all.
+	DirectMissing string       `json:"direct_missing,omitempty"`
+	Notes         []string     `json:"notes,omitempty"`
+	Figures       []figure     `json:"figures"`
+	Memory        []procMemory `json:"memory"`
+	Runs          []runResult  `json:"runs"`
+	Errors        []string     `json:"errors,omitempty"`
+	WarrenLog     struct {
 		Count int       `json:"count"` // warning and error lines in all
 		Lines []logLine `json:"lines,omitempty"`
 	} `json:"warren_log_problems"`
-	// WarrenLogs are the last lines each Warren process printed.
+	// WarrenLogs and DirectLogs are the last lines each Warren process
+	// of the relay and the direct path printed.
 	WarrenLogs map[string]string `json:"warren_logs"`
+	DirectLogs map[string]string `json:"direct_logs,omitempty"`
 }
 
-// runResult is one run of every figure.
+// runResult is one run of every figure. Warren is the relay path (the
+// key predates the direct path).
 type runResult struct {
 	Run    int        `json:"run"`
 	Veth   pathResult `json:"veth"`
 	WGGo   pathResult `json:"wggo"`
 	Warren pathResult `json:"warren"`
-	Errors []string   `json:"errors,omitempty"`
+	Direct pathResult `json:"direct"`
+	// Routes are the route's path in `warren status` after each Warren
+	// path's figures, by path name ("relay", "direct ADDR:PORT").
+	Routes map[string]string `json:"routes_after,omitempty"`
+	Errors []string          `json:"errors,omitempty"`
 }
 
 // pathResult is one run's figures over one path; nil where not taken or
@@ -52,34 +66,43 @@ type pathResult struct {
 }
 
 // figure is one row of the table: the median over runs of each path,
-// and the median over runs of the same-run ratio warren ÷ wg-go.
+// and the median over runs of the same-run ratios relay ÷ wg-go and
+// direct ÷ wg-go. Warren, Ratio, Runs and Verdict are the relay path's
+// (the keys predate the direct path); Direct, DirectRatio, DirectRuns
+// and DirectVerdict the direct path's. In the relay ÷ direct rows (unit
+// ×), Warren is the median of the same-run ratios relay ÷ direct.
 type figure struct {
-	Key     string   `json:"key"`
-	Label   string   `json:"label"`
-	Unit    string   `json:"unit"`
-	Veth    *float64 `json:"veth,omitempty"`
-	WGGo    *float64 `json:"wggo,omitempty"`
-	Warren  *float64 `json:"warren,omitempty"`
-	Ratio   *float64 `json:"ratio_to_wggo,omitempty"`
-	Runs    int      `json:"runs"` // runs that gave the Warren value
-	Floor   string   `json:"floor,omitempty"`
-	Goal    string   `json:"goal,omitempty"`
-	Verdict string   `json:"verdict,omitempty"`
+	Key           string   `json:"key"`
+	Label         string   `json:"label"`
+	Unit          string   `json:"unit"`
+	Veth          *float64 `json:"veth,omitempty"`
+	WGGo          *float64 `json:"wggo,omitempty"`
+	Warren        *float64 `json:"warren,omitempty"`
+	Ratio         *float64 `json:"ratio_to_wggo,omitempty"`
+	Runs          int      `json:"runs"` // runs that gave the Warren value
+	Direct        *float64 `json:"direct,omitempty"`
+	DirectRatio   *float64 `json:"direct_ratio_to_wggo,omitempty"`
+	DirectRuns    int      `json:"direct_runs"` // runs that gave the Direct value
+	Floor         string   `json:"floor,omitempty"`
+	Goal          string   `json:"goal,omitempty"`
+	Verdict       string   `json:"verdict,omitempty"`
+	DirectVerdict string   `json:"direct_verdict,omitempty"`
 }
 
 // bound is a floor or goal on a figure.
 type bound struct {
-	ratio  bool // on warren ÷ wg-go, else on the Warren value
+	ratio  bool // on the path's ratio to wg-go, else on its value
 	atMost bool // ≤, else ≥
 	v      float64
 	text   string
 }
 
-// met reports whether the figure clears b, and whether it could tell.
-func (b *bound) met(f *figure) (ok, known bool) {
-	x := f.Warren
+// met reports whether a path's value (or its ratio to wg-go) clears b,
+// and whether it could tell.
+func (b *bound) met(value, ratio *float64) (ok, known bool) {
+	x := value
 	if b.ratio {
-		x = f.Ratio
+		x = ratio
 	}
 	if x == nil {
 		return false, false
@@ -90,8 +113,8 @@ func (b *bound) met(f *figure) (ok, known bool) {
 	return *x >= b.v, true
 }
 
-// figureDef says how to take a figure from a run. get serves both the
-// wg-go and the Warren path (and the veth one when veth is set).
+// figureDef says how to take a figure from a run. get serves the wg-go
+// and both Warren paths (and the veth one when veth is set).
 type figureDef struct {
 	key, label, unit string
 	veth             bool
@@ -144,12 +167,16 @@ func p50(l *latency) float64          { return l.P50us }
 func p99(l *latency) float64          { return l.P99us }
 
 // The floors and goals: the data-plane issue's (upload ≥ 0.6×, download
-// ≥ 0.4×, goal ≥ 1.0× both ways, retransmits ≤ 0.1 %, connect p50 ≤ 1 ms,
-// client RSS ≤ 150 MB) and, where it names none, perf-anchors §7 (L1, L2,
-// M3, M4).
+// ≥ 0.4×, goal ≥ 1.0× both ways, relay ≥ 0.5× direct, goal 0.8×,
+// retransmits ≤ 0.1 %, connect p50 ≤ 1 ms, client RSS ≤ 150 MB) and,
+// where it names none, perf-anchors §7 (L1, L2, M3, M4). Each is judged
+// on the relay path and on the direct path separately.
 var (
 	retransFloor = &bound{atMost: true, v: 0.1, text: "≤ 0.1 %"}
 	retransGoal  = &bound{atMost: true, v: 0, text: "0"}
+	// On the worse of the relay ÷ direct medians, up and down.
+	relayVsDirectFloor = &bound{v: 0.5, text: "≥ 0.5×"}
+	relayVsDirectGoal  = &bound{v: 0.8, text: "≥ 0.8×"}
 )
 
 func figureDefs(streams int) []figureDef {
@@ -204,11 +231,12 @@ func medianPtr(v []float64) *float64 {
 	return ptr(median(v))
 }
 
-func verdict(f *figure, floor, goal *bound) string {
+// verdict judges a path's value and ratio to wg-go against floor and goal.
+func verdict(value, ratio *float64, floor, goal *bound) string {
 	if floor == nil {
 		return ""
 	}
-	ok, known := floor.met(f)
+	ok, known := floor.met(value, ratio)
 	switch {
 	case !known:
 		return "no data"
@@ -216,7 +244,7 @@ func verdict(f *figure, floor, goal *bound) string {
 		return "MISSES floor"
 	}
 	if goal != nil {
-		if ok, _ := goal.met(f); ok {
+		if ok, _ := goal.met(value, ratio); ok {
 			return "meets goal"
 		}
 	}
@@ -228,7 +256,7 @@ func (r *report) summarize() {
 	r.Figures = nil
 	for _, d := range figureDefs(r.Config.Streams) {
 		f := figure{Key: d.key, Label: d.label, Unit: d.unit}
-		var vs, ws, xs, ratios []float64
+		var vs, ws, xs, ds, ratios, dratios []float64
 		for i := range r.Runs {
 			run := &r.Runs[i]
 			if d.veth {
@@ -237,18 +265,26 @@ func (r *report) summarize() {
 				}
 			}
 			w, okw := d.get(&run.WGGo)
-			x, okx := d.get(&run.Warren)
 			if okw {
 				ws = append(ws, w)
 			}
-			if okx {
-				xs = append(xs, x)
-			}
-			if okw && okx && w != 0 && !d.count {
-				ratios = append(ratios, x/w)
+			for _, p := range []struct {
+				pr             *pathResult
+				values, ratios *[]float64
+			}{{&run.Warren, &xs, &ratios}, {&run.Direct, &ds, &dratios}} {
+				x, ok := d.get(p.pr)
+				if !ok {
+					continue
+				}
+				*p.values = append(*p.values, x)
+				if okw && w != 0 && !d.count {
+					*p.ratios = append(*p.ratios, x/w)
+				}
 			}
 		}
-		f.Veth, f.WGGo, f.Warren, f.Ratio, f.Runs = medianPtr(vs), medianPtr(ws), medianPtr(xs), medianPtr(ratios), len(xs)
+		f.Veth, f.WGGo = medianPtr(vs), medianPtr(ws)
+		f.Warren, f.Ratio, f.Runs = medianPtr(xs), medianPtr(ratios), len(xs)
+		f.Direct, f.DirectRatio, f.DirectRuns = medianPtr(ds), medianPtr(dratios), len(ds)
 		r.addFigure(f, d.floor, d.goal)
 	}
 	// Peak RSS over the whole benchmark: one value per process.
@@ -266,23 +302,33 @@ func (r *report) summarize() {
 		{roleServer, "peak RSS, server side ²", &bound{atMost: true, v: 256, text: "≤ 256 MB"}},
 		{roleRelay, "peak RSS, relay", nil},
 	} {
-		f := figure{Key: "peak_rss_mb_" + p.role, Label: p.label, Unit: "MB", WGGo: peaks[memKey{"wggo", p.role}], Warren: peaks[memKey{"warren", p.role}]}
+		f := figure{Key: "peak_rss_mb_" + p.role, Label: p.label, Unit: "MB", WGGo: peaks[memKey{"wggo", p.role}],
+			Warren: peaks[memKey{"warren", p.role}], Direct: peaks[memKey{"direct", p.role}]}
 		if f.Warren != nil {
 			f.Runs = 1
 		}
-		if f.WGGo != nil && f.Warren != nil && *f.WGGo != 0 {
-			f.Ratio = ptr(*f.Warren / *f.WGGo)
+		if f.Direct != nil {
+			f.DirectRuns = 1
+		}
+		if f.WGGo != nil && *f.WGGo != 0 {
+			if f.Warren != nil {
+				f.Ratio = ptr(*f.Warren / *f.WGGo)
+			}
+			if f.Direct != nil {
+				f.DirectRatio = ptr(*f.Direct / *f.WGGo)
+			}
 		}
 		r.addFigure(f, p.floor, nil)
 	}
-	r.Figures = append(r.Figures, figure{Key: "relay_vs_direct", Label: "relay ÷ direct, up and down", Unit: "×",
-		Floor: "≥ 0.5×", Goal: "≥ 0.8×", Verdict: "n/a: no direct path yet"})
+	r.addRelayVsDirect()
 	r.Errors = nil
 	for _, run := range r.Runs {
 		r.Errors = append(r.Errors, run.Errors...)
 	}
 }
 
+// addFigure appends f with its floor, goal and the verdicts on both
+// Warren paths.
 func (r *report) addFigure(f figure, floor, goal *bound) {
 	if floor != nil {
 		f.Floor = floor.text
@@ -290,8 +336,49 @@ func (r *report) addFigure(f figure, floor, goal *bound) {
 	if goal != nil {
 		f.Goal = goal.text
 	}
-	f.Verdict = verdict(&f, floor, goal)
+	f.Verdict = verdict(f.Warren, f.Ratio, floor, goal)
+	f.DirectVerdict = verdict(f.Direct, f.DirectRatio, floor, goal)
 	r.Figures = append(r.Figures, f)
+}
+
+// addRelayVsDirect appends the relay ÷ direct rows: per direction, the
+// median of each run's relay Gbit/s ÷ that run's direct Gbit/s, and the
+// worse (smaller) of the two, which the floor and goal judge (T5: "both
+// directions").
+func (r *report) addRelayVsDirect() {
+	worse := figure{Key: "relay_vs_direct", Label: "relay ÷ direct, worse of up and down ⁴", Unit: "×"}
+	for i, dir := range []struct {
+		name string
+		get  func(*pathResult) (float64, bool)
+	}{{"upload", xferGet(upload, gbps)}, {"download", xferGet(download, gbps)}} {
+		var ratios []float64
+		for j := range r.Runs {
+			x, okx := dir.get(&r.Runs[j].Warren)
+			d, okd := dir.get(&r.Runs[j].Direct)
+			if okx && okd && d != 0 {
+				ratios = append(ratios, x/d)
+			}
+		}
+		f := figure{Key: "relay_vs_direct_" + dir.name, Label: "relay ÷ direct, " + dir.name + " ⁴", Unit: "×",
+			Warren: medianPtr(ratios), Runs: len(ratios)}
+		r.Figures = append(r.Figures, f)
+		switch {
+		case i == 0:
+			worse.Warren, worse.Runs = f.Warren, f.Runs
+		case worse.Warren == nil || f.Warren == nil:
+			worse.Warren, worse.Runs = nil, 0
+		default:
+			worse.Warren, worse.Runs = ptr(min(*worse.Warren, *f.Warren)), min(worse.Runs, f.Runs)
+		}
+	}
+	r.addFigure(worse, relayVsDirectFloor, relayVsDirectGoal)
+	// The row judges the relay against the direct path: the direct
+	// column has nothing of its own to judge.
+	last := &r.Figures[len(r.Figures)-1]
+	last.DirectVerdict = ""
+	if last.Warren == nil && r.DirectMissing != "" {
+		last.Verdict = "no data: no direct path"
+	}
 }
 
 func (r *report) figure(key string) *figure {
@@ -335,20 +422,27 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "versions: warren %s; wireguard-go %s; gvisor %s\n", r.Versions.Warren, r.Versions.WireGuardGo, r.Versions.GVisor)
 	fmt.Fprintf(w, "paths:    veth    iperf3 over a bare veth between two namespaces\n")
 	fmt.Fprintf(w, "          wg-go   stock wireguard-go TUN↔TUN over that veth, MTU %d (Warren's, not wireguard-go's 1420)\n", c.MTU)
-	fmt.Fprintf(w, "          warren  laptop daemon → home NAT → coordinator relay → site NAT → connector (gVisor) → lanhost, MTU %d\n", c.MTU)
-	fmt.Fprintf(w, "          direct  not built yet: every Warren figure goes through the relay\n")
+	fmt.Fprintf(w, "          relay   laptop daemon → home NAT → coordinator relay → site NAT → connector (gVisor) → lanhost, MTU %d;\n", c.MTU)
+	fmt.Fprintf(w, "                  both nodes --relay-only (JSON key \"warren\")\n")
+	if r.DirectMissing != "" {
+		fmt.Fprintf(w, "          direct  MISSING, no figures: %s\n", oneLine(r.DirectMissing, 300))
+	} else {
+		fmt.Fprintf(w, "          direct  a second lab, Warren's default: laptop daemon → home NAT → site NAT → connector (gVisor) → lanhost,\n")
+		fmt.Fprintf(w, "                  punched through both NATs; each run waits for warren status to show it (%s)\n", routeVia(r.DirectStatus))
+	}
 	fmt.Fprintf(w, "method:   iperf3 -t %d -O %d -J; %d TCP connects and %d 1-byte round trips after %d warm-up, from a Go client\n\n",
 		c.Seconds, c.Omit, c.Connects, c.RoundTrips, c.Warmup)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "figure\tunit\tveth\twg-go\twarren\twarren÷wg-go\tfloor\tgoal\tverdict")
+	fmt.Fprintln(tw, "figure\tunit\tveth\twg-go\trelay\tdirect\trelay÷wg-go\tdirect÷wg-go\tfloor\tgoal\tverdict relay ⁴\tverdict direct ⁴")
 	for _, f := range r.Figures {
 		unit := f.Unit
-		if f.Key == "relay_vs_direct" {
+		if unit == "×" { // the values say it
 			unit = ""
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Label, unit,
-			format(f.Veth, f.Unit), format(f.WGGo, f.Unit), format(f.Warren, f.Unit), format(f.Ratio, "×"), f.Floor, f.Goal, f.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Label, unit,
+			format(f.Veth, f.Unit), format(f.WGGo, f.Unit), format(f.Warren, f.Unit), format(f.Direct, f.Unit),
+			format(f.Ratio, "×"), format(f.DirectRatio, "×"), f.Floor, f.Goal, f.Verdict, f.DirectVerdict)
 	}
 	tw.Flush()
 
@@ -357,9 +451,14 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "  sender is lanhost → connector (the LAN leg); gVisor's own retransmits towards the laptop are not in any")
 	fmt.Fprintln(w, "  kernel counter. Out-of-order at receiver (100 × TCPOFOQueue / InSegs at the laptop) shows loss on that leg.")
 	fmt.Fprintln(w, "² client side: wireguard-go in the iperf3 client's namespace / warren daemon; server side: wireguard-go")
-	fmt.Fprintln(w, "  in the server's namespace / warren connector; relay: the warren coordinator. GB = 10^9 payload bytes.")
-	fmt.Fprintln(w, "³ per run, summed over the path's namespaces (wg-go: both ends; warren: laptop, coord, conn, lanhost); a TUN")
-	fmt.Fprintln(w, "  drop is a packet the kernel queued for the tunnel process and discarded (warren0 on the laptop).")
+	fmt.Fprintln(w, "  in the server's namespace / warren connector; relay: the warren coordinator (on the direct path it only")
+	fmt.Fprintln(w, "  carries the CALLs that start the path). GB = 10^9 payload bytes.")
+	fmt.Fprintln(w, "³ per run, summed over the path's namespaces (wg-go: both ends; relay and direct: laptop, coord, conn,")
+	fmt.Fprintln(w, "  lanhost); a TUN drop is a packet the kernel queued for the tunnel process and discarded (warren0 on the laptop).")
+	fmt.Fprintln(w, "⁴ the floors and goals are on Warren's path: \"verdict relay\" judges the relay path, as before the direct")
+	fmt.Fprintln(w, "  path existed; \"verdict direct\" judges the same bounds on the direct path, the default where both NATs allow")
+	fmt.Fprintln(w, "  it. relay ÷ direct: each run's relay Gbit/s ÷ the same run's direct Gbit/s, median per direction; the")
+	fmt.Fprintln(w, "  floor and goal (T5, both directions) judge the worse of the two medians.")
 	if up := r.figure("upload_gbps"); up != nil && up.Veth != nil && up.WGGo != nil && *up.Veth != 0 {
 		fmt.Fprintf(w, "stock wireguard-go ÷ veth, upload: %.3f\n", *up.WGGo / *up.Veth)
 	}
@@ -420,28 +519,48 @@ type metric struct {
 	unit  string
 }
 
-// metrics are the headline figures for the benchmark line.
+// metrics are the headline figures for the benchmark line: warren-* is
+// the relay path (the names predate the direct path), direct-* the direct
+// one.
 func (r *report) metrics() []metric {
 	var ms []metric
-	add := func(key, unit string, ratio bool) {
-		f := r.figure(key)
-		if f == nil {
-			return
-		}
-		v := f.Warren
-		if ratio {
-			v = f.Ratio
-		}
-		if v != nil {
-			ms = append(ms, metric{*v, unit})
+	relay := func(f *figure) *float64 { return f.Warren }
+	relayRatio := func(f *figure) *float64 { return f.Ratio }
+	direct := func(f *figure) *float64 { return f.Direct }
+	directRatio := func(f *figure) *float64 { return f.DirectRatio }
+	for _, m := range []struct {
+		key, unit string
+		pick      func(*figure) *float64
+	}{
+		{"upload_gbps", "warren-up-Gbit/s", relay},
+		{"upload_gbps", "warren-up-x-wggo", relayRatio},
+		{"download_gbps", "warren-down-Gbit/s", relay},
+		{"download_gbps", "warren-down-x-wggo", relayRatio},
+		{"connect_p50_us", "warren-connect-p50-us", relay},
+		{"rtt_p50_us", "warren-rtt-p50-us", relay},
+		{"peak_rss_mb_client", "daemon-peak-RSS-MB", relay},
+		{"upload_gbps", "direct-up-Gbit/s", direct},
+		{"upload_gbps", "direct-up-x-wggo", directRatio},
+		{"download_gbps", "direct-down-Gbit/s", direct},
+		{"download_gbps", "direct-down-x-wggo", directRatio},
+		{"connect_p50_us", "direct-connect-p50-us", direct},
+		{"rtt_p50_us", "direct-rtt-p50-us", direct},
+		{"relay_vs_direct", "relay-x-direct-worse", relay},
+	} {
+		if f := r.figure(m.key); f != nil {
+			if v := m.pick(f); v != nil {
+				ms = append(ms, metric{*v, m.unit})
+			}
 		}
 	}
-	add("upload_gbps", "warren-up-Gbit/s", false)
-	add("upload_gbps", "warren-up-x-wggo", true)
-	add("download_gbps", "warren-down-Gbit/s", false)
-	add("download_gbps", "warren-down-x-wggo", true)
-	add("connect_p50_us", "warren-connect-p50-us", false)
-	add("rtt_p50_us", "warren-rtt-p50-us", false)
-	add("peak_rss_mb_client", "daemon-peak-RSS-MB", false)
 	return ms
+}
+
+// oneLine joins s's lines and shortens it to n characters.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }

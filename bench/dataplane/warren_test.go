@@ -17,21 +17,31 @@ import (
 // connector as user nobody in conn behind the site NAT, and the laptop
 // daemon brought up with `warren up`, routing 192.168.0.0/24.
 type warrenDeployment struct {
-	lab    *netlab.Lab
-	bin    string
-	data   string // the coordinator's --data
-	socket string // the daemon's control socket
-	coord  *proc
-	conn   *proc
-	daemon *proc
+	lab       *netlab.Lab
+	bin       string
+	relayOnly bool   // the connector and the daemon run with --relay-only
+	data      string // the coordinator's --data
+	socket    string // the daemon's control socket
+	coord     *proc
+	conn      *proc
+	daemon    *proc
 	// UpOutput and Status are what `warren up` and `warren status` printed.
 	UpOutput, Status string
 }
 
 // deployWarren starts the three roles in lab and brings the tunnel up.
-// dir must be readable by nobody (the connector's state lives in it).
-func deployWarren(ctx context.Context, lab *netlab.Lab, ps *procs, bin, dir string) (*warrenDeployment, error) {
-	d := &warrenDeployment{lab: lab, bin: bin, data: filepath.Join(dir, "coord"), socket: filepath.Join(dir, "warren.sock")}
+// With relayOnly the connector and the daemon run with --relay-only, so
+// every datagram goes through the relay; without it they look for a
+// direct path once traffic flows (see waitDirect). dir is created and
+// must be reachable by nobody (the connector's state lives in it).
+func deployWarren(ctx context.Context, lab *netlab.Lab, ps *procs, bin, dir string, relayOnly bool) (*warrenDeployment, error) {
+	d := &warrenDeployment{lab: lab, bin: bin, relayOnly: relayOnly, data: filepath.Join(dir, "coord"), socket: filepath.Join(dir, "warren.sock")}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
 	var err error
 	if d.coord, err = ps.start(lab.NS(netlab.Coord), bin, "coordinator", "--listen", netlab.CoordIP+":8443", "--data", d.data); err != nil {
 		return nil, err
@@ -43,6 +53,12 @@ func deployWarren(ctx context.Context, lab *netlab.Lab, ps *procs, bin, dir stri
 	if err != nil {
 		return nil, err
 	}
+	// As netlab.DeployWarren does: a site's sysctl lets unprivileged
+	// users ping, so the connector (as nobody) can answer the pings that
+	// keep the direct path in use.
+	if _, err := nsOutput(ctx, lab.NS(netlab.Conn), "sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"); err != nil {
+		return nil, err
+	}
 	connState := filepath.Join(dir, "connector")
 	if err := os.MkdirAll(connState, 0o700); err != nil {
 		return nil, err
@@ -50,8 +66,8 @@ func deployWarren(ctx context.Context, lab *netlab.Lab, ps *procs, bin, dir stri
 	if err := os.Chown(connState, 65534, 65534); err != nil {
 		return nil, err
 	}
-	if d.conn, err = ps.start(lab.NS(netlab.Conn), "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
-		bin, "connector", "--token", connTok, "--state", connState); err != nil {
+	if d.conn, err = ps.start(lab.NS(netlab.Conn), "setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		bin, "connector", "--token", connTok, "--state", connState}, d.relayOnlyFlag()...)...); err != nil {
 		return nil, err
 	}
 	if err := poll(ctx, 20*time.Second, func() error {
@@ -78,7 +94,7 @@ func deployWarren(ctx context.Context, lab *netlab.Lab, ps *procs, bin, dir stri
 	if _, err := d.admin(ctx, "routes", "add", "192.168.0.0/24", "--connector", "office", "--comment", "site LAN"); err != nil {
 		return nil, err
 	}
-	if d.daemon, err = ps.start(lab.NS(netlab.Laptop), bin, "daemon", "--state", filepath.Join(dir, "laptop"), "--socket", d.socket); err != nil {
+	if d.daemon, err = ps.start(lab.NS(netlab.Laptop), bin, append([]string{"daemon", "--state", filepath.Join(dir, "laptop"), "--socket", d.socket}, d.relayOnlyFlag()...)...); err != nil {
 		return nil, err
 	}
 	if err := poll(ctx, 20*time.Second, func() error { _, err := d.laptop(ctx, "status"); return err }); err != nil {
@@ -109,9 +125,61 @@ func (d *warrenDeployment) laptop(ctx context.Context, args ...string) (string, 
 	return strings.TrimSpace(out), err
 }
 
-// viaRelay reports whether `warren status` shows the route through the
-// relay, the only path Warren has today.
-func (d *warrenDeployment) viaRelay() bool { return strings.Contains(d.Status, "(relay)") }
+// relayOnlyFlag is the flag the connector and the daemon get, if any.
+func (d *warrenDeployment) relayOnlyFlag() []string {
+	if d.relayOnly {
+		return []string{"--relay-only"}
+	}
+	return nil
+}
+
+// route returns how `warren status` on the laptop says the site LAN is
+// reached now: "relay", "direct ADDR:PORT", or "" (see routeVia).
+func (d *warrenDeployment) route(ctx context.Context) (string, error) {
+	st, err := d.laptop(ctx, "status")
+	if err != nil {
+		return "", err
+	}
+	return routeVia(st), nil
+}
+
+// waitDirect waits up to wait for `warren status` on the laptop to show
+// the route via a direct path, pinging lanhost meanwhile:
+// discovery runs only for peers in use. It returns the path ("direct
+// ADDR:PORT") and the last status.
+func (d *warrenDeployment) waitDirect(ctx context.Context, wait time.Duration) (path, status string, err error) {
+	err = poll(ctx, wait, func() error {
+		// Traffic, not a check: a ping the connector cannot answer
+		// still keeps the peer in use.
+		_, _ = nsOutput(ctx, d.lab.NS(netlab.Laptop), "ping", "-c", "1", "-W", "1", netlab.LANHostIP)
+		st, err := d.laptop(ctx, "status")
+		if err != nil {
+			return err
+		}
+		status = st
+		if path = routeVia(st); !strings.HasPrefix(path, "direct ") {
+			return fmt.Errorf("the route is via %q, not a direct path", path)
+		}
+		return nil
+	})
+	return path, status, err
+}
+
+// routeVia returns the path in the "via office (PATH)" of the site LAN's
+// route in `warren status` output ("relay", "direct ADDR:PORT"), or ""
+// when there is none.
+func routeVia(status string) string {
+	const via = "via office ("
+	_, rest, ok := strings.Cut(status, via)
+	if !ok {
+		return ""
+	}
+	path, _, ok := strings.Cut(rest, ")")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(path)
+}
 
 // logLine is one warning or error a Warren process logged.
 type logLine struct {
