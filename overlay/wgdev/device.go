@@ -45,11 +45,14 @@ type Device struct {
 // New creates a wireguard-go device over tunDev and bind and brings it up,
 // with no key and no peers until the first Apply. The Device owns both from
 // then on: Close closes them, and so does New if it fails. log may be nil.
+// The device stops reading bind while maxInflight data datagrams wait for
+// tunDev (see inflight.go).
 func New(tunDev tun.Device, bind conn.Bind, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dev := device.NewDevice(tunDev, bind, newLogger(log))
+	l := newInflight()
+	dev := device.NewDevice(inflightTUN{tunDev, l}, inflightBind{bind, l}, newLogger(log))
 	if err := dev.Up(); err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("bringing wireguard device up: %w", err)
