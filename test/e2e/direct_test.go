@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,11 +66,19 @@ func TestDirectPath(t *testing.T) {
 	// block runs a command every 200 ms through the change and must
 	// not break.
 	session := lab.Command(ctx, netlab.Laptop, "ssh", lan.SSHArgs("for i in $(seq 150); do echo tick; sleep 0.2; done")...)
-	var out strings.Builder
-	session.Stdout = &out
+	var out, errOut syncBuilder
+	session.Stdout, session.Stderr = &out, &errOut
 	if err := session.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The session must be up before the block: a handshake caught by
+	// it would hit ssh's ConnectTimeout, which is not what is tested.
+	eventually(t, 10*time.Second, "the ssh session's first tick", func() error {
+		if !strings.Contains(out.String(), "tick") {
+			return fmt.Errorf("no output yet; stderr %q", errOut.String())
+		}
+		return nil
+	})
 	block := "table inet warren_block { chain forward { type filter hook forward priority -10; ip daddr " + netlab.SiteWAN + " meta l4proto udp drop; }; }"
 	if err := lab.Run(ctx, netlab.HomeGW, "nft", block); err != nil {
 		t.Fatalf("blocking direct UDP: %v", err)
@@ -86,9 +95,27 @@ func TestDirectPath(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "direct again once the block is lifted", path(viaDirect))
 	if err := session.Wait(); err != nil {
-		t.Errorf("the ssh session opened before the block broke: %v", err)
+		t.Errorf("the ssh session opened before the block broke: %v; stderr %q", err, errOut.String())
 	}
 	if n := strings.Count(out.String(), "tick"); n != 150 {
 		t.Errorf("the ssh session printed %d ticks of 150", n)
 	}
+}
+
+// syncBuilder is a strings.Builder safe to read while a command writes.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
