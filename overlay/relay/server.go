@@ -366,7 +366,14 @@ func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
 		verdicts: map[pair]verdict{},
 		replied:  map[netip.AddrPort]time.Time{},
 	}
-	ms := make([]ipv4.Message, readBatch)
+	// With GRO one message can hold maxSegments datagrams: read no more
+	// than half a queue's worth at once, so that one read cannot
+	// overflow a source's queue before the backlog pause below.
+	n := readBatch
+	if gro {
+		n = queueLen / 2 / maxSegments
+	}
+	ms := make([]ipv4.Message, n)
 	for i := range ms {
 		ms[i].Buffers = [][]byte{make([]byte, MaxFrameLen)}
 		ms[i].OOB = make([]byte, 0, offloadSpace)
