@@ -167,19 +167,24 @@ func New(ctx context.Context) (l *Lab, err error) {
 			return nil, err
 		}
 	}
-	if err := l.nft(ctx, SiteGW, siteRules); err != nil {
+	if err := l.nft(ctx, SiteGW, gatewayRules("warren_site")); err != nil {
 		return nil, err
 	}
-	if err := l.nft(ctx, HomeGW, homeRules); err != nil {
+	if err := l.nft(ctx, HomeGW, gatewayRules("warren_home")); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// siteRules: masquerade the LAN; from the WAN accept only replies to
-// connections the LAN opened.
-const siteRules = `
-table inet warren_site {
+// gatewayRules is what both gateways run, as a site's firewall or a home
+// router would: masquerade the LAN out of wan0, and from wan0 accept only
+// replies to connections the LAN opened. (On the home router the drop
+// matters for direct paths too: without it, a packet to the router's own
+// address and a port the laptop's mapping will want makes a conntrack
+// entry that later forces masquerade onto another port.)
+func gatewayRules(table string) string {
+	return `
+table inet ` + table + ` {
 	chain input {
 		type filter hook input priority 0; policy accept;
 		iifname "wan0" ct state established,related accept
@@ -196,29 +201,7 @@ table inet warren_site {
 	}
 }
 `
-
-// homeRules: the same as a home router's: masquerade the LAN and drop
-// what the internet sends unasked. (Without the drop, a packet to the
-// router's own address and a port the laptop's mapping will want makes a
-// conntrack entry that later forces masquerade onto another port.)
-const homeRules = `
-table inet warren_home {
-	chain input {
-		type filter hook input priority 0; policy accept;
-		iifname "wan0" ct state established,related accept
-		iifname "wan0" drop
-	}
-	chain forward {
-		type filter hook forward priority 0; policy accept;
-		iifname "wan0" ct state established,related accept
-		iifname "wan0" drop
-	}
-	chain postrouting {
-		type nat hook postrouting priority 100; policy accept;
-		oifname "wan0" masquerade
-	}
 }
-`
 
 // NS returns the namespace name of a role.
 func (l *Lab) NS(role string) string { return l.prefix + "-" + role }
