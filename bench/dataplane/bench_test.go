@@ -287,7 +287,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	if err := h.startEcho(ctx, h.lab.NS(netlab.LANHost)); err != nil {
 		return nil, err
 	}
-	if h.warren, err = deployWarren(ctx, h.lab, &h.procs, warrenBin, filepath.Join(h.dir, "relay"), true); err != nil {
+	if h.warren, err = deployWarren(ctx, h.lab, warrenBin, filepath.Join(h.dir, "relay"), true); err != nil {
 		return nil, err
 	}
 	rep.WarrenStatus = h.warren.Status
@@ -423,7 +423,7 @@ func (h *harness) setupDirect(ctx context.Context, bin string) (p *path, missing
 	if err := h.startEcho(ctx, h.directLab.NS(netlab.LANHost)); err != nil {
 		return nil, fmt.Sprintf("echo server: %v", err), nil
 	}
-	d, err := deployWarren(ctx, h.directLab, &h.procs, bin, filepath.Join(h.dir, "direct"), false)
+	d, err := deployWarren(ctx, h.directLab, bin, filepath.Join(h.dir, "direct"), false)
 	if err != nil {
 		return nil, fmt.Sprintf("deploying Warren: %v", err), nil
 	}
