@@ -85,6 +85,9 @@ type Bind struct {
 	listAddrs     func() ([]netip.Addr, error)
 	allowLoopback bool
 	idleAfter     time.Duration // a peer unused this long is idle: activeFor
+	// wrapConn, if set, wraps each socket's batchConn; tests use it to
+	// play a kernel that refuses segmentation offload.
+	wrapConn func(batchConn) batchConn
 
 	target  atomic.Pointer[target]  // set by SetRelay; replaced, never modified
 	ack     atomic.Pointer[ackInfo] // the last genuine HELLO-ACK
@@ -324,6 +327,9 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	var gso bool
 	gso, s.gro = enableOffload(c)
 	s.gso.Store(gso)
+	if b.wrapConn != nil {
+		s.bc = b.wrapConn(s.bc)
+	}
 	if !b.relayOnly {
 		s.disco = newDiscovery(b, s)
 		s.loops.Go(func() { s.disco.run(s.stop) })

@@ -1,12 +1,18 @@
 package relay
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv4"
 
 	"golang.zx2c4.com/wireguard/conn"
 
@@ -152,4 +158,121 @@ func TestOffloadThroughRelay(t *testing.T) {
 		}
 	}
 	t.Logf("relay: %d runs, %d frames in runs, %d datagrams", st.Runs, st.RunFrames, st.Forwarded)
+}
+
+// eioConn is a batchConn whose kernel refuses segmentation offload: a
+// message carrying a segment size fails with EIO, as udp_send_skb does
+// on a device without checksum offload. Everything else goes to next,
+// or, if next is nil, is recorded.
+type eioConn struct {
+	next    batchConn
+	mu      sync.Mutex
+	refused int
+	sent    [][]byte
+}
+
+var errEIO = &os.SyscallError{Syscall: "sendmmsg", Err: syscall.EIO}
+
+func (c *eioConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	return c.next.ReadBatch(ms, flags)
+}
+
+func (c *eioConn) SetReadDeadline(t time.Time) error { return c.next.SetReadDeadline(t) }
+
+func (c *eioConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, m := range ms {
+		if len(m.OOB) > 0 {
+			c.refused++
+			return i, errEIO
+		}
+		if c.next == nil {
+			var b []byte
+			for _, p := range m.Buffers {
+				b = append(b, p...)
+			}
+			c.sent = append(c.sent, b)
+		}
+	}
+	if c.next != nil {
+		return c.next.WriteBatch(ms, flags)
+	}
+	return len(ms), nil
+}
+
+func TestOffloadRefusedByKernel(t *testing.T) {
+	if !offloadRefused(fmt.Errorf("write: %w", errEIO)) || offloadRefused(&os.SyscallError{Err: syscall.EPERM}) {
+		t.Fatal("offloadRefused does not single out EIO")
+	}
+
+	// The relay's writer: a run the kernel refuses goes out as separate
+	// datagrams, counted once each, and runs are off from then on.
+	t.Run("relay", func(t *testing.T) {
+		s, err := NewServer(ServerConfig{Key: mustKey(t), Allowed: func(_, _ wire.Key) bool { return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.gso.Store(true)
+		var run []byte
+		for i := range 3 {
+			f, _ := Frame{Type: TypeData, Key: testPub(1), Payload: []byte{byte('a' + i), 'x'}}.Append(nil)
+			run = append(run, f...)
+		}
+		seg := len(run) / 3
+		buf := append(getBuf(len(run))[:0], run...)
+		var q queue
+		s.sched.push(&q, outPkt{buf: buf, addr: &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 9}, data: true, seg: seg, n: 3})
+		c := &eioConn{}
+		if !newWriter(s, c).sendOnce() {
+			t.Fatal("nothing to send")
+		}
+		if c.refused != 1 || len(c.sent) != 3 {
+			t.Fatalf("refused %d runs and sent %d datagrams, want 1 and 3", c.refused, len(c.sent))
+		}
+		for i, b := range c.sent {
+			if !bytes.Equal(b, run[i*seg:(i+1)*seg]) {
+				t.Errorf("datagram %d is %x, want %x", i, b, run[i*seg:(i+1)*seg])
+			}
+		}
+		if st := s.Stats(); st.Forwarded != 3 || st.Dropped.WriteError != 0 || st.Runs != 0 {
+			t.Errorf("stats %+v, want 3 forwarded, no write error, no run", st)
+		}
+		if s.gso.Load() {
+			t.Error("runs still on after the kernel refused one")
+		}
+	})
+
+	// The Bind: the same, and every datagram still arrives, in order.
+	t.Run("bind", func(t *testing.T) {
+		checkNoLeaks(t)
+		h := newRelay(t)
+		var c *eioConn
+		a := openTestBind(t, h, BindConfig{RelayOnly: true}, func(b *Bind) {
+			b.wrapConn = func(bc batchConn) batchConn {
+				c = &eioConn{next: bc}
+				return c
+			}
+		})
+		b := newTestBind(t, h, BindConfig{})
+		a.waitConnected()
+		b.waitConnected()
+		s := a.b.live.Load()
+		if !s.gso.Load() {
+			t.Skip("skipping: this kernel offers no UDP segmentation offload on loopback")
+		}
+		var want []string
+		for i := range 10 {
+			want = append(want, fmt.Sprintf("datagram %02d", i))
+		}
+		if err := a.send(b.key, want...); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		b.expect(a.key, want...)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.refused != 1 || s.gso.Load() {
+			t.Errorf("refused %d runs, runs still on: %v; want 1 refused and runs off", c.refused, s.gso.Load())
+		}
+	})
 }

@@ -756,6 +756,7 @@ func (w *writer) sendOnce() bool {
 	writeAll(w.bc, ms[:len(out)], func(i int, err error) {
 		if out[i].seg > 0 && offloadRefused(err) {
 			err = s.sendApart(w.bc, out[i])
+			out[i].seg = 0 // sent apart: not a run
 		}
 		if err != nil {
 			failed[i] = true
