@@ -84,6 +84,7 @@ type peerDisco struct {
 	haveTheirs bool
 	candidates []netip.AddrPort // the peer's, from its CALL and from PINGs heard
 	lastCall   time.Time        // this node's last CALL to the peer
+	lastCallIn time.Time        // the peer's last CALL to this node
 	callWait   time.Duration
 	probeUntil time.Time // ping candidates until then
 	lastPing   time.Time // on the direct path
@@ -305,7 +306,12 @@ func (d *discovery) onRelayed(src wire.Key, msg []byte) {
 		answer = true
 	}
 	p.probeUntil = now.Add(probeFor)
-	if path := e.direct.Load(); path == nil || path.s != d.s {
+	// Ping at once, for the hole punching, but not more than once a
+	// second however often the peer calls: a peer cannot make this node
+	// send faster than the loop would.
+	probeNow := now.Sub(p.lastCallIn) >= discoTick
+	p.lastCallIn = now
+	if path := e.direct.Load(); probeNow && (path == nil || path.s != d.s) {
 		for _, c := range p.candidates {
 			pings = append(pings, d.pingLocked(p, c, now))
 		}

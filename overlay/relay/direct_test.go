@@ -287,3 +287,35 @@ func TestDirectPathIdle(t *testing.T) {
 	b.expect(a.key, "again")
 	waitFor(t, "a direct path again", func() bool { return a.b.Direct(b.key).IsValid() })
 }
+
+// TestCallsCannotDrivePings checks that a peer calling in a tight loop
+// makes this node ping its candidates no faster than once a second: an
+// enrolled peer cannot turn the Bind into a packet source aimed at
+// addresses of its choosing.
+func TestCallsCannotDrivePings(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	a := newDirectTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	victim := listenLoopback(t)
+	call, err := Disco{Type: DiscoCall, Token: token{1}, Candidates: []netip.AddrPort{victim.LocalAddr().(*net.UDPAddr).AddrPort()}}.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := a.b.live.Load().disco
+	for range 200 {
+		d.onRelayed(testPub(9), call)
+	}
+	got := 0
+	buf := make([]byte, 128)
+	victim.SetReadDeadline(time.Now().Add(discoTick / 2))
+	for {
+		if _, _, err := victim.ReadFromUDPAddrPort(buf); err != nil {
+			break
+		}
+		got++
+	}
+	if got != 1 {
+		t.Errorf("200 calls in a burst made %d pings, want 1", got)
+	}
+}
