@@ -85,9 +85,11 @@ type peerDisco struct {
 	candidates []netip.AddrPort // the peer's, from its CALL and from PINGs heard
 	lastCall   time.Time        // this node's last CALL to the peer
 	lastCallIn time.Time        // the peer's last CALL to this node
-	callWait   time.Duration
-	probeUntil time.Time // ping candidates until then
-	lastPing   time.Time // on the direct path
+	// lastPingBack is when this node last answered a PING with one.
+	lastPingBack time.Time
+	callWait     time.Duration
+	probeUntil   time.Time // ping candidates until then
+	lastPing     time.Time // on the direct path
 }
 
 type pingSent struct {
@@ -350,7 +352,11 @@ func (d *discovery) onDirect(msg []byte, from netip.AddrPort) {
 		if !containsAddr(p.candidates, from) && len(p.candidates) < 2*maxCandidates {
 			p.candidates = append(p.candidates, from)
 		}
-		if path := p.ep.direct.Load(); (path == nil || path.s != d.s) && p.haveTheirs {
+		// At most once a second, like every other ping: a PING costs
+		// its sender as much as the PONG costs this node, but the ping
+		// back would not.
+		if path := p.ep.direct.Load(); (path == nil || path.s != d.s) && p.haveTheirs && now.Sub(p.lastPingBack) >= discoTick {
+			p.lastPingBack = now
 			back = append(back, d.pingLocked(p, from, now))
 		}
 		d.mu.Unlock()
