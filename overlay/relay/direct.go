@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -85,6 +86,7 @@ type peerDisco struct {
 	candidates []netip.AddrPort // the peer's, from its CALL and from PINGs heard
 	lastCall   time.Time        // this node's last CALL to the peer
 	lastCallIn time.Time        // the peer's last CALL to this node
+	lastAnswer time.Time        // this node's last CALL answering one
 	// lastPingBack is when this node last answered a PING with one.
 	lastPingBack time.Time
 	callWait     time.Duration
@@ -249,6 +251,7 @@ func (d *discovery) pingLocked(p *peerDisco, addr netip.AddrPort, now time.Time)
 
 func (d *discovery) sendPings(ps []pingOut) {
 	for _, p := range ps {
+		d.b.log.Debug("disco: ping", "to", p.to.String())
 		if _, err := d.s.conn.WriteToUDPAddrPort(p.pkt, p.to); err != nil && !d.s.closed.Load() {
 			d.b.logs.logf(slog.LevelDebug, "relay bind: direct ping failed", "to", p.to.String(), "err", err)
 		}
@@ -265,11 +268,13 @@ func (d *discovery) sendCall(e *Endpoint) {
 	d.mu.Lock()
 	mine := d.peer(e).mine
 	d.mu.Unlock()
-	msg, err := Disco{Type: DiscoCall, Token: mine, Candidates: d.b.candidates(d.s)}.Append(nil)
+	m := Disco{Type: DiscoCall, Token: mine, Candidates: d.b.candidates(d.s)}
+	msg, err := m.Append(nil)
 	if err != nil {
 		d.b.log.Warn("relay bind: building a call", "err", err)
 		return
 	}
+	d.b.log.Debug("disco: call", "peer", e.key.String(), "candidates", fmt.Sprint(m.Candidates))
 	var hdr [DataHeaderLen]byte
 	putDataHeader(hdr[:], &e.key)
 	if _, err := d.s.conn.WriteToUDPAddrPort(append(hdr[:], msg...), t.relay); err != nil && !d.s.closed.Load() {
@@ -285,6 +290,7 @@ func (d *discovery) onRelayed(src wire.Key, msg []byte) {
 		d.b.logs.logf(slog.LevelDebug, "relay bind: dropped a disco message from the relay", "peer", src.String(), "err", err)
 		return
 	}
+	d.b.log.Debug("disco: call received", "peer", src.String(), "candidates", fmt.Sprint(m.Candidates))
 	now := time.Now()
 	e := d.b.endpoint(src)
 	var pings []pingOut
@@ -303,8 +309,12 @@ func (d *discovery) onRelayed(src wire.Key, msg []byte) {
 			p.candidates = append(p.candidates, c)
 		}
 	}
-	if now.Sub(p.lastCall) >= answerCallsEvery {
-		p.lastCall = now
+	// Answer with this node's CALL, unless it answered within the last
+	// second. A CALL of its own sent just before does not count: it may
+	// have been lost (the relay drops what it cannot deliver yet, as
+	// when the peer had not registered).
+	if now.Sub(p.lastAnswer) >= answerCallsEvery {
+		p.lastAnswer, p.lastCall = now, now
 		answer = true
 	}
 	p.probeUntil = now.Add(probeFor)
@@ -332,6 +342,7 @@ func (d *discovery) onDirect(msg []byte, from netip.AddrPort) {
 		d.b.logs.logf(slog.LevelDebug, "relay bind: dropped a malformed disco message", "from", from.String(), "err", err)
 		return
 	}
+	d.b.log.Debug("disco: received", "type", m.Type.String(), "from", from.String())
 	now := time.Now()
 	switch m.Type {
 	case DiscoPing:

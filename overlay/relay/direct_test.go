@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/warrennet/warren/overlay/wire"
 )
 
 func TestDiscoRoundTrip(t *testing.T) {
@@ -317,5 +319,33 @@ func TestCallsCannotDrivePings(t *testing.T) {
 	}
 	if got != 1 {
 		t.Errorf("200 calls in a burst made %d pings, want 1", got)
+	}
+}
+
+// TestDirectPathAfterLostCall checks that a node answers a peer's CALL
+// even when it has just sent one of its own, which the relay may have
+// dropped: here b was not registered yet when a called. The path must
+// follow b's CALL at once, not a's next one seconds later.
+func TestDirectPathAfterLostCall(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	a := newDirectTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	b := openTestBind(t, nil, BindConfig{}, func(b *Bind) {
+		b.allowLoopback = true
+		b.listAddrs = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil }
+	})
+	a.send(b.key, "to nobody yet") // a CALLs b: the relay knows no b
+	waitFor(t, "the relay refusing a's call", func() bool { return h.srv.Stats().Dropped.UnknownPeer > 0 })
+
+	b.cred = Issue(h.key, Claims{NodeID: "n-b", PublicKey: b.key, Role: wire.RoleClient, Expires: h.clock.Now().Add(time.Hour)})
+	b.b.SetRelay(h.addr, b.cred)
+	b.waitConnected()
+	start := time.Now()
+	b.send(a.key, "hello")
+	a.expect(b.key, "hello")
+	waitFor(t, "a direct path", func() bool { return a.b.Direct(b.key).IsValid() && b.b.Direct(a.key).IsValid() })
+	if took := time.Since(start); took > firstCallWait {
+		t.Errorf("the direct path took %v, as long as waiting for a's next CALL", took)
 	}
 }
