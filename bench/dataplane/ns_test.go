@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/warrennet/warren/test/netlab"
 )
 
 // nsCommand returns a command that runs name in the network namespace ns.
@@ -53,7 +55,7 @@ func run(ctx context.Context, name string, args ...string) (string, error) {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  netlab.SyncBuffer
 	done chan struct{}
 	err  error // set before done is closed
 }
@@ -150,23 +152,6 @@ func poll(ctx context.Context, d time.Duration, f func() error) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func tail(s string, n int) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,7 +65,7 @@ func TestDirectPath(t *testing.T) {
 	// block runs a command every 200 ms through the change and must
 	// not break.
 	session := lab.Command(ctx, netlab.Laptop, "ssh", lan.SSHArgs("for i in $(seq 150); do echo tick; sleep 0.2; done")...)
-	var out, errOut syncBuilder
+	var out, errOut netlab.SyncBuffer
 	session.Stdout, session.Stderr = &out, &errOut
 	if err := session.Start(); err != nil {
 		t.Fatal(err)
@@ -100,22 +99,4 @@ func TestDirectPath(t *testing.T) {
 	if n := strings.Count(out.String(), "tick"); n != 150 {
 		t.Errorf("the ssh session printed %d ticks of 150", n)
 	}
-}
-
-// syncBuilder is a strings.Builder safe to read while a command writes.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

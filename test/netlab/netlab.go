@@ -255,7 +255,7 @@ func (l *Lab) Output(ctx context.Context, role, name string, args ...string) (st
 type Proc struct {
 	Name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -264,7 +264,7 @@ type Proc struct {
 // it. Its combined output is kept for Output.
 func (l *Lab) Start(role, name string, args ...string) (*Proc, error) {
 	cmd := l.Command(context.Background(), role, name, args...)
-	p := &Proc{Name: role + ":" + name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: role + ":" + name, cmd: cmd, out: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s in %s: %w", name, role, err)
@@ -352,18 +352,22 @@ func run(ctx context.Context, name string, args ...string) error {
 	return nil
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
+// SyncBuffer is a bytes.Buffer that a running command may write while
+// another goroutine reads it.
+type SyncBuffer struct {
+	mu sync.Mutex // guards b
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
