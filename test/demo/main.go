@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"time"
 	"syscall"
 
 	"github.com/warrennet/warren/test/netlab"
@@ -86,6 +87,14 @@ func run(bin string) error {
 		return fmt.Errorf("ssh through Warren: %w", err)
 	} else {
 		fmt.Println(indent(strings.TrimSpace(out)))
+	}
+
+	// The ssh was the traffic that made the nodes look for a direct
+	// path; it is usually up by now.
+	time.Sleep(500 * time.Millisecond)
+	step("warren status on the laptop (the path is \"direct\" once laptop and connector have punched through both NATs, \"relay\" until then)")
+	if st, err := w.Laptop(ctx, "status"); err == nil {
+		fmt.Println(indent(st))
 	}
 
 	fmt.Printf(`
