@@ -680,6 +680,13 @@ func (b *Bind) onAck(s *socket, t *target, pkt []byte, f Frame) {
 	if prev == nil || now.Sub(prev.at) >= b.liveFor() {
 		b.log.Info("relay registration live", "relay", t.relay.String(), "observed", f.Observed.String())
 	}
+	if prev != nil && prev.observed != f.Observed && s.disco != nil {
+		// The relay sees this node somewhere new: its NAT rebound, or
+		// the laptop moved to another network. Direct paths were
+		// punched from the old address: find new ones now rather than
+		// wait for them to time out.
+		s.disco.dropAll("this node's public address changed from " + prev.observed.String() + " to " + f.Observed.String())
+	}
 }
 
 func (b *Bind) onRefusal(s *socket, f Frame) {

@@ -419,6 +419,20 @@ func (d *discovery) drop(e *Endpoint, why string) {
 	}
 }
 
+// dropAll gives up every direct path of this socket and calls the peers
+// in use again at once.
+func (d *discovery) dropAll(why string) {
+	d.mu.Lock()
+	for _, p := range d.peers {
+		d.dropLocked(p, slog.LevelInfo, why)
+	}
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
 // dropLocked gives up p's direct path, logging why at level. d.mu is
 // held.
 func (d *discovery) dropLocked(p *peerDisco, level slog.Level, why string) {

@@ -2,10 +2,14 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,4 +352,130 @@ func TestDirectPathAfterLostCall(t *testing.T) {
 	if took := time.Since(start); took > firstCallWait {
 		t.Errorf("the direct path took %v, as long as waiting for a's next CALL", took)
 	}
+}
+
+// testNAT stands between a node and the relay like a NAT that can
+// rebind: the relay sees the node at the NAT's outside address, which
+// rebind changes. It carries only relay traffic.
+type testNAT struct {
+	t      *testing.T
+	inside *net.UDPConn
+	relay  netip.AddrPort
+	mu     sync.Mutex // guards out and node
+	out    *net.UDPConn
+	node   netip.AddrPort
+}
+
+func newTestNAT(t *testing.T, relay netip.AddrPort) *testNAT {
+	n := &testNAT{t: t, inside: listenLoopback(t), relay: relay}
+	n.rebind()
+	go func() {
+		buf := make([]byte, MaxFrameLen)
+		for {
+			m, from, err := n.inside.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.node = from
+			out := n.out
+			n.mu.Unlock()
+			out.WriteToUDPAddrPort(buf[:m], n.relay)
+		}
+	}()
+	return n
+}
+
+func (n *testNAT) addr() netip.AddrPort { return n.inside.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// rebind gives the node a new outside address.
+func (n *testNAT) rebind() {
+	out := listenLoopback(n.t)
+	n.mu.Lock()
+	old := n.out
+	n.out = out
+	n.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	go func() {
+		buf := make([]byte, MaxFrameLen)
+		for {
+			m, _, err := out.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			node := n.node
+			n.mu.Unlock()
+			n.inside.WriteToUDPAddrPort(buf[:m], node)
+		}
+	}()
+}
+
+// logRecorder keeps the messages logged through it.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	line := rec.Message
+	rec.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+	r.mu.Lock()
+	r.msgs = append(r.msgs, line)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *logRecorder) count(substr string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, m := range r.msgs {
+		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDirectPathAfterRebinding checks that when the relay starts seeing
+// a node at a new address (its NAT rebound, or the laptop moved), the
+// node gives up its direct paths at once and finds new ones, rather than
+// wait for the old ones to time out.
+func TestDirectPathAfterRebinding(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	nat := newTestNAT(t, h.addr)
+	rec := &logRecorder{}
+	a := openTestBind(t, nil, BindConfig{Logger: slog.New(rec), KeepaliveInterval: 200 * time.Millisecond}, func(b *Bind) {
+		b.allowLoopback = true
+		b.listAddrs = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil }
+		// The NAT's outside address carries relay traffic only.
+		b.exclude = func(netip.Addr) bool { return false }
+	})
+	a.cred = Issue(h.key, Claims{NodeID: "n-a", PublicKey: a.key, Role: wire.RoleClient, Expires: h.clock.Now().Add(time.Hour)})
+	a.b.SetRelay(nat.addr(), a.cred)
+	b := newDirectTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	b.waitConnected()
+	before := a.b.Status().Observed
+
+	a.send(b.key, "hello")
+	b.expect(a.key, "hello")
+	waitFor(t, "a direct path", func() bool { return a.b.Direct(b.key) == b.addr() })
+
+	nat.rebind()
+	waitFor(t, "the relay seeing a at its new address", func() bool {
+		o := a.b.Status().Observed
+		return o.IsValid() && o != before
+	})
+	waitFor(t, "a dropping its paths for the new address", func() bool { return rec.count("public address changed") > 0 })
+	a.send(b.key, "again")
+	b.expect(a.key, "again")
+	waitFor(t, "a direct path again", func() bool { return a.b.Direct(b.key) == b.addr() })
 }
