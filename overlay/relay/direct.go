@@ -92,6 +92,10 @@ type peerDisco struct {
 	callWait     time.Duration
 	probeUntil   time.Time // ping candidates until then
 	lastPing     time.Time // on the direct path
+	// heard is where the peer's last valid PING came from: the peer may
+	// already send there before this node has confirmed a path of its
+	// own, so datagrams from it are taken too.
+	heard netip.AddrPort
 }
 
 type pingSent struct {
@@ -363,6 +367,10 @@ func (d *discovery) onDirect(msg []byte, from netip.AddrPort) {
 		if !containsAddr(p.candidates, from) && len(p.candidates) < 2*maxCandidates {
 			p.candidates = append(p.candidates, from)
 		}
+		if p.heard != from {
+			p.heard = from
+			d.rebuildLocked()
+		}
 		// At most once a second, like every other ping: a PING costs
 		// its sender as much as the PONG costs this node, but the ping
 		// back would not.
@@ -446,10 +454,16 @@ func (d *discovery) dropLocked(p *peerDisco, level slog.Level, why string) {
 	d.b.log.Log(context.Background(), level, "direct path down; using the relay", "peer", p.ep.key.String(), "addr", path.addr.String(), "why", why)
 }
 
-// rebuildLocked replaces byAddr from the peers' direct paths. d.mu is
-// held.
+// rebuildLocked replaces byAddr, the addresses whose datagrams are taken
+// as a peer's: its confirmed direct path, and where its last valid PING
+// came from (WireGuard authenticates what then arrives). d.mu is held.
 func (d *discovery) rebuildLocked() {
 	m := map[netip.AddrPort]*Endpoint{}
+	for _, p := range d.peers {
+		if p.heard.IsValid() {
+			m[p.heard] = p.ep
+		}
+	}
 	for _, p := range d.peers {
 		if path := p.ep.direct.Load(); path != nil && path.s == d.s {
 			m[path.addr] = p.ep

@@ -479,3 +479,54 @@ func TestDirectPathAfterRebinding(t *testing.T) {
 	b.expect(a.key, "again")
 	waitFor(t, "a direct path again", func() bool { return a.b.Direct(b.key) == b.addr() })
 }
+
+// TestDatagramsFromAPingingPeer checks that a node takes datagrams from
+// an address its peer has proved to hold (a PING with the right token)
+// before confirming a path of its own: the peer may confirm first and
+// send there at once.
+func TestDatagramsFromAPingingPeer(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	a := newDirectTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	peer := listenLoopback(t)
+	k := testPub(7)
+	d := a.b.live.Load().disco
+	d.mu.Lock()
+	mine := d.peer(a.b.endpoint(k)).mine
+	d.mu.Unlock()
+
+	wg := []byte{4, 0, 0, 0, 'w', 'g', ' ', 'd', 'a', 't', 'a', 'g', 'r', 'a', 'm', ' ', 'o', 'f', ' ', 'a', ' ', 'p', 'e', 'e', 'r', ' ', 'a', 'l', 'r', 'e', 'a', 'd', 'y', ' ', 'd', 'i', 'r', 'e', 'c', 't'}
+	to := a.addr()
+	// From an address that has not pinged: dropped.
+	peer.WriteToUDPAddrPort(wg, to)
+	ping, _ := Disco{Type: DiscoPing, TxID: 1, Token: mine}.Append(nil)
+	if _, err := peer.WriteToUDPAddrPort(ping, to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 128)
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, _, err := peer.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("no pong: %v", err)
+		}
+		if m, err := ParseDisco(buf[:n]); err == nil && m.Type == DiscoPong && m.TxID == 1 {
+			break
+		}
+	}
+	peer.WriteToUDPAddrPort(wg, to)
+	select {
+	case got := <-a.rx:
+		if got.data != string(wg) || got.ep != EndpointPrefix+k.String() {
+			t.Fatalf("received %q from %s, want the datagram from %s", got.data, got.ep, k)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the datagram from the pinging peer did not arrive")
+	}
+	select {
+	case got := <-a.rx:
+		t.Errorf("also received %q: the datagram sent before the ping got through", got.data)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

@@ -14,8 +14,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"time"
 	"syscall"
+	"time"
 
 	"github.com/warrennet/warren/test/netlab"
 )
