@@ -257,10 +257,10 @@ func TestOffloadRefusedByKernel(t *testing.T) {
 		b := newTestBind(t, h, BindConfig{})
 		a.waitConnected()
 		b.waitConnected()
+		// Runs on, whatever this kernel offers: eioConn refuses every
+		// run before the kernel could see one.
 		s := a.b.live.Load()
-		if !s.gso.Load() {
-			t.Skip("skipping: this kernel offers no UDP segmentation offload on loopback")
-		}
+		s.gso.Store(true)
 		var want []string
 		for i := range 10 {
 			want = append(want, fmt.Sprintf("datagram %02d", i))
