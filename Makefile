@@ -10,6 +10,10 @@ GO ?= go
 PACKAGES ?= gcc libc6-dev iproute2 nftables openssh-client openssh-server \
 	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux
 TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv
+# What `make bench` needs on top: iperf3, and wg to configure the stock
+# wireguard-go it measures against.
+BENCH_PACKAGES ?= iperf3 wireguard-tools
+BENCH_TOOLS ?= iperf3 wg
 
 # Fuzz targets as package:FuzzName; `grep -rn "func Fuzz" --include=*_test.go .`
 # lists them all.
@@ -53,6 +57,7 @@ fuzz:
 # Each benchmark in bench/ does a fixed amount of work per run and reports
 # its own metrics, so one iteration is enough.
 bench:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(PACKAGES) $(BENCH_PACKAGES)" TOOLS="$(TOOLS) $(BENCH_TOOLS)"
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 45m ./bench/...
 
 # The whole job in network namespaces: coordinator, connector behind a

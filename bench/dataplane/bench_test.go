@@ -78,7 +78,7 @@ func available() error {
 	}
 	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
-			return fmt.Errorf("%s is not installed (apt-get install iperf3 wireguard-tools util-linux iputils-ping)", t)
+			return fmt.Errorf("%s is not installed (sudo make bench installs it)", t)
 		}
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
