@@ -107,6 +107,7 @@ func heapAlloc() uint64 {
 }
 
 func BenchmarkRoutePush1000(b *testing.B) { benchmarkRoutePush(b, 1000, 20) }
+func BenchmarkRoutePush5000(b *testing.B) { benchmarkRoutePush(b, 5000, 20) }
 
 // benchmarkRoutePush connects n simulated nodes (one connector, the rest
 // clients) and adds `changes` routes one at a time, measuring for each the

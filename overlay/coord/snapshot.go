@@ -29,6 +29,10 @@ type snapshot struct {
 	byKey      map[wire.Key]int
 	tokenByHsh map[string]int // index into tokens
 	table      *routes.Table
+	// connectors indexes the connectors in nodes, so that a client's
+	// netmap costs O(connectors), not O(nodes): every client's netmap is
+	// built on every change.
+	connectors []int
 
 	changed chan struct{} // closed when this snapshot is superseded
 }
@@ -55,6 +59,9 @@ func newSnapshot(version uint64, tokens []store.Token, nodes []store.Node, rs []
 		s.byName[n.Name] = i
 		s.byCred[n.CredHash] = i
 		s.byKey[n.PublicKey] = i
+		if n.Role == wire.RoleConnector {
+			s.connectors = append(s.connectors, i)
+		}
 	}
 	for i, t := range tokens {
 		s.tokenByHsh[t.Hash] = i

@@ -123,10 +123,9 @@ func (c *Coordinator) netMap(s *snapshot, self wire.Node) *wire.NetMap {
 	nm := &wire.NetMap{Version: s.version, Self: self, Peers: []wire.Peer{}, Routes: []wire.Route{}}
 	switch self.Role {
 	case wire.RoleClient:
-		for _, n := range s.nodes {
-			if n.Role == wire.RoleConnector {
-				nm.Peers = append(nm.Peers, wire.Peer{Node: n.Node, Prefixes: s.prefixesOf(n.Name), Online: s.online[n.ID]})
-			}
+		for _, i := range s.connectors {
+			n := s.nodes[i]
+			nm.Peers = append(nm.Peers, wire.Peer{Node: n.Node, Prefixes: s.prefixesOf(n.Name), Online: s.online[n.ID]})
 		}
 		nm.Routes = s.routes
 		nm.Split = s.split

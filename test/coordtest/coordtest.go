@@ -9,6 +9,7 @@ package coordtest
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/coord/api"
 	"github.com/warrennet/warren/overlay/coord/store"
+	"github.com/warrennet/warren/overlay/coord/tlscert"
 	"github.com/warrennet/warren/overlay/relay"
 	"github.com/warrennet/warren/overlay/wire"
 )
@@ -50,10 +52,17 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The coordinator's own certificate (ECDSA P-256), not httptest's
+	// RSA one: handshakes cost what they cost in production, which the
+	// control-plane benchmark's thousands of sessions feel.
+	cert, pin, err := tlscert.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(nil)
 	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
-	pin := wire.CertPin(srv.Certificate().Raw)
 	cfg := coord.Config{Store: st, URL: srv.URL, Pin: pin, Now: o.Now, Rand: o.Rand}
 	var pc net.PacketConn
 	var relayKey []byte
