@@ -14,15 +14,18 @@ import (
 	"syscall"
 	"time"
 
+	ucli "github.com/urfave/cli/v2"
+
 	"github.com/warrennet/warren/cmd/warren/cli"
 	"github.com/warrennet/warren/cmd/warren/run"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopProfile := startProfile(os.Getenv(profileEnv))
 	app := cli.New(cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, cli.Roles{Coordinator: run.Coordinator, Connector: run.Connector, Daemon: run.Daemon})
-	err := app.RunContext(ctx, cli.Permute(app, os.Args))
+	args := cli.Permute(app, os.Args)
+	stopProfile := startProfile(os.Getenv(profileEnv), commandName(app, args))
+	err := app.RunContext(ctx, args)
 	stop()
 	stopProfile()
 	if err != nil {
@@ -37,15 +40,23 @@ func main() {
 // normally, for example on SIGTERM.
 const profileEnv = "WARREN_CPUPROFILE"
 
-// startProfile starts a CPU profile into dir and returns what stops it.
-// An empty dir, or a profile that cannot start, profiles nothing.
-func startProfile(dir string) func() {
+// commandName is the top-level command that args (permuted) run, such as
+// "daemon", or "warren" when there is none.
+func commandName(app *ucli.App, args []string) string {
+	for _, a := range args[1:] {
+		if c := app.Command(a); c != nil {
+			return c.Name
+		}
+	}
+	return "warren"
+}
+
+// startProfile starts a CPU profile into dir, named after the command, and
+// returns what stops it. An empty dir, or a profile that cannot start,
+// profiles nothing.
+func startProfile(dir, name string) func() {
 	if dir == "" {
 		return func() {}
-	}
-	name := "warren"
-	if len(os.Args) > 1 {
-		name = filepath.Base(os.Args[1])
 	}
 	f, err := os.Create(filepath.Join(dir, name+"-"+strconv.Itoa(os.Getpid())+".pprof"))
 	if err == nil {
