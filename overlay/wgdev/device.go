@@ -46,13 +46,14 @@ type Device struct {
 // with no key and no peers until the first Apply. The Device owns both from
 // then on: Close closes them, and so does New if it fails. log may be nil.
 // The device stops reading bind while maxInflight data datagrams wait for
-// tunDev (see inflight.go).
+// tunDev, and tunDev while maxInflight packets wait for bind (see
+// inflight.go).
 func New(tunDev tun.Device, bind conn.Bind, log *slog.Logger) (*Device, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := newInflight()
-	dev := device.NewDevice(inflightTUN{tunDev, l}, inflightBind{bind, l}, newLogger(log))
+	in, out := newInflight(), newInflight()
+	dev := device.NewDevice(inflightTUN{tunDev, in, out}, inflightBind{bind, in, out}, newLogger(log))
 	if err := dev.Up(); err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("bringing wireguard device up: %w", err)
