@@ -20,6 +20,14 @@ import (
 // would charge Warren for retransmits no real link causes. Receive packet
 // steering (RPS) over all CPUs picks the backlog from the flow's hash
 // instead, which restores a NIC's per-flow order and still spreads flows.
+//
+// The cost is a cross-CPU hand-off when the hash picks the other CPU: an
+// idle vCPU takes 50–100 µs to wake, which shows in a ping every few
+// milliseconds but not in the benchmark's back-to-back round trips, where
+// both CPUs are busy. (The other way to keep the order, GRO on the veth,
+// which puts it in NAPI mode, overflows its 256-packet ring at veth
+// speeds: 0.9 % retransmits on the bare veth, and the download's LAN leg
+// still reordered.)
 func SteerFlows(ctx context.Context, ns string) error {
 	out, err := exec.CommandContext(ctx, "ip", "-n", ns, "-o", "link", "show", "type", "veth").Output()
 	if err != nil {
