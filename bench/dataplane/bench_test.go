@@ -25,7 +25,7 @@ import (
 const (
 	runsEnv     = "WARREN_BENCH_RUNS"     // runs per figure; the median is reported (default 3)
 	secondsEnv  = "WARREN_BENCH_SECONDS"  // iperf3 -t (default 5)
-	connectsEnv = "WARREN_BENCH_CONNECTS" // TCP connects per latency run (default 300)
+	connectsEnv = "WARREN_BENCH_CONNECTS" // TCP connects per latency run (default 1000)
 	rrEnv       = "WARREN_BENCH_RR"       // 1-byte round trips per latency run (default 1000)
 	outEnv      = "WARREN_BENCH_OUT"      // the JSON file (default results/latest.json)
 )
@@ -44,7 +44,7 @@ type config struct {
 }
 
 func loadConfig() (config, error) {
-	c := config{Runs: 3, Seconds: 5, Omit: 1, Streams: 8, Connects: 300, RoundTrips: 1000, Warmup: 10, MTU: tunnelMTU, Out: "results/latest.json"}
+	c := config{Runs: 3, Seconds: 5, Omit: 1, Streams: 8, Connects: 1000, RoundTrips: 1000, Warmup: 10, MTU: tunnelMTU, Out: "results/latest.json"}
 	var errs []error
 	for _, s := range []struct {
 		env      string
@@ -280,6 +280,16 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	wggo := &path{name: "wggo", clientNS: h.pair.ns(pairA), serverNS: h.pair.ns(pairB), target: tunB, pids: wgPIDs,
 		legs: map[string]leg{roleClient: {h.pair.ns(pairA), h.pair.ifname(pairA)}, roleServer: {h.pair.ns(pairB), h.pair.ifname(pairB)}}}
 
+	h.progress("naive connector: stock tun/netstack + io.Copy in %s, forwarding to a third namespace", h.pair.ns(pairB))
+	naive, missing := h.setupNaive(ctx, wgPIDs[roleClient])
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if missing != "" {
+		rep.NaiveMissing = missing
+		h.progress("naive connector MISSING, its figures are left out: %s", oneLine(missing, 500))
+	}
+
 	h.progress("relay path: netlab topology; coordinator+relay, connector (as nobody) behind the site NAT, laptop daemon, warren up; both --relay-only")
 	if h.lab, err = netlab.New(ctx); err != nil {
 		return nil, err
@@ -313,7 +323,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		rep.DirectStatus = h.direct.Status
 	}
 
-	idle := readMemories(wggo, warren, direct)
+	idle := readMemories(wggo, naive, warren, direct)
 
 	for r := range h.cfg.Runs {
 		rr := runResult{Run: r + 1, Routes: map[string]string{}}
@@ -324,7 +334,11 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 			all  bool              // the full set, or upload only
 			d    *warrenDeployment // a Warren path's, whose route is checked after
 		}
-		steps := []step{{veth, &rr.Veth, false, nil}, {wggo, &rr.WGGo, true, nil}, {warren, &rr.Warren, true, h.warren}}
+		steps := []step{{veth, &rr.Veth, false, nil}, {wggo, &rr.WGGo, true, nil}}
+		if naive != nil {
+			steps = append(steps, step{naive, &rr.Naive, true, nil})
+		}
+		steps = append(steps, step{warren, &rr.Warren, true, h.warren})
 		if direct != nil {
 			steps = append(steps, step{direct, &rr.Direct, true, h.direct})
 		}
@@ -355,7 +369,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		rep.Runs = append(rep.Runs, rr)
 	}
 
-	end := readMemories(wggo, warren, direct)
+	end := readMemories(wggo, naive, warren, direct)
 	rep.Memory = memoryRows(idle, end)
 	rep.WarrenLog.Lines, rep.WarrenLog.Count = h.warren.logProblems(10)
 	rep.WarrenLogs = h.warren.logTails(16 << 10)
@@ -405,6 +419,24 @@ func (h *harness) warrenPath(ctx context.Context, name string, d *warrenDeployme
 		legs: map[string]leg{roleClient: {d.lab.NS(netlab.Laptop), warrenTUN}, roleRelay: {ns: d.lab.NS(netlab.Coord)},
 			roleLAN: {ns: d.lab.NS(netlab.Conn)}, roleServer: {ns: d.lab.NS(netlab.LANHost)}},
 		pids: pids}, nil
+}
+
+// setupNaive starts the naive connector (see naive_test.go) and returns
+// its path: iperf3 from a through a's stock wireguard-go (clientPID) to
+// the naive connector in b, which connects to c. When it cannot, it
+// returns no path and why: the other paths are still measured.
+func (h *harness) setupNaive(ctx context.Context, clientPID int) (*path, string) {
+	pid, err := h.pair.startNaive(ctx, h.exe)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if err := h.startEcho(ctx, h.pair.ns(pairC)); err != nil {
+		return nil, fmt.Sprintf("echo server: %v", err)
+	}
+	return &path{name: "naive", clientNS: h.pair.ns(pairA), serverNS: h.pair.ns(pairC), target: naiveTun,
+		pids: map[string]int{roleClient: clientPID, roleServer: pid},
+		legs: map[string]leg{roleClient: {h.pair.ns(pairA), h.pair.ifname(pairA)}, roleLAN: {ns: h.pair.ns(pairB)},
+			roleServer: {ns: h.pair.ns(pairC)}}}, ""
 }
 
 // setupDirect builds the second lab, deploys Warren there without
@@ -668,6 +700,7 @@ var processNames = map[string]map[string]string{
 	"wggo":   {roleClient: "wireguard-go (client side)", roleServer: "wireguard-go (server side)"},
 	"warren": {roleClient: "warren daemon, relay path", roleServer: "warren connector, relay path", roleRelay: "warren coordinator (relay), relay path"},
 	"direct": {roleClient: "warren daemon, direct path", roleServer: "warren connector, direct path", roleRelay: "warren coordinator (relay), direct path"},
+	"naive":  {roleClient: "wireguard-go (client side), as above", roleServer: "naive connector (tun/netstack + io.Copy)"},
 }
 
 type memKey struct{ path, role string }
@@ -702,7 +735,7 @@ func memoryRows(idle, end map[memKey]procMemory) []procMemory {
 		}
 		rows = append(rows, e)
 	}
-	paths := map[string]int{"wggo": 0, "warren": 1, "direct": 2}
+	paths := map[string]int{"wggo": 0, "naive": 1, "warren": 2, "direct": 3}
 	roles := map[string]int{roleClient: 0, roleServer: 1, roleRelay: 2}
 	slices.SortFunc(rows, func(a, b procMemory) int {
 		if a.Path != b.Path {

@@ -1,13 +1,15 @@
 // Package dataplane measures Warren's data plane against its anchors in
 // one run: iperf3 over a bare veth, over stock wireguard-go (TUN↔TUN, built
-// from the module in go.mod) and through Warren on both of its paths, each
+// from the module in go.mod), through a naive connector built from the
+// same modules (wireguard-go's tun/netstack and io.Copy; naive_test.go)
+// and through Warren on both of its paths, each
 // in its own test/netlab topology: laptop → relay → connector → LAN host
 // with both nodes --relay-only, and laptop → connector → LAN host over the
 // direct path punched through both NATs; TCP connect time and 1-byte
 // request/response round trips; retransmits; CPU-seconds per GB and peak
 // RSS of each process. Each Warren figure is also printed as a ratio to
-// stock wireguard-go in the same run, relay throughput as a ratio to
-// direct, and everything is written as JSON.
+// stock wireguard-go and to the naive connector in the same run, relay
+// throughput as a ratio to direct, and everything is written as JSON.
 // It asserts no speed: machines are noisy.
 //
 // It owns only its benchmark (`make bench`, as root; it skips otherwise)

@@ -15,7 +15,7 @@ import (
 // `ip netns exec`) to run a small network program there. The environment
 // selects it; TestMain runs it instead of the tests.
 const (
-	modeEnv   = "WARREN_DATAPLANE_MODE"   // echo, connect or rr
+	modeEnv   = "WARREN_DATAPLANE_MODE"   // echo, connect, rr or naive
 	addrEnv   = "WARREN_DATAPLANE_ADDR"   // echo: listen address; connect, rr: target
 	countEnv  = "WARREN_DATAPLANE_COUNT"  // connect, rr: samples to take
 	warmupEnv = "WARREN_DATAPLANE_WARMUP" // connect, rr: samples to take and drop first
@@ -53,6 +53,8 @@ func runMode(mode string) int {
 	switch mode {
 	case modeEcho:
 		err = serveEcho(addr)
+	case modeNaive:
+		err = serveNaive()
 	case modeConnect, modeRR:
 		var n, warmup int
 		if n, err = strconv.Atoi(os.Getenv(countEnv)); err != nil {

@@ -186,6 +186,8 @@ type pair struct {
 	// madeSockDir is set when uapiSockDir did not exist before wireguard-go
 	// made it; Close then removes it if it is empty.
 	madeSockDir bool
+	// third is set once namespace c exists (startNaive).
+	third bool
 }
 
 // newPair builds the two namespaces and the veth. On error, whatever was
@@ -249,7 +251,7 @@ func (p *pair) startWireGuard(ctx context.Context, bin, dir string) error {
 	keys := map[string]string{}
 	pubs := map[string]string{}
 	for _, s := range sides {
-		priv, err := run(ctx, "wg", "genkey")
+		priv, pub, err := genKey(ctx)
 		if err != nil {
 			return err
 		}
@@ -257,13 +259,7 @@ func (p *pair) startWireGuard(ctx context.Context, bin, dir string) error {
 		if err := os.WriteFile(keys[s.name], []byte(priv), 0o600); err != nil {
 			return err
 		}
-		cmd := exec.CommandContext(ctx, "wg", "pubkey")
-		cmd.Stdin = strings.NewReader(priv)
-		pub, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("wg pubkey: %w", err)
-		}
-		pubs[s.name] = strings.TrimSpace(string(pub))
+		pubs[s.name] = pub
 	}
 	for _, s := range sides {
 		ifname := p.ifname(s.name)
@@ -305,11 +301,30 @@ func (p *pair) startWireGuard(ctx context.Context, bin, dir string) error {
 	})
 }
 
+// genKey makes a WireGuard key pair with wg, in base64.
+func genKey(ctx context.Context) (priv, pub string, err error) {
+	if priv, err = run(ctx, "wg", "genkey"); err != nil {
+		return "", "", err
+	}
+	priv = strings.TrimSpace(priv)
+	cmd := exec.CommandContext(ctx, "wg", "pubkey")
+	cmd.Stdin = strings.NewReader(priv)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", "", fmt.Errorf("wg pubkey: %w", err)
+	}
+	return priv, strings.TrimSpace(string(out)), nil
+}
+
 // Close kills what runs in the namespaces, deletes them and removes the
 // UAPI sockets wireguard-go left. It is safe on a partial pair.
 func (p *pair) Close() error {
 	var errs []error
-	for _, side := range []string{pairA, pairB} {
+	sides := []string{pairA, pairB}
+	if p.third {
+		sides = append(sides, pairC)
+	}
+	for _, side := range sides {
 		ns := p.ns(side)
 		killNamespace(ns)
 		if err := exec.Command("ip", "netns", "del", ns).Run(); err != nil {

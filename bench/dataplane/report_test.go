@@ -24,8 +24,10 @@ type report struct {
 	// showed the direct path, or when the wait for it ended.
 	WarrenStatus string `json:"warren_status"`
 	DirectStatus string `json:"direct_status,omitempty"`
-	// DirectMissing says why the direct path has no figures at all.
+	// DirectMissing says why the direct path has no figures at all;
+	// NaiveMissing the same for the naive connector.
 	DirectMissing string       `json:"direct_missing,omitempty"`
+	NaiveMissing  string       `json:"naive_missing,omitempty"`
 	Notes         []string     `json:"notes,omitempty"`
 	Figures       []figure     `json:"figures"`
 	Memory        []procMemory `json:"memory"`
@@ -49,6 +51,8 @@ type runResult struct {
 	WGGo   pathResult `json:"wggo"`
 	Warren pathResult `json:"warren"`
 	Direct pathResult `json:"direct"`
+	// Naive is the naive connector's (stock tun/netstack + io.Copy).
+	Naive pathResult `json:"naive"`
 	// Routes are the route's path in `warren status` after each Warren
 	// path's figures, by path name ("relay", "direct ADDR:PORT").
 	Routes map[string]string `json:"routes_after,omitempty"`
@@ -87,6 +91,12 @@ type figure struct {
 	Goal          string   `json:"goal,omitempty"`
 	Verdict       string   `json:"verdict,omitempty"`
 	DirectVerdict string   `json:"direct_verdict,omitempty"`
+	// Naive is the naive connector's median; RelayToNaive and
+	// DirectToNaive the medians of each run's Warren figure ÷ that run's
+	// naive one.
+	Naive         *float64 `json:"naive,omitempty"`
+	RelayToNaive  *float64 `json:"relay_ratio_to_naive,omitempty"`
+	DirectToNaive *float64 `json:"direct_ratio_to_naive,omitempty"`
 }
 
 // bound is a floor or goal on a figure.
@@ -256,7 +266,7 @@ func (r *report) summarize() {
 	r.Figures = nil
 	for _, d := range figureDefs(r.Config.Streams) {
 		f := figure{Key: d.key, Label: d.label, Unit: d.unit}
-		var vs, ws, xs, ds, ratios, dratios []float64
+		var vs, ws, ns, xs, ds, ratios, dratios, nratios, ndratios []float64
 		for i := range r.Runs {
 			run := &r.Runs[i]
 			if d.veth {
@@ -268,10 +278,14 @@ func (r *report) summarize() {
 			if okw {
 				ws = append(ws, w)
 			}
+			n, okn := d.get(&run.Naive)
+			if okn {
+				ns = append(ns, n)
+			}
 			for _, p := range []struct {
-				pr             *pathResult
-				values, ratios *[]float64
-			}{{&run.Warren, &xs, &ratios}, {&run.Direct, &ds, &dratios}} {
+				pr                  *pathResult
+				values, ratios, toN *[]float64
+			}{{&run.Warren, &xs, &ratios, &nratios}, {&run.Direct, &ds, &dratios, &ndratios}} {
 				x, ok := d.get(p.pr)
 				if !ok {
 					continue
@@ -280,11 +294,15 @@ func (r *report) summarize() {
 				if okw && w != 0 && !d.count {
 					*p.ratios = append(*p.ratios, x/w)
 				}
+				if okn && n != 0 && !d.count {
+					*p.toN = append(*p.toN, x/n)
+				}
 			}
 		}
 		f.Veth, f.WGGo = medianPtr(vs), medianPtr(ws)
 		f.Warren, f.Ratio, f.Runs = medianPtr(xs), medianPtr(ratios), len(xs)
 		f.Direct, f.DirectRatio, f.DirectRuns = medianPtr(ds), medianPtr(dratios), len(ds)
+		f.Naive, f.RelayToNaive, f.DirectToNaive = medianPtr(ns), medianPtr(nratios), medianPtr(ndratios)
 		r.addFigure(f, d.floor, d.goal)
 	}
 	// Peak RSS over the whole benchmark: one value per process.
@@ -303,7 +321,7 @@ func (r *report) summarize() {
 		{roleRelay, "peak RSS, relay", nil},
 	} {
 		f := figure{Key: "peak_rss_mb_" + p.role, Label: p.label, Unit: "MB", WGGo: peaks[memKey{"wggo", p.role}],
-			Warren: peaks[memKey{"warren", p.role}], Direct: peaks[memKey{"direct", p.role}]}
+			Warren: peaks[memKey{"warren", p.role}], Direct: peaks[memKey{"direct", p.role}], Naive: peaks[memKey{"naive", p.role}]}
 		if f.Warren != nil {
 			f.Runs = 1
 		}
@@ -462,6 +480,7 @@ func (r *report) print(w io.Writer) {
 	if up := r.figure("upload_gbps"); up != nil && up.Veth != nil && up.WGGo != nil && *up.Veth != 0 {
 		fmt.Fprintf(w, "stock wireguard-go ÷ veth, upload: %.3f\n", *up.WGGo / *up.Veth)
 	}
+	r.printNaive(w)
 	if len(r.Memory) > 0 {
 		fmt.Fprintln(w, "\nmemory (MB):")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -493,6 +512,34 @@ func (r *report) print(w io.Writer) {
 	for _, l := range r.WarrenLog.Lines {
 		fmt.Fprintf(w, "  %s: %s\n", l.Process, l.Line)
 	}
+}
+
+// naiveRows are the figures the naive-connector table shows.
+var naiveRows = []string{"upload_gbps", "download_gbps", "upload_parallel_gbps", "upload_retrans_pct", "download_retrans_pct",
+	"connect_p50_us", "connect_p99_us", "rtt_p50_us", "rtt_p99_us",
+	"upload_cpu_s_per_gb_server", "download_cpu_s_per_gb_server", "peak_rss_mb_server"}
+
+// printNaive writes the comparison with the naive connector, the third
+// anchor: the same job as Warren's connector, built the obvious way.
+func (r *report) printNaive(w io.Writer) {
+	if r.NaiveMissing != "" {
+		fmt.Fprintf(w, "\nnaive connector: MISSING, no figures: %s\n", oneLine(r.NaiveMissing, 300))
+		return
+	}
+	fmt.Fprintln(w, "\nnaive connector (stock wireguard-go's tun/netstack + io.Copy to a real socket, in the anchor pair's b, forwarding")
+	fmt.Fprintln(w, "to iperf3 and the echo server in a third namespace c), against Warren's connector; ratios are same-run medians:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  figure\tunit\tnaive\trelay\tdirect\trelay÷naive\tdirect÷naive")
+	for _, key := range naiveRows {
+		f := r.figure(key)
+		if f == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", strings.TrimRight(f.Label, " ¹²³⁴"), f.Unit,
+			format(f.Naive, f.Unit), format(f.Warren, f.Unit), format(f.Direct, f.Unit),
+			format(f.RelayToNaive, "×"), format(f.DirectToNaive, "×"))
+	}
+	tw.Flush()
 }
 
 // write saves the report as indented JSON, replacing path atomically.
