@@ -177,6 +177,13 @@ func (f Flow) String() string {
 // LogValue makes a Flow log as one string.
 func (f Flow) LogValue() slog.Value { return slog.StringValue(f.String()) }
 
+// BatchReader is what HandleUDP's conn also offers: ReadBatch blocks for
+// the next datagram as Read does, then takes as many more as are already
+// queued, up to len(bufs), one per buffer, with their lengths in sizes.
+type BatchReader interface {
+	ReadBatch(bufs [][]byte, sizes []int) (int, error)
+}
+
 // FlowHandler decides what happens to the flows the stack terminates. The
 // stack applies no policy of its own: admission is the handler's job.
 //
@@ -202,6 +209,7 @@ type FlowHandler interface {
 	// and each Write sends one datagram back to the client from f.Dst. The
 	// stack closes conn after UDPIdleTimeout without traffic either way,
 	// and when HandleUDP returns; the next datagram then opens a new flow.
+	// conn is also a BatchReader.
 	HandleUDP(ctx context.Context, f Flow, conn net.Conn)
 
 	// HandlePing is called for an ICMP or ICMPv6 echo request to an address

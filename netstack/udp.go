@@ -8,10 +8,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
+
+// udpRcvBuf is the receive buffer of each UDP flow's gVisor endpoint, in
+// payload bytes: about 870 datagrams of 1,200 bytes, 17 ms at 500 Mbit/s.
+// It is a bound, not an allocation: only queued datagrams use memory.
+const udpRcvBuf = 1 << 20
 
 // flowKey identifies a UDP flow: the client's address and port, and the
 // address and port it sent to.
@@ -25,6 +31,7 @@ type flowKey struct {
 type udpFlow struct {
 	s    *Stack
 	key  flowKey
+	ep   tcpip.Endpoint // conn's, for ReadBatch
 	conn *gonet.UDPConn
 	last atomic.Int64 // time of the last datagram either way, Unix ns
 	once sync.Once
@@ -68,7 +75,11 @@ func (s *Stack) handleUDPRequest(r *udp.ForwarderRequest) {
 		s.rl.udpEndpoint.log(s.log, slog.LevelDebug, "cannot create a udp endpoint", "src", key.src, "dst", key.dst, "err", convertErr(err))
 		return
 	}
-	fl := &udpFlow{s: s, key: key, conn: gonet.NewUDPConn(&wq, ep)}
+	// gVisor's default, 212 KiB, holds about 170 full-size datagrams:
+	// a few milliseconds of a fast flow, less than the handler may be
+	// kept from reading on a busy machine, and UDP has no back-pressure.
+	ep.SocketOptions().SetReceiveBufferSize(udpRcvBuf, true)
+	fl := &udpFlow{s: s, key: key, ep: ep, conn: gonet.NewUDPConn(&wq, ep)}
 	fl.touch()
 
 	s.mu.Lock()
@@ -149,7 +160,10 @@ type udpConn struct {
 	fl *udpFlow
 }
 
-var _ net.Conn = (*udpConn)(nil)
+var (
+	_ net.Conn    = (*udpConn)(nil)
+	_ BatchReader = (*udpConn)(nil)
+)
 
 // Read reads the flow's next datagram from the client.
 func (c *udpConn) Read(b []byte) (int, error) {
@@ -158,6 +172,33 @@ func (c *udpConn) Read(b []byte) (int, error) {
 		c.fl.touch()
 	}
 	return n, err
+}
+
+// ReadBatch reads the flow's next datagram into bufs[0], blocking as Read
+// does, then as many more as are already queued, up to len(bufs), and
+// returns how many it read; sizes[i] is the length of the one in bufs[i]
+// (truncated to it, as Read does). A handler that forwards a fast flow
+// can then send them on with one system call.
+func (c *udpConn) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	if len(bufs) == 0 {
+		return 0, nil
+	}
+	n, err := c.Read(bufs[0])
+	if err != nil {
+		return 0, err
+	}
+	sizes[0] = n
+	read := 1
+	for read < len(bufs) {
+		w := tcpip.SliceWriter(bufs[read])
+		res, err := c.fl.ep.Read(&w, tcpip.ReadOptions{})
+		if err != nil {
+			break // empty (or closed: the next call says so)
+		}
+		sizes[read] = res.Count
+		read++
+	}
+	return read, nil
 }
 
 // Write sends one datagram to the client, from the flow's destination.

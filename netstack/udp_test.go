@@ -2,8 +2,11 @@ package netstack
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,5 +188,66 @@ func TestUDPConnAddresses(t *testing.T) {
 	a := recv(t, "the handler", got)
 	if a.local != dst.String() || a.remote != c.LocalAddr().String() {
 		t.Errorf("conn local %s remote %s, want %s and %s", a.local, a.remote, dst, c.LocalAddr())
+	}
+}
+
+// TestUDPReadBatch checks that ReadBatch returns a flow's queued datagrams
+// in order, each whole and with its own length, several per call once
+// they queue up, and the first one alone when no more are queued.
+func TestUDPReadBatch(t *testing.T) {
+	checkLeaks(t)
+	const total = 200
+	got := make(chan []string, 1)
+	release := make(chan struct{})
+	h := &funcs{udp: func(ctx context.Context, f Flow, conn net.Conn) {
+		br, ok := conn.(BatchReader)
+		if !ok {
+			got <- nil
+			return
+		}
+		<-release // let the rest of the datagrams queue up
+		bufs := make([][]byte, 64)
+		for i := range bufs {
+			bufs[i] = make([]byte, 2048)
+		}
+		sizes := make([]int, len(bufs))
+		var seen []string
+		calls := 0
+		for len(seen) < total {
+			n, err := br.ReadBatch(bufs, sizes)
+			if err != nil {
+				break
+			}
+			calls++
+			for i := range n {
+				seen = append(seen, string(bufs[i][:sizes[i]]))
+			}
+		}
+		if calls >= total {
+			seen = append(seen, "one datagram per call")
+		}
+		got <- seen
+	}}
+	p := newPair(t, Config{Handler: h})
+	c, err := p.dialUDP(netip.MustParseAddrPort("192.0.2.56:9999"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var want []string
+	for i := range total {
+		d := fmt.Sprintf("datagram %d %s", i, strings.Repeat("x", i))
+		want = append(want, d)
+		if _, err := c.Write([]byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	seen := recv(t, "the handler", got)
+	if seen == nil {
+		t.Fatal("the UDP conn is not a BatchReader")
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("read %d datagrams %.80q…, want %d in order", len(seen), seen, len(want))
 	}
 }
