@@ -371,6 +371,21 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 
 	end := readMemories(wggo, naive, warren, direct)
 	rep.Memory = memoryRows(idle, end)
+
+	// The extra figures, once, on Warren's default path: the direct one
+	// when it can be found again, else the relay path. After the memory
+	// readings, since 10,000 held flows raise the connector's peak.
+	xp, xkey, xd := warren, "warren", h.warren
+	if direct != nil {
+		if _, _, err := h.direct.waitDirect(ctx, directWait); err == nil {
+			xp, xkey, xd = direct, "direct", h.direct
+		}
+	}
+	h.progress("extra figures, once, on the %s path", xp.name)
+	rep.Extras = h.measureExtras(ctx, xp, xkey, xd, rep)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	rep.WarrenLog.Lines, rep.WarrenLog.Count = h.warren.logProblems(10)
 	rep.WarrenLogs = h.warren.logTails(16 << 10)
 	if h.direct != nil {
@@ -587,17 +602,27 @@ type transfer struct {
 	CPUSecondsPerGB map[string]float64 `json:"cpu_seconds_per_gb,omitempty"`
 }
 
-func (h *harness) transfer(ctx context.Context, p *path, reverse bool, streams int) (*transfer, error) {
-	// A fresh one-off server per run: a client that failed cannot leave
-	// it busy for the next.
+// iperfServer starts a fresh one-off iperf3 server in p's server
+// namespace and waits until it listens: a client that failed cannot leave
+// it busy for the next.
+func (h *harness) iperfServer(ctx context.Context, p *path) (*proc, error) {
 	srv, err := h.procs.start(p.serverNS, "iperf3", "-s", "-1", "--forceflush")
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
 	if err := srv.waitOutput(ctx, "Server listening", 10*time.Second); err != nil {
+		srv.stop()
 		return nil, err
 	}
+	return srv, nil
+}
+
+func (h *harness) transfer(ctx context.Context, p *path, reverse bool, streams int) (*transfer, error) {
+	srv, err := h.iperfServer(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
 	before, cpu0, err := h.snapshot(ctx, p)
 	if err != nil {
 		return nil, err

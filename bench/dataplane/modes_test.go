@@ -2,11 +2,13 @@ package dataplane
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -15,7 +17,7 @@ import (
 // `ip netns exec`) to run a small network program there. The environment
 // selects it; TestMain runs it instead of the tests.
 const (
-	modeEnv   = "WARREN_DATAPLANE_MODE"   // echo, connect, rr or naive
+	modeEnv   = "WARREN_DATAPLANE_MODE"   // a child mode below or in extra_test.go
 	addrEnv   = "WARREN_DATAPLANE_ADDR"   // echo: listen address; connect, rr: target
 	countEnv  = "WARREN_DATAPLANE_COUNT"  // connect, rr: samples to take
 	warmupEnv = "WARREN_DATAPLANE_WARMUP" // connect, rr: samples to take and drop first
@@ -55,7 +57,16 @@ func runMode(mode string) int {
 		err = serveEcho(addr)
 	case modeNaive:
 		err = serveNaive()
-	case modeConnect, modeRR:
+	case modeUnreachable:
+		err = json.NewEncoder(os.Stdout).Encode(unreachable(addr, os.Getenv(addr2Env)))
+	case modeRate:
+		err = json.NewEncoder(os.Stdout).Encode(connectRate(addr))
+	case modeHold:
+		var n int
+		if n, err = strconv.Atoi(os.Getenv(countEnv)); err == nil {
+			err = hold(addr, n)
+		}
+	case modeConnect, modeRR, modeRefused:
 		var n, warmup int
 		if n, err = strconv.Atoi(os.Getenv(countEnv)); err != nil {
 			break
@@ -64,9 +75,10 @@ func runMode(mode string) int {
 			break
 		}
 		var out samplesOut
-		if mode == modeConnect {
-			out = connectSamples(addr, n, warmup)
-		} else {
+		switch mode {
+		case modeConnect, modeRefused:
+			out = connectSamples(addr, n, warmup, mode == modeRefused)
+		default:
 			out = rrSamples(addr, n, warmup)
 		}
 		err = json.NewEncoder(os.Stdout).Encode(out)
@@ -80,7 +92,8 @@ func runMode(mode string) int {
 	return 0
 }
 
-// serveEcho echoes every TCP connection on addr until it is killed.
+// serveEcho echoes every TCP connection on addr until it is killed. Out
+// of file descriptors, it waits and accepts again, as a server should.
 func serveEcho(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -89,6 +102,10 @@ func serveEcho(addr string) error {
 	fmt.Println("listening")
 	for {
 		c, err := ln.Accept()
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("accepting: %w", err)
 		}
@@ -96,20 +113,44 @@ func serveEcho(addr string) error {
 	}
 }
 
+// echo copies c to itself with a plain buffer. (io.Copy between two
+// *net.TCPConn would splice through a pipe: two more descriptors per
+// connection, which the 10,000 idle flows cannot afford.)
 func echo(c net.Conn) {
 	defer c.Close()
-	_, _ = io.Copy(c, c)
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // connectSamples times warmup+n sequential TCP connects to addr (until the
 // three-way handshake completes at the dialer), closing each at once, and
-// keeps the last n.
-func connectSamples(addr string, n, warmup int) samplesOut {
+// keeps the last n. With refused, addr is a closed port: it times each
+// connect until it is refused instead, and counts one that is not refused
+// (it succeeds, or fails otherwise) as a failure.
+func connectSamples(addr string, n, warmup int, refused bool) samplesOut {
 	var out samplesOut
 	for i := range warmup + n {
 		t0 := time.Now()
 		c, err := net.DialTimeout("tcp", addr, ioTimeout)
 		d := time.Since(t0)
+		if err == nil {
+			c.Close()
+			if refused {
+				err = errors.New("connected to a port that should be closed")
+			}
+		} else if refused && errors.Is(err, syscall.ECONNREFUSED) {
+			err = nil
+		}
 		if err != nil {
 			out.Failures++
 			if out.FirstError == "" {
@@ -117,7 +158,6 @@ func connectSamples(addr string, n, warmup int) samplesOut {
 			}
 			continue
 		}
-		c.Close()
 		if i >= warmup {
 			out.Samples = append(out.Samples, d.Nanoseconds())
 		}

@@ -356,3 +356,42 @@ func TestParseCPUTimes(t *testing.T) {
 		t.Error("short line: got no error")
 	}
 }
+
+func TestJain(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{[]float64{5, 5, 5, 5}, 1},
+		{[]float64{1, 0, 0, 0}, 0.25},
+		{[]float64{2, 1}, 0.9},
+		{nil, 0},
+		{[]float64{0, 0}, 0},
+	} {
+		if got := jain(tc.xs); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("jain(%v) = %v, want %v", tc.xs, got, tc.want)
+		}
+	}
+}
+
+func TestParseIperfDetail(t *testing.T) {
+	const udp = `{"intervals":[{"sum":{"bytes":1000,"seconds":1.0,"omitted":false}},{"sum":{"bytes":0,"seconds":1.0,"omitted":false}}],
+		"end":{"streams":[{"receiver":{"bits_per_second":3e8}},{"receiver":{"bits_per_second":1e8}}],
+		"sum":{"bits_per_second":5e8,"lost_percent":1.5,"packets":1000},"sum_received":{"bits_per_second":4e8}}}`
+	d, err := parseIperfDetail([]byte(udp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Intervals) != 2 || d.Intervals[1].Sum.Bytes != 0 || d.Intervals[0].Sum.Seconds != 1 {
+		t.Errorf("intervals %+v", d.Intervals)
+	}
+	if len(d.End.Streams) != 2 || d.End.Streams[0].Receiver.BitsPerSecond != 3e8 {
+		t.Errorf("streams %+v", d.End.Streams)
+	}
+	if s := d.End.Sum; s.LostPercent != 1.5 || s.Packets != 1000 || s.BitsPerSecond != 5e8 || d.End.SumReceived.BitsPerSecond != 4e8 {
+		t.Errorf("end %+v", d.End)
+	}
+	if _, err := parseIperfDetail([]byte(`{"error":"unable to connect"}`)); err == nil || !strings.Contains(err.Error(), "unable to connect") {
+		t.Errorf("an iperf3 error gave %v", err)
+	}
+}

@@ -32,8 +32,10 @@ type report struct {
 	Figures       []figure     `json:"figures"`
 	Memory        []procMemory `json:"memory"`
 	Runs          []runResult  `json:"runs"`
-	Errors        []string     `json:"errors,omitempty"`
-	WarrenLog     struct {
+	// Extras are the figures taken once, after the runs.
+	Extras    *extras  `json:"extras,omitempty"`
+	Errors    []string `json:"errors,omitempty"`
+	WarrenLog struct {
 		Count int       `json:"count"` // warning and error lines in all
 		Lines []logLine `json:"lines,omitempty"`
 	} `json:"warren_log_problems"`
@@ -481,6 +483,7 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "stock wireguard-go ÷ veth, upload: %.3f\n", *up.WGGo / *up.Veth)
 	}
 	r.printNaive(w)
+	r.printExtras(w)
 	if len(r.Memory) > 0 {
 		fmt.Fprintln(w, "\nmemory (MB):")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -540,6 +543,77 @@ func (r *report) printNaive(w io.Writer) {
 			format(f.RelayToNaive, "×"), format(f.DirectToNaive, "×"))
 	}
 	tw.Flush()
+}
+
+// printExtras writes the figures taken once, each with its bound from
+// perf-anchors §7 and whether it is met.
+func (r *report) printExtras(w io.Writer) {
+	x := r.Extras
+	if x == nil {
+		return
+	}
+	name := map[string]string{"warren": "relay", "direct": "direct"}[x.Path]
+	fmt.Fprintf(w, "\nonce, after the runs, on the %s path (single measurements, perf-anchors §7):\n", name)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  figure\tvalue\tfloor\tgoal\tverdict")
+	row := func(label, value, floor, goal string, floorOK, goalOK bool) {
+		v := "MISSES floor"
+		switch {
+		case floorOK && goalOK && goal != "":
+			v = "meets goal"
+		case floorOK:
+			v = "meets floor"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", label, value, floor, goal, v)
+	}
+	if f := x.Flows; f != nil {
+		ratio := "—"
+		ok := false
+		if f.RatioToOne != nil {
+			ratio, ok = fmt.Sprintf("%.2f×", *f.RatioToOne), *f.RatioToOne >= 0.9
+		}
+		row(fmt.Sprintf("T6 upload, %d flows, ÷ 1 stream", f.Streams), fmt.Sprintf("%s (%.2f Gbit/s)", ratio, f.GbitPerSecond), "≥ 0.9×", "", ok, false)
+		row("T6 Jain fairness over the flows", fmt.Sprintf("%.3f", f.Jain), "≥ 0.9", "", f.Jain >= 0.9, false)
+	}
+	if u := x.UDP; u != nil {
+		row(fmt.Sprintf("T7 UDP upload -b %s -l %s, lost", extraUDPRate, extraUDPLen), fmt.Sprintf("%.3f %% (%.2f Gbit/s)", u.LostPct, u.GbitPerSecond),
+			"≤ 1 %", "≤ 0.1 %", u.LostPct <= 1, u.LostPct <= 0.1)
+	}
+	for _, l := range x.Loss {
+		row(fmt.Sprintf("T8 %s, %d %% underlay loss: stalled seconds", l.Direction, extraLossPct),
+			fmt.Sprintf("%d of %d", l.StalledSeconds, len(l.IntervalsGbps)), "0", "", l.StalledSeconds == 0, false)
+		ratio, ok := "—", false
+		if l.RatioLossless != nil {
+			ratio, ok = fmt.Sprintf("%.2f×", *l.RatioLossless), *l.RatioLossless >= 0.3
+		}
+		row(fmt.Sprintf("T8 %s, %d %% underlay loss ÷ lossless", l.Direction, extraLossPct), fmt.Sprintf("%s (%.2f Gbit/s)", ratio, l.GbitPerSecond),
+			"", "≥ 0.3×", true, ok)
+	}
+	if l := x.Refused; l != nil && l.N > 0 {
+		row("L3 connect to a closed port, refused p99", fmt.Sprintf("%.0f µs (%d not refused)", l.P99us, l.Failures), "≤ 5 ms", "",
+			l.P99us <= 5000 && l.Failures == 0, false)
+	}
+	if u := x.Unreach; u != nil {
+		secs := float64(u.FailedAfterNs) / 1e9
+		row("L3 connect to a missing LAN host, fails after", fmt.Sprintf("%.1f s (%s)", secs, oneLine(u.Error, 60)), "≤ 10 s", "",
+			secs <= 10 && u.Error != "connected", false)
+		row("L3 meanwhile, connects to lanhost", fmt.Sprintf("%d, p99 %.0f µs, %d failed", u.During.N, u.During.P99us, u.During.Failures),
+			"none fail", "", u.During.N > 0 && u.During.Failures == 0, false)
+	}
+	if rt := x.Rate; rt != nil {
+		row(fmt.Sprintf("L6 new connections per second (%d loops)", extraRateWorkers), fmt.Sprintf("%.0f (%d failed)", rt.PerSecond, rt.Failures),
+			"≥ 1,000, none fail", "≥ 3,000", rt.PerSecond >= 1000 && rt.Failures == 0, rt.PerSecond >= 3000)
+	}
+	if id := x.Idle; id != nil {
+		row(fmt.Sprintf("L7 %d idle flows: connector RSS per flow", extraIdleFlows), fmt.Sprintf("%.1f KiB (%d held, %d failed)", id.KiBPerFlow, id.Flows, id.Failures),
+			"≤ 64 KiB", "≤ 32 KiB", id.KiBPerFlow <= 64 && id.Failures == 0, id.KiBPerFlow <= 32)
+		row("L7 meanwhile, connect p99", fmt.Sprintf("%.0f µs (%d failed)", id.Connect.P99us, id.Connect.Failures), "≤ 5 ms", "",
+			id.Connect.N > 0 && id.Connect.P99us <= 5000 && id.Connect.Failures == 0, false)
+	}
+	tw.Flush()
+	for _, e := range x.Errors {
+		fmt.Fprintln(w, "  failed:", e)
+	}
 }
 
 // write saves the report as indented JSON, replacing path atomically.
