@@ -63,7 +63,7 @@ bench:
 # The whole job in network namespaces: coordinator, connector behind a
 # NAT, laptop daemon; prints what to type; Ctrl-C cleans up. Needs root.
 demo: build deps
-	$(GO) run ./test/demo --warren bin/warren
+	$(GO) run ./test/demo --warren bin/warren $(DEMO_FLAGS)
 
 clean:
 	rm -rf bin

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -40,15 +41,20 @@ func setTCPOptions(s *stack.Stack) error {
 	// Reno: CUBIC in this gVisor can overflow its window arithmetic
 	// (google/gvisor#11632); Tailscale pins reno for the same reason.
 	reno := tcpip.CongestionControlOption("reno")
-	// RACK on. With it off (SACK-based recovery only, as this code had
-	// it after tailscale PR #14896) gVisor as sender treats any
-	// reordering as loss, which tailscale #20893 argues against: the
-	// relay path reorders slightly, and the laptop then saw 0.65 % of a
-	// download out of order. With RACK on, `make bench` (two single
-	// runs): 0 % out of order, and the direct path's download went from
-	// 0.51x to 0.97-0.99x stock wireguard-go, the connector's CPU per GB
-	// from 6.2 to 2.8.
-	recovery := tcpip.TCPRACKLossDetection
+	// Loss recovery: SACK-based, RACK off, and a 50 ms minimum RTO.
+	// Under 1 % random loss between laptop and connector (the bench's
+	// T8, direct path, a lab RTT well under a millisecond), gVisor as
+	// the sender moved 75 Mbit/s with RACK on and the 200 ms default:
+	// it kept falling back to retransmission timeouts, each one 200 ms
+	// of nothing. RACK off: 190-250; RACK off and 50 ms: 490 (RACK on and
+	// 50 ms: 130). Lossless downloads did not suffer (direct 2.4-2.9
+	// Gbit/s against 1.9-2.5 with RACK; relay the same within noise).
+	// RACK had been turned on when the relay path reordered and the lab's
+	// veths reordered flows; neither is the case now. 50 ms stays above
+	// a Linux receiver's 40 ms minimum delayed ACK, and on a path whose
+	// RTT is longer than about 12 ms the RTO is above it anyway.
+	recovery := tcpip.TCPRecovery(0)
+	minRTO := tcpip.TCPMinRTOOption(50 * time.Millisecond)
 	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: tcpRcvBufMin, Default: tcpRcvBufDefault, Max: tcpRcvBufMax}
 	snd := tcpip.TCPSendBufferSizeRangeOption{Min: tcpSndBufMin, Default: tcpSndBufDefault, Max: tcpSndBufMax}
 	for _, o := range []struct {
@@ -59,6 +65,7 @@ func setTCPOptions(s *stack.Stack) error {
 		{"receive buffer moderation", &moderate},
 		{"congestion control", &reno},
 		{"loss recovery", &recovery},
+		{"minimum rto", &minRTO},
 		{"receive buffer sizes", &rcv},
 		{"send buffer sizes", &snd},
 	} {

@@ -20,6 +20,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 func TestTCPEchoToForeignAddress(t *testing.T) {
@@ -528,5 +529,28 @@ func TestCloseAbortsHandshakes(t *testing.T) {
 	}
 	if err := recv(t, "accept to fail", acceptErr); err == nil {
 		t.Error("accept succeeded, want an error")
+	}
+}
+
+// TestTCPOptions checks that the stack runs with the TCP options Warren
+// relies on (see setTCPOptions), not gVisor's defaults.
+func TestTCPOptions(t *testing.T) {
+	checkLeaks(t)
+	p := newPair(t, Config{Handler: &dialHandler{}})
+	st := p.stack.ipstack
+	var sack tcpip.TCPSACKEnabled
+	var recovery tcpip.TCPRecovery
+	var minRTO tcpip.TCPMinRTOOption
+	var cc tcpip.CongestionControlOption
+	var moderate tcpip.TCPModerateReceiveBufferOption
+	var rcv tcpip.TCPReceiveBufferSizeRangeOption
+	for _, o := range []tcpip.GettableTransportProtocolOption{&sack, &recovery, &minRTO, &cc, &moderate, &rcv} {
+		if err := st.TransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
+			t.Fatalf("reading %T: %v", o, err)
+		}
+	}
+	if !bool(sack) || recovery != 0 || minRTO != tcpip.TCPMinRTOOption(50*time.Millisecond) || cc != "reno" || !bool(moderate) || rcv.Max != tcpRcvBufMax {
+		t.Errorf("sack %v, recovery %v, min rto %v, cc %q, moderate %v, receive buffer max %d; want true, 0 (SACK only), 50ms, reno, true, %d",
+			sack, recovery, time.Duration(minRTO), cc, moderate, rcv.Max, tcpRcvBufMax)
 	}
 }

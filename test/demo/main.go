@@ -22,8 +22,9 @@ import (
 
 func main() {
 	bin := flag.String("warren", "bin/warren", "the warren binary")
+	relayOnly := flag.Bool("relay-only", false, "keep the laptop and the connector on the relay path (no direct path)")
 	flag.Parse()
-	if err := run(*bin); err != nil {
+	if err := run(*bin, netlab.Options{RelayOnly: *relayOnly}); err != nil {
 		fmt.Fprintln(os.Stderr, "demo: "+err.Error())
 		os.Exit(1)
 	}
@@ -31,7 +32,7 @@ func main() {
 
 func step(format string, args ...any) { fmt.Printf("• "+format+"\n", args...) }
 
-func run(bin string) error {
+func run(bin string, opts netlab.Options) error {
 	if err := netlab.Available(); err != nil {
 		return fmt.Errorf("%v: run it as root (sudo make demo)", err)
 	}
@@ -67,7 +68,7 @@ func run(bin string) error {
 		return err
 	}
 	step("starting the coordinator at https://%s:8443, the connector as user nobody behind the site NAT (dialing out only), and the laptop daemon", netlab.CoordIP)
-	w, err := lab.DeployWarren(ctx, bin, filepath.Join(dir, "warren"))
+	w, err := lab.DeployWarrenWith(ctx, bin, filepath.Join(dir, "warren"), opts)
 	if err != nil {
 		return err
 	}
