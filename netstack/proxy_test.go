@@ -137,3 +137,75 @@ func TestProxyWithoutCloseWrite(t *testing.T) {
 		t.Errorf("counts = %+v, want AToB 2", res.counts)
 	}
 }
+
+// readSizes is a conn that records the size of the buffer each Read gets.
+type readSizes struct {
+	net.Conn
+	sizes chan int
+}
+
+func (c *readSizes) Read(b []byte) (int, error) {
+	c.sizes <- len(b)
+	return c.Conn.Read(b)
+}
+
+// TestProxyIdleFlowHoldsASmallBuffer checks which buffer a direction
+// waits with: a small one at first and after a small message, a large one
+// after a bulk read, so that idle flows do not pin 64 KiB each.
+func TestProxyIdleFlowHoldsASmallBuffer(t *testing.T) {
+	a1, a2 := tcpPair(t)
+	b1, b2 := tcpPair(t)
+	src := &readSizes{Conn: a2, sizes: make(chan int, 16)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ProxyCount(ctx, src, b1)
+	}()
+	defer func() {
+		cancel()
+		<-done
+		a1.Close()
+		b2.Close()
+	}()
+	// waiting is the buffer size of the Read the direction now waits in:
+	// the last one recorded, once the proxy is blocked again.
+	waiting := func(what string) int {
+		t.Helper()
+		var n int
+		select {
+		case n = <-src.sizes:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no read %s", what)
+		}
+		for {
+			select {
+			case n = <-src.sizes:
+			case <-time.After(100 * time.Millisecond):
+				return n
+			}
+		}
+	}
+	got := make([]byte, proxyBufSize)
+	send := func(n int) {
+		t.Helper()
+		if _, err := a1.Write(make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+		b2.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(b2, got[:n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := waiting("at first"); n != proxySmallBufSize {
+		t.Errorf("an idle direction waits with %d bytes, want %d", n, proxySmallBufSize)
+	}
+	send(4 * proxySmallBufSize) // more than a small message: bulk
+	if n := waiting("after a bulk read"); n != proxyBufSize {
+		t.Errorf("after a bulk read the next read gets %d bytes, want %d", n, proxyBufSize)
+	}
+	send(100) // a small message: idle again
+	if n := waiting("after a small message"); n != proxySmallBufSize {
+		t.Errorf("after a small message the next read gets %d bytes, want %d", n, proxySmallBufSize)
+	}
+}
