@@ -39,8 +39,10 @@ deps:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -q && apt-get install -y -q --no-install-recommends $(PACKAGES)
 
+# -count=1: test/e2e and bench build cmd/warren in a subprocess, which
+# go test's cache cannot see, so a cached pass could hide a broken binary.
 test: deps
-	$(GO) test -race -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
 
 lint:
 	@out="$$(find . -type d \( -name testdata -o -name '.?*' -o -name '_*' \) -prune -o -type f -name '*.go' -print | xargs -r gofmt -l)"; \
