@@ -202,10 +202,13 @@ func (p *pair) startNaive(ctx context.Context, exe string) (int, error) {
 			return 0, err
 		}
 	}
-	for _, side := range []string{pairB, pairC} {
-		if err := netlab.SteerFlows(ctx, p.ns(side)); err != nil {
-			return 0, err
-		}
+	// As on the labs' site LAN: the b–c link, where the naive connector's
+	// sockets and iperf3 in c send TCP, keeps each flow in order.
+	if err := netlab.SteerFlows(ctx, p.ns(pairB), "eth1"); err != nil {
+		return 0, err
+	}
+	if err := netlab.SteerFlows(ctx, p.ns(pairC), "eth0"); err != nil {
+		return 0, err
 	}
 	priv, pub, err := genKey(ctx)
 	if err != nil {

@@ -223,12 +223,6 @@ func newPair(ctx context.Context, ps *procs) (p *pair, err error) {
 			return nil, err
 		}
 	}
-	// As in the Warren labs: the veth keeps each flow in order.
-	for _, side := range []string{pairA, pairB} {
-		if err := netlab.SteerFlows(ctx, p.ns(side)); err != nil {
-			return nil, err
-		}
-	}
 	return p, nil
 }
 

@@ -12,9 +12,9 @@
 // Every namespace carries a per-run prefix so runs never collide, and
 // Close deletes them all and kills what ran inside. No namespace gets a
 // route out of the machine, and nothing is created in the root namespace:
-// veth pairs are created inside the namespaces they join. Every veth
-// steers each flow to one CPU (SteerFlows), so the lab keeps a flow's
-// packets in order as a real NIC does.
+// veth pairs are created inside the namespaces they join. The site LAN's
+// bridge ports steer each flow to one CPU (SteerFlows), so segments from
+// lanhost and the connector stay in order as on a real NIC.
 //
 // It shells out to iproute2 and nft; it must not import Warren packages.
 package netlab
