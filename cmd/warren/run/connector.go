@@ -11,6 +11,7 @@ import (
 // Connector runs the connector until ctx ends.
 func Connector(ctx context.Context, o cli.ConnectorOptions) error {
 	limitMemory(o.Logger, connectorMemoryLimit)
+	paceCollector(o.Logger, connectorGCPercent)
 	host, _ := os.Hostname()
 	c, err := connector.New(ctx, connector.Config{StateDir: o.State, Token: o.Token, Hostname: host, Logger: o.Logger, RelayOnly: o.RelayOnly})
 	if err != nil {

@@ -23,9 +23,17 @@ import (
 // idle, and new connects waited up to 18 ms at p99 (4 ms without the
 // limit). Its limit leaves room for that many flows besides bulk
 // traffic's buffers.
+//
+// With that room the collector's default pacing let a busy connector's
+// heap grow to twice its live set, up to the limit: 247 MB of RSS on the
+// relay path, near its 256 MB floor. connectorGCPercent starts a
+// collection at one and a half times the live set instead; the buffers
+// it collects hold no pointers, so the extra collections cost little.
+// GOGC, when set, wins.
 const (
 	daemonMemoryLimit    = 112 << 20
 	connectorMemoryLimit = 384 << 20
+	connectorGCPercent   = 50
 )
 
 // limitMemory sets the process's soft memory limit to limit bytes unless
@@ -37,5 +45,17 @@ func limitMemory(log *slog.Logger, limit int64) {
 	debug.SetMemoryLimit(limit)
 	if log != nil {
 		log.Debug("soft memory limit set", "bytes", limit)
+	}
+}
+
+// paceCollector sets the collector's GOGC percentage unless the GOGC
+// environment variable chose one.
+func paceCollector(log *slog.Logger, percent int) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	debug.SetGCPercent(percent)
+	if log != nil {
+		log.Debug("collector pacing set", "gogc", percent)
 	}
 }

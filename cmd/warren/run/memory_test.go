@@ -26,3 +26,24 @@ func TestLimitMemory(t *testing.T) {
 		})
 	}
 }
+
+func TestPaceCollector(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+	for _, tt := range []struct {
+		name, env string
+		want      int
+	}{
+		{"default", "", connectorGCPercent},
+		{"GOGC wins", "200", 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetGCPercent(100)
+			t.Setenv("GOGC", tt.env)
+			paceCollector(nil, connectorGCPercent)
+			if got := debug.SetGCPercent(100); got != tt.want {
+				t.Errorf("GOGC %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
