@@ -107,19 +107,27 @@ func (c *Connector) HandleUDP(ctx context.Context, f netstack.Flow, tunnel net.C
 	<-done
 }
 
-// udpBatch is the most datagrams pumpToLAN reads and sends at once.
-const udpBatch = 64
+// udpBatch is the most datagrams pumpToLAN reads and sends at once, and
+// udpBufSize the size of each of its buffers: a datagram can be as large
+// as an IP packet once gVisor has reassembled it.
+const (
+	udpBatch   = 64
+	udpBufSize = 64 << 10
+)
 
 // pumpToLAN forwards the client's datagrams, read as batches through br,
 // to the LAN socket lan: every datagram already queued goes out
 // in one sendmmsg, instead of a write each, which on a fast flow cost the
 // connector most of its time and the flow a third of its datagrams.
+//
+// It starts with one buffer and doubles them, up to udpBatch, each time a
+// batch fills them all: a DNS lookup's flow keeps 64 KiB, as a single
+// read would, and only a fast flow holds the 4 MiB of a full batch.
 func pumpToLAN(lan *net.UDPConn, br netstack.BatchReader, ip4 bool) {
-	bufs := make([][]byte, udpBatch)
+	bufs := [][]byte{make([]byte, udpBufSize)}
 	sizes := make([]int, udpBatch)
 	msgs := make([]ipv4.Message, udpBatch) // ipv6.Message is the same type
-	for i := range bufs {
-		bufs[i] = make([]byte, 64<<10)
+	for i := range msgs {
 		msgs[i].Buffers = [][]byte{nil}
 	}
 	var send func([]ipv4.Message, int) (int, error)
@@ -135,6 +143,11 @@ func pumpToLAN(lan *net.UDPConn, br netstack.BatchReader, ip4 bool) {
 		}
 		for i := range n {
 			msgs[i].Buffers[0] = bufs[i][:sizes[i]]
+		}
+		if n == len(bufs) && n < udpBatch {
+			for range min(n, udpBatch-n) {
+				bufs = append(bufs, make([]byte, udpBufSize))
+			}
 		}
 		for out := msgs[:n]; len(out) > 0; {
 			sent, err := send(out, 0)

@@ -10,20 +10,31 @@ import (
 )
 
 // scriptedReader is a netstack.BatchReader that hands out the batches it
-// is given, one per call, then io.EOF once they are all read.
+// is given, as many datagrams per call as the buffers take (the rest on
+// the next calls), then io.EOF once they are all read. calls counts
+// ReadBatch calls and most is the largest number of buffers one got.
 type scriptedReader struct {
-	batches chan [][]byte
+	batches     chan [][]byte
+	pending     [][]byte
+	calls, most int
 }
 
 func (r *scriptedReader) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
-	b, ok := <-r.batches
-	if !ok {
-		return 0, io.EOF
+	r.calls++
+	r.most = max(r.most, len(bufs))
+	if len(r.pending) == 0 {
+		b, ok := <-r.batches
+		if !ok {
+			return 0, io.EOF
+		}
+		r.pending = b
 	}
-	for i, d := range b {
+	n := min(len(bufs), len(r.pending))
+	for i, d := range r.pending[:n] {
 		sizes[i] = copy(bufs[i], d)
 	}
-	return len(b), nil
+	r.pending = r.pending[n:]
+	return n, nil
 }
 
 func datagrams(prefix string, n int) [][]byte {
@@ -59,8 +70,9 @@ func strs(bs [][]byte) []string {
 }
 
 // TestPumpToLAN checks that the batched pump sends every datagram of
-// every batch, in order, larger batches than one sendmmsg takes
-// included, and returns when the tunnel side ends.
+// every batch, in order, and returns when the tunnel side ends; that it
+// starts with one buffer and grows to a full batch only while batches
+// fill what it has.
 func TestPumpToLAN(t *testing.T) {
 	ln, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -73,7 +85,7 @@ func TestPumpToLAN(t *testing.T) {
 	}
 	defer lan.Close()
 	r := &scriptedReader{batches: make(chan [][]byte, 3)}
-	batches := [][][]byte{datagrams("a", 1), datagrams("b", udpBatch), datagrams("c", 7)}
+	batches := [][][]byte{datagrams("a", 1), datagrams("b", 3*udpBatch), datagrams("c", 7)}
 	var want []string
 	for _, b := range batches {
 		r.batches <- b
@@ -92,6 +104,13 @@ func TestPumpToLAN(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("pumpToLAN did not return after the tunnel side ended")
+	}
+	// 1, then 3*64 in batches of 1, 2, 4, ..., 64, 64, ...
+	if r.most != udpBatch {
+		t.Errorf("the largest batch had %d buffers, want %d", r.most, udpBatch)
+	}
+	if least := 1 + 7 + 2 + 1; r.calls < least {
+		t.Errorf("%d reads: the buffers did not start at one and double", r.calls)
 	}
 }
 
