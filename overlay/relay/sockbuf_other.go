@@ -7,7 +7,7 @@ import "net"
 // Socket buffers; see sockbuf_linux.go.
 const (
 	nodeSocketBuffer  = 7 << 20
-	relaySocketBuffer = 2 << 20
+	relaySocketBuffer = 4 << 20
 )
 
 // growBuffers raises c's buffers as far as the system allows.
