@@ -8,7 +8,6 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 )
 
 // outboundQueueLen is how many packets gVisor can have queued toward Read
@@ -128,23 +127,19 @@ func (l *link) enqueueBytes(b []byte) bool {
 }
 
 // inbound carries the packets of one Write into gVisor, coalescing
-// consecutive segments of a TCP flow first (generic receive offload, with
-// gVisor's own gro package): the MSS-sized segments of a bulk upload that
-// arrive in one Write reach gVisor's TCP as a few segments of up to
-// 64 KiB, so its per-segment work (IP and TCP parsing, demultiplexing,
-// the endpoint's segment queue and processor wake-up, ACK generation) and
-// its per-segment receive-buffer overhead are paid once per run instead of
-// once per packet. A run ends at a gap, a change of flags, options or ACK,
-// a short segment, or 64 KiB. Everything held is delivered by
-// finishInbound, before Write returns, so GRO adds no latency and never
-// reorders a flow. (The coalesced packet keeps the first segment's
-// receive window, and its IPv4 header checksum goes stale; gVisor checks
-// neither on a link with RX checksum offload.)
+// consecutive segments of a TCP flow first (gro.go): the MSS-sized
+// segments of a bulk upload that arrive in one Write reach gVisor's TCP
+// as a few segments of up to 64 KiB, so its per-segment work (IP and TCP
+// parsing, demultiplexing, the endpoint's segment queue and processor
+// wake-up, ACK generation) and its per-segment receive-buffer overhead
+// are paid once per run instead of once per packet. Everything held is
+// delivered by finishInbound, before Write returns, so coalescing adds no
+// latency and never reorders a flow.
 //
 // An inbound is used by one Write at a time; the link pools them, since
 // wireguard-go calls Write from one goroutine per peer.
 type inbound struct {
-	gro gro.GRO
+	c coalescer
 }
 
 // startInbound returns an inbound for one Write, or nil if no dispatcher
@@ -155,34 +150,25 @@ func (l *link) startInbound() *inbound {
 		return nil
 	}
 	in := l.inbounds.Get().(*inbound)
-	in.gro.Dispatcher = *d
+	in.c.deliver = (*d).DeliverNetworkPacket
 	return in
 }
 
-// add hands a packet received from the tunnel to GRO. It copies b.
+// add hands a packet received from the tunnel to the coalescer, which
+// copies it before Write returns.
 func (in *inbound) add(proto tcpip.NetworkProtocolNumber, b []byte) {
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
-	pkt.NetworkProtocolNumber = proto
-	// What came out of a WireGuard session needs no checksum check (see
-	// Capabilities); without this GRO would verify every TCP checksum.
-	pkt.RXChecksumValidated = true
-	in.gro.Enqueue(pkt)
-	pkt.DecRef()
+	in.c.add(proto, b)
 }
 
 // finishInbound delivers everything in still holds and returns it to the
 // pool.
 func (l *link) finishInbound(in *inbound) {
-	in.gro.Flush()
-	in.gro.Dispatcher = nil
+	in.c.flush()
+	in.c.deliver = nil
 	l.inbounds.Put(in)
 }
 
-func newInbound() any {
-	in := new(inbound)
-	in.gro.Init(true)
-	return in
-}
+func newInbound() any { return new(inbound) }
 
 // WritePackets implements stack.LinkWriter. It blocks while the queue is
 // full (see link) and fails once the link is closed.
