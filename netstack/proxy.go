@@ -97,6 +97,9 @@ func (p *proxyRun) abort(err error) {
 // pipe copies src to dst until src ends, half-closes dst, and returns the
 // bytes written.
 func (p *proxyRun) pipe(dst, src net.Conn) int64 {
+	if n, ok := p.pipeDirect(dst, src); ok {
+		return n
+	}
 	var n int64
 	bulk := false // the last read brought more than a small message
 	for {

@@ -163,6 +163,15 @@ func (s *Stack) handleTCPRequest(r *tcp.ForwarderRequest) {
 	s.cfg.Handler.HandleTCP(s.ctx, f, a.accept)
 }
 
+// tcpConn is the tunnel side of an accepted TCP flow: gonet's conn, and
+// the endpoint and wait queue under it, for ProxyCount's copies without a
+// user-space buffer (sockcopy_linux.go).
+type tcpConn struct {
+	*gonet.TCPConn
+	ep tcpip.Endpoint
+	wq *waiter.Queue
+}
+
 // acceptor is one flow's accept function and its state.
 type acceptor struct {
 	s   *Stack
@@ -172,7 +181,7 @@ type acceptor struct {
 
 	mu     sync.Mutex // guards the fields below; held across the handshake
 	called bool       // accept was called, or finish ran
-	conn   *gonet.TCPConn
+	conn   *tcpConn
 }
 
 // accept completes the handshake and returns the tunnel side of the flow.
@@ -187,8 +196,8 @@ func (a *acceptor) accept() (net.Conn, error) {
 		a.complete(true)
 		return nil, ErrClosed
 	}
-	var wq waiter.Queue
-	ep, err := a.r.CreateEndpoint(&wq) // blocks until the handshake ends
+	wq := new(waiter.Queue)
+	ep, err := a.r.CreateEndpoint(wq) // blocks until the handshake ends
 	if err != nil {
 		a.complete(true)
 		a.s.rl.tcpHandshake.log(a.s.log, slog.LevelDebug, "tcp handshake with the client failed", "src", a.src, "err", err)
@@ -202,7 +211,7 @@ func (a *acceptor) accept() (net.Conn, error) {
 	// vanished is eventually reaped without killing idle sessions of a
 	// sleeping laptop.
 	ep.SocketOptions().SetKeepAlive(true)
-	a.conn = gonet.NewTCPConn(&wq, ep)
+	a.conn = &tcpConn{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep, wq: wq}
 	return a.conn, nil
 }
 
