@@ -426,6 +426,22 @@ func (h *dialHandler) HandleUDP(ctx context.Context, f Flow, conn net.Conn) {}
 
 func (h *dialHandler) HandlePing(ctx context.Context, f Flow, payload []byte) bool { return false }
 
+// dialProxied starts a pair whose handler proxies dst to the loopback
+// address target, and dials dst from the client. It returns the client's
+// conn (closed at cleanup), the pair, and where the handler's Proxy
+// result arrives.
+func dialProxied(t *testing.T, dst netip.AddrPort, target string) (*gonet.TCPConn, *pair, <-chan proxyResult) {
+	t.Helper()
+	h := &dialHandler{targets: map[netip.AddrPort]string{dst: target}, results: make(chan proxyResult, 1)}
+	p := newPair(t, Config{Handler: h})
+	c, err := p.dialTCP(context.Background(), dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, p, h.results
+}
+
 // readAll reads c to EOF within testTimeout.
 func readAll(t *testing.T, c net.Conn) []byte {
 	t.Helper()

@@ -58,13 +58,7 @@ func TestTCPDirectCopyUnderBackPressure(t *testing.T) {
 			pacedCopy(h, c)
 			got <- [32]byte(h.Sum(nil))
 		})
-		h := &dialHandler{targets: map[netip.AddrPort]string{dst: srv.addr()}, results: make(chan proxyResult, 1)}
-		p := newPair(t, Config{Handler: h})
-		c, err := p.dialTCP(context.Background(), dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c, _, results := dialProxied(t, dst, srv.addr())
 		c.SetWriteDeadline(time.Now().Add(testTimeout))
 		if _, err := c.Write(data); err != nil {
 			t.Fatalf("write: %v", err)
@@ -74,7 +68,7 @@ func TestTCPDirectCopyUnderBackPressure(t *testing.T) {
 			t.Errorf("the LAN host got different bytes")
 		}
 		c.Close()
-		res := recv(t, "the proxy to finish", h.results)
+		res := recv(t, "the proxy to finish", results)
 		if res.err != nil {
 			t.Errorf("Proxy: %v", res.err)
 		}
@@ -90,13 +84,7 @@ func TestTCPDirectCopyUnderBackPressure(t *testing.T) {
 			c.CloseWrite()
 			io.Copy(io.Discard, c)
 		})
-		h := &dialHandler{targets: map[netip.AddrPort]string{dst: srv.addr()}, results: make(chan proxyResult, 1)}
-		p := newPair(t, Config{Handler: h})
-		c, err := p.dialTCP(context.Background(), dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c, _, results := dialProxied(t, dst, srv.addr())
 		c.SetReadDeadline(time.Now().Add(testTimeout))
 		hash := sha256.New()
 		n, err := pacedCopy(hash, c)
@@ -107,7 +95,7 @@ func TestTCPDirectCopyUnderBackPressure(t *testing.T) {
 			t.Errorf("the client got different bytes")
 		}
 		c.Close()
-		res := recv(t, "the proxy to finish", h.results)
+		res := recv(t, "the proxy to finish", results)
 		if res.err != nil {
 			t.Errorf("Proxy: %v", res.err)
 		}
@@ -123,13 +111,7 @@ func TestTCPDirectCopyUnderBackPressure(t *testing.T) {
 			c.SetLinger(0) // close with a RST
 			c.Close()
 		})
-		h := &dialHandler{targets: map[netip.AddrPort]string{dst: srv.addr()}, results: make(chan proxyResult, 1)}
-		p := newPair(t, Config{Handler: h})
-		c, err := p.dialTCP(context.Background(), dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c, _, results := dialProxied(t, dst, srv.addr())
 		c.SetDeadline(time.Now().Add(testTimeout))
 		go c.Write(data) // fails once the flow is closed
 		// The flow is closed, as the generic copy closes it
@@ -137,7 +119,7 @@ func TestTCPDirectCopyUnderBackPressure(t *testing.T) {
 		if _, err := io.ReadAll(c); err != nil && errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("the client's read did not end: %v", err)
 		}
-		if res := recv(t, "the proxy to finish", h.results); res.err == nil {
+		if res := recv(t, "the proxy to finish", results); res.err == nil {
 			t.Errorf("Proxy returned no error for a LAN host that reset the flow")
 		}
 	})

@@ -175,13 +175,7 @@ func TestTCPHalfClose(t *testing.T) {
 			gotReq <- req
 			c.Write([]byte("response after your eof"))
 		})
-		h := &dialHandler{targets: map[netip.AddrPort]string{dst: srv.addr()}, results: make(chan proxyResult, 1)}
-		p := newPair(t, Config{Handler: h})
-		c, err := p.dialTCP(context.Background(), dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c, _, results := dialProxied(t, dst, srv.addr())
 		if _, err := c.Write([]byte("request")); err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +188,7 @@ func TestTCPHalfClose(t *testing.T) {
 		if got := readAll(t, c); string(got) != "response after your eof" {
 			t.Errorf("client got %q", got)
 		}
-		res := recv(t, "the proxy to finish", h.results)
+		res := recv(t, "the proxy to finish", results)
 		if res.err != nil {
 			t.Errorf("Proxy: %v", res.err)
 		}
@@ -213,13 +207,7 @@ func TestTCPHalfClose(t *testing.T) {
 			b, _ := io.ReadAll(c)
 			gotBye <- b
 		})
-		h := &dialHandler{targets: map[netip.AddrPort]string{dst: srv.addr()}, results: make(chan proxyResult, 1)}
-		p := newPair(t, Config{Handler: h})
-		c, err := p.dialTCP(context.Background(), dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c, _, results := dialProxied(t, dst, srv.addr())
 		if got := readAll(t, c); string(got) != "banner" {
 			t.Errorf("client got %q, want banner then EOF", got)
 		}
@@ -231,7 +219,7 @@ func TestTCPHalfClose(t *testing.T) {
 		if got := recv(t, "the bye at the server", gotBye); string(got) != "bye" {
 			t.Errorf("server got %q, want bye", got)
 		}
-		if res := recv(t, "the proxy to finish", h.results); res.err != nil {
+		if res := recv(t, "the proxy to finish", results); res.err != nil {
 			t.Errorf("Proxy: %v", res.err)
 		}
 	})
@@ -242,14 +230,7 @@ func TestTCPLargeTransfer(t *testing.T) {
 	const size = 8 << 20
 	echo := echoServer(t)
 	dst := netip.MustParseAddrPort("192.0.2.13:5201")
-	h := &dialHandler{targets: map[netip.AddrPort]string{dst: echo.addr()}, results: make(chan proxyResult, 1)}
-	p := newPair(t, Config{Handler: h})
-
-	c, err := p.dialTCP(context.Background(), dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, p, results := dialProxied(t, dst, echo.addr())
 	data := make([]byte, size)
 	rand.Read(data)
 	want := sha256.Sum256(data)
@@ -277,7 +258,7 @@ func TestTCPLargeTransfer(t *testing.T) {
 	if got := [32]byte(hash.Sum(nil)); got != want {
 		t.Errorf("echo checksum differs")
 	}
-	res := recv(t, "the proxy to finish", h.results)
+	res := recv(t, "the proxy to finish", results)
 	if res.err != nil {
 		t.Errorf("Proxy: %v", res.err)
 	}
