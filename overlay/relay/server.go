@@ -342,6 +342,18 @@ type readState struct {
 	statsAt   uint64    // Forwarded then
 	queued    bool      // something was queued since the write loop was woken
 	run       run       // DATA gathered for the next send
+	last      lastData  // the last DATA frame that passed every check
+}
+
+// lastData lets the frames of a GRO run, which come from one address and
+// mostly go to one key, skip the lookups and checks the first of them
+// passed. It holds only within one read (now): registrations change with
+// HELLOs and sweeps, which clear it, and with time.
+type lastData struct {
+	from     netip.AddrPort
+	key      wire.Key
+	now      time.Time
+	src, dst *registration
 }
 
 // run is DATA the read loop gathers into one send: consecutive frames
@@ -465,6 +477,7 @@ func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
 // sweep forgets registrations expired for longer than forgetAfter, old
 // verdicts and old refusal times, and counts the live registrations.
 func (s *Server) sweep(rs *readState, now time.Time) {
+	rs.last = lastData{}
 	rs.lastSweep = now
 	if f := s.stats.forwarded.Load(); now.Sub(rs.lastStats) >= statsEvery && f != rs.statsAt {
 		rs.lastStats, rs.statsAt = now, f
@@ -508,6 +521,10 @@ func fresh(now, at time.Time, ttl time.Duration) bool {
 }
 
 func (s *Server) handle(rs *readState, now time.Time, pkt []byte, from netip.AddrPort) {
+	if key, ok := dataKey(pkt); ok && from.IsValid() {
+		s.handleData(rs, now, pkt, key, from)
+		return
+	}
 	f, err := Parse(pkt)
 	if err == nil && f.Type != TypeHello && f.Type != TypeData {
 		err = fmt.Errorf("%w: %v frame from a node", ErrMalformed, f.Type)
@@ -521,10 +538,11 @@ func (s *Server) handle(rs *readState, now time.Time, pkt []byte, from netip.Add
 		s.handleHello(rs, now, pkt, f, from)
 		return
 	}
-	s.handleData(rs, now, pkt, f, from)
+	s.handleData(rs, now, pkt, f.Key, from)
 }
 
 func (s *Server) handleHello(rs *readState, now time.Time, pkt []byte, f Frame, from netip.AddrPort) {
+	rs.last = lastData{}
 	if !rs.hellos.take(now, helloRate, helloBurst, 1) {
 		s.stats.helloLimited.Add(1)
 		s.logs.logf(slog.LevelWarn, "relay is over its HELLO budget; dropping HELLOs", "from", from.String())
@@ -588,7 +606,21 @@ func (s *Server) handleHello(rs *readState, now time.Time, pkt []byte, f Frame, 
 	s.queueCtl(rs, outPkt{buf: appendAck(make([]byte, 0, ackLen), &tag, f.Timestamp, from), addr: r.udp})
 }
 
-func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, f Frame, from netip.AddrPort) {
+func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, key wire.Key, from netip.AddrPort) {
+	if c := &rs.last; c.src != nil && c.from == from && c.key == key && c.now.Equal(now) {
+		// The same source and destination as the frame before, in the
+		// same read: every check below passed then and still holds (a
+		// HELLO or a sweep clears this), except the source's rate.
+		if s.nodeRate > 0 && !c.src.bucket.take(now, s.nodeRate, s.burst, float64(len(pkt))) {
+			s.stats.rateLimited.Add(1)
+			s.logs.logf(slog.LevelDebug, "relay dropped data over the node's rate", "node", c.src.nodeID)
+			s.refuse(rs, now, from, CodeRateLimited, key)
+			return
+		}
+		s.addToRun(rs, now, c.src, c.dst, pkt, from)
+		return
+	}
+	rs.last = lastData{}
 	src := rs.byAddr[from]
 	switch {
 	case src != nil && !src.live(now) && !now.Before(src.credExpires):
@@ -601,25 +633,26 @@ func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, f Frame, f
 		s.refuse(rs, now, from, CodeNotRegistered, wire.Key{})
 		return
 	}
-	dst := rs.byKey[f.Key]
+	dst := rs.byKey[key]
 	if dst == nil || !dst.live(now) || dst.udp == nil {
 		s.stats.unknownPeer.Add(1)
-		s.logs.logf(slog.LevelDebug, "relay dropped data for an unregistered key", "node", src.nodeID, "dst", f.Key.String())
-		s.refuse(rs, now, from, CodeUnknownPeer, f.Key)
+		s.logs.logf(slog.LevelDebug, "relay dropped data for an unregistered key", "node", src.nodeID, "dst", key.String())
+		s.refuse(rs, now, from, CodeUnknownPeer, key)
 		return
 	}
 	if dst == src || !s.allow(rs, now, src.key, dst.key) {
 		s.stats.notAllowed.Add(1)
 		s.logs.logf(slog.LevelDebug, "relay dropped data the policy refuses", "node", src.nodeID, "dst", dst.nodeID)
-		s.refuse(rs, now, from, CodeNotAllowed, f.Key)
+		s.refuse(rs, now, from, CodeNotAllowed, key)
 		return
 	}
 	if s.nodeRate > 0 && !src.bucket.take(now, s.nodeRate, s.burst, float64(len(pkt))) {
 		s.stats.rateLimited.Add(1)
 		s.logs.logf(slog.LevelDebug, "relay dropped data over the node's rate", "node", src.nodeID)
-		s.refuse(rs, now, from, CodeRateLimited, f.Key)
+		s.refuse(rs, now, from, CodeRateLimited, key)
 		return
 	}
+	rs.last = lastData{from: from, key: key, now: now, src: src, dst: dst}
 	s.addToRun(rs, now, src, dst, pkt, from)
 }
 

@@ -276,6 +276,22 @@ func TestServerRefuses(t *testing.T) {
 			return Drops{NotAllowed: 1}
 		},
 	}, {
+		name: "each destination is checked on its own",
+		run: func(t *testing.T, h *relayHarness, a, b *fakeNode) Drops {
+			// Frames from one source in a row skip the checks the one
+			// before passed, but only for the same destination.
+			c := h.node(wire.RoleConnector)
+			c.register()
+			h.policy.deny(a.key, c.key, true)
+			a.sendData(b.key, "one")
+			a.sendData(c.key, "refused")
+			a.sendData(b.key, "two")
+			b.expectData(a.key, "one")
+			a.expectRefusal(CodeNotAllowed, c.key)
+			b.expectData(a.key, "two")
+			return Drops{NotAllowed: 1}
+		},
+	}, {
 		name: "revoked while registered",
 		run: func(t *testing.T, h *relayHarness, a, b *fakeNode) Drops {
 			a.sendData(b.key, "before")

@@ -216,6 +216,15 @@ func Parse(b []byte) (Frame, error) {
 	return f, nil
 }
 
+// dataKey returns the key of b if b is a DATA frame Parse accepts, and
+// false otherwise: the relay's per-datagram check, without a Frame.
+func dataKey(b []byte) (wire.Key, bool) {
+	if len(b) <= DataHeaderLen || len(b) > MaxFrameLen || b[0] != Magic || b[1] != Version || Type(b[2]) != TypeData {
+		return wire.Key{}, false
+	}
+	return wire.Key(b[HeaderLen:DataHeaderLen]), true
+}
+
 // Append appends the encoding of f to b. It reports an error for a frame
 // Parse would reject: an unknown type, an empty or oversized payload,
 // claims of the wrong size. For HELLO and HELLO-ACK it writes f.MAC as

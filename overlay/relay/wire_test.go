@@ -149,6 +149,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte{Magic, Version, byte(TypeHello), 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := Parse(b)
+		if k, ok := dataKey(b); ok != (err == nil && fr.Type == TypeData) || (ok && k != fr.Key) {
+			t.Fatalf("dataKey = %v, %v; Parse = %v type %v key %v", k, ok, err, fr.Type, fr.Key)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedVersion) {
 				t.Fatalf("Parse: unexpected error kind %v", err)
