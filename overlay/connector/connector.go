@@ -37,8 +37,9 @@ type Config struct {
 	// RelayOnly keeps every peer on the relay: the Bind looks for no
 	// direct path and answers no peer that does.
 	RelayOnly bool
-	// Dial opens the LAN side of a flow; nil means a net.Dialer with
-	// DialTimeout. Tests redirect it to loopback listeners.
+	// Dial opens the LAN side of a flow; nil means a dialer with
+	// DialTimeout that picks TCP's local ports itself on Linux
+	// (dial_linux.go). Tests redirect it to loopback listeners.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
@@ -83,8 +84,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Dial == nil {
-		d := &net.Dialer{Timeout: cfg.DialTimeout}
-		cfg.Dial = d.DialContext
+		cfg.Dial = newLANDialer(cfg.DialTimeout).DialContext
 	}
 	if cfg.NewBind == nil {
 		cfg.NewBind = func() (conn.Bind, Relay) {
