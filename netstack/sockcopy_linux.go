@@ -19,8 +19,8 @@ import (
 // of this Stack: gVisor's endpoint writes from a tcpip.Payloader that
 // reads the socket, so the kernel copies each byte straight into gVisor's
 // buffer. gVisor reads a Payloader with its locks released, and the read
-// is sized by what the socket holds (SIOCINQ), so gVisor's buffer is no
-// larger than the data.
+// is sized by what the socket holds (SIOCINQ, up to maxSocketRead), so
+// gVisor's buffer is no larger than the data.
 //
 // The other direction keeps the buffer. gVisor's endpoint can read into an
 // io.Writer that writes to the socket, but it holds the endpoint's user
@@ -98,6 +98,13 @@ func (p *proxyRun) fromSocket(dst *tcpConn, src *net.TCPConn) int64 {
 	}
 }
 
+// maxSocketRead bounds one write into gVisor, which becomes one segment
+// in its send queue. Writing all the socket held (up to megabytes) saved
+// the connector about 4 % of its CPU on lossless downloads, but under 1 %
+// underlay loss gVisor's recovery with such segments moved 0.31 Gbit/s
+// against 0.47 with 64 KiB ones (six 8 s downloads each, demo lab).
+const maxSocketRead = 64 << 10
+
 // socketReader is a tcpip.Payloader over a non-blocking socket: Len is
 // what measure found queued, and Read never fails, so gVisor keeps every
 // byte it took; an error or the end of the stream is kept in err and eof.
@@ -108,7 +115,8 @@ type socketReader struct {
 	eof  bool
 }
 
-// measure sets left to the bytes queued in the socket; when there are
+// measure sets left to the bytes queued in the socket (at most
+// maxSocketRead); when there are
 // none it finds out whether the stream ended (eof), failed (err) or has
 // nothing yet (false: wait for it to be readable).
 func (r *socketReader) measure() bool {
@@ -119,7 +127,7 @@ func (r *socketReader) measure() bool {
 			return true
 		}
 		if q > 0 {
-			r.left = q
+			r.left = min(q, maxSocketRead)
 			return true
 		}
 		var b [1]byte
