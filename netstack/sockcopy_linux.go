@@ -115,10 +115,10 @@ type socketReader struct {
 	eof  bool
 }
 
-// measure sets left to the bytes queued in the socket (at most
-// maxSocketRead); when there are
-// none it finds out whether the stream ended (eof), failed (err) or has
-// nothing yet (false: wait for it to be readable).
+// measure sets left to the bytes queued in the socket, at most
+// maxSocketRead; when there are none it finds out whether the stream
+// ended (eof), failed (err) or has nothing yet (false: wait for it to be
+// readable).
 func (r *socketReader) measure() bool {
 	for {
 		q, err := unix.IoctlGetInt(r.fd, unix.SIOCINQ)
