@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -440,6 +441,19 @@ func dialProxied(t *testing.T, dst netip.AddrPort, target string) (*gonet.TCPCon
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, p, h.results
+}
+
+// wantProxied waits for a handler's Proxy to finish and checks that it
+// ended cleanly having copied want.
+func wantProxied(t *testing.T, results <-chan proxyResult, want Counts) {
+	t.Helper()
+	res := recv(t, "the proxy to finish", results)
+	if res.err != nil {
+		t.Errorf("Proxy: %v", res.err)
+	}
+	if diff := cmp.Diff(want, res.counts); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
+	}
 }
 
 // readAll reads c to EOF within testTimeout.

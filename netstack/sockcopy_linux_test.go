@@ -10,8 +10,6 @@ import (
 	"net/netip"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // pacedCopy copies src to dst in reads of at most 32 KiB, one per
@@ -68,13 +66,7 @@ func TestTCPDirectCopyUnderBackPressure(t *testing.T) {
 			t.Errorf("the LAN host got different bytes")
 		}
 		c.Close()
-		res := recv(t, "the proxy to finish", results)
-		if res.err != nil {
-			t.Errorf("Proxy: %v", res.err)
-		}
-		if diff := cmp.Diff(Counts{AToB: size}, res.counts); diff != "" {
-			t.Errorf("counts (-want +got):\n%s", diff)
-		}
+		wantProxied(t, results, Counts{AToB: size})
 	})
 
 	t.Run("from a LAN host to a slow client", func(t *testing.T) {
@@ -95,13 +87,7 @@ func TestTCPDirectCopyUnderBackPressure(t *testing.T) {
 			t.Errorf("the client got different bytes")
 		}
 		c.Close()
-		res := recv(t, "the proxy to finish", results)
-		if res.err != nil {
-			t.Errorf("Proxy: %v", res.err)
-		}
-		if diff := cmp.Diff(Counts{BToA: size}, res.counts); diff != "" {
-			t.Errorf("counts (-want +got):\n%s", diff)
-		}
+		wantProxied(t, results, Counts{BToA: size})
 	})
 
 	t.Run("a LAN host that resets", func(t *testing.T) {

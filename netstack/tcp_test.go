@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -188,13 +187,7 @@ func TestTCPHalfClose(t *testing.T) {
 		if got := readAll(t, c); string(got) != "response after your eof" {
 			t.Errorf("client got %q", got)
 		}
-		res := recv(t, "the proxy to finish", results)
-		if res.err != nil {
-			t.Errorf("Proxy: %v", res.err)
-		}
-		if diff := cmp.Diff(Counts{AToB: 7, BToA: 23}, res.counts); diff != "" {
-			t.Errorf("counts (-want +got):\n%s", diff)
-		}
+		wantProxied(t, results, Counts{AToB: 7, BToA: 23})
 	})
 
 	t.Run("server closes first", func(t *testing.T) {
@@ -258,13 +251,7 @@ func TestTCPLargeTransfer(t *testing.T) {
 	if got := [32]byte(hash.Sum(nil)); got != want {
 		t.Errorf("echo checksum differs")
 	}
-	res := recv(t, "the proxy to finish", results)
-	if res.err != nil {
-		t.Errorf("Proxy: %v", res.err)
-	}
-	if diff := cmp.Diff(Counts{AToB: size, BToA: size}, res.counts); diff != "" {
-		t.Errorf("counts (-want +got):\n%s", diff)
-	}
+	wantProxied(t, results, Counts{AToB: size, BToA: size})
 	// gVisor sent the echo as offload packets that Read segmented; the
 	// client stack verified every segment's checksums.
 	if st := p.stack.Stats(); st.Segmented == 0 {
