@@ -611,13 +611,9 @@ func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, key wire.K
 		// The same source and destination as the frame before, in the
 		// same read: every check below passed then and still holds (a
 		// HELLO or a sweep clears this), except the source's rate.
-		if s.nodeRate > 0 && !c.src.bucket.take(now, s.nodeRate, s.burst, float64(len(pkt))) {
-			s.stats.rateLimited.Add(1)
-			s.logs.logf(slog.LevelDebug, "relay dropped data over the node's rate", "node", c.src.nodeID)
-			s.refuse(rs, now, from, CodeRateLimited, key)
-			return
+		if !s.overRate(rs, now, c.src, pkt, from, key) {
+			s.addToRun(rs, now, c.src, c.dst, pkt, from)
 		}
-		s.addToRun(rs, now, c.src, c.dst, pkt, from)
 		return
 	}
 	rs.last = lastData{}
@@ -646,14 +642,23 @@ func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, key wire.K
 		s.refuse(rs, now, from, CodeNotAllowed, key)
 		return
 	}
-	if s.nodeRate > 0 && !src.bucket.take(now, s.nodeRate, s.burst, float64(len(pkt))) {
-		s.stats.rateLimited.Add(1)
-		s.logs.logf(slog.LevelDebug, "relay dropped data over the node's rate", "node", src.nodeID)
-		s.refuse(rs, now, from, CodeRateLimited, key)
+	if s.overRate(rs, now, src, pkt, from, key) {
 		return
 	}
 	rs.last = lastData{from: from, key: key, now: now, src: src, dst: dst}
 	s.addToRun(rs, now, src, dst, pkt, from)
+}
+
+// overRate takes pkt from src's rate budget, or refuses it and reports
+// true if the budget is spent.
+func (s *Server) overRate(rs *readState, now time.Time, src *registration, pkt []byte, from netip.AddrPort, key wire.Key) bool {
+	if s.nodeRate <= 0 || src.bucket.take(now, s.nodeRate, s.burst, float64(len(pkt))) {
+		return false
+	}
+	s.stats.rateLimited.Add(1)
+	s.logs.logf(slog.LevelDebug, "relay dropped data over the node's rate", "node", src.nodeID)
+	s.refuse(rs, now, from, CodeRateLimited, key)
+	return true
 }
 
 // addToRun adds a DATA frame that passed every check to the run being
