@@ -652,26 +652,32 @@ func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, si
 			continue
 		}
 		for pkt := range segments(buf, seg) {
+			if key, ok := dataKey(pkt); ok {
+				// DATA, checked in place rather than parsed into a Frame.
+				payload := pkt[DataHeaderLen:]
+				if payload[0] == DiscoMagic {
+					if s.disco != nil {
+						s.disco.onRelayed(key, payload)
+					}
+					continue
+				}
+				// A run of frames mostly comes from one peer: look its
+				// endpoint up (and note the traffic) once per run.
+				if last == nil || key != lastKey {
+					last, lastKey = b.endpoint(key), key
+					if s.disco != nil {
+						s.disco.noteSend(last)
+					}
+				}
+				put(at+i, payload, last)
+				continue
+			}
 			f, err := Parse(pkt)
 			if err != nil {
 				b.logs.logf(slog.LevelDebug, "relay bind: dropped a malformed frame from the relay", "err", err)
 				continue
 			}
 			switch {
-			case f.Type == TypeData && f.Payload[0] == DiscoMagic:
-				if s.disco != nil {
-					s.disco.onRelayed(f.Key, f.Payload)
-				}
-			case f.Type == TypeData:
-				// A run of frames mostly comes from one peer: look its
-				// endpoint up (and note the traffic) once per run.
-				if last == nil || f.Key != lastKey {
-					last, lastKey = b.endpoint(f.Key), f.Key
-					if s.disco != nil {
-						s.disco.noteSend(last)
-					}
-				}
-				put(at+i, f.Payload, last)
 			case f.Type == TypeHelloAck:
 				b.onAck(s, t, pkt, f)
 			case f.Type == TypeError:
