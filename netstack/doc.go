@@ -21,7 +21,9 @@
 //   - UDP flows keyed by (source, destination), bounded, closed when idle;
 //   - echo requests to foreign addresses, answered only when the handler
 //     says the real host answered;
-//   - Proxy, the half-close-aware copy the handler uses for TCP flows.
+//   - Proxy, the half-close-aware copy the handler uses for TCP flows,
+//     which on Linux reads a kernel socket straight into gVisor's send
+//     buffer.
 //
 // What it does not do: policy. Which sources may reach which destinations,
 // and how the real host is dialled or pinged, is the FlowHandler's
@@ -33,6 +35,7 @@
 // unwrap to the matching syscall.Errno (errors.Is(err,
 // syscall.ECONNREFUSED)).
 //
-// netstack is a mechanism: it imports gVisor, wireguard-go's tun package
-// and the standard library, and must not import any other Warren package.
+// netstack is a mechanism: it imports gVisor, wireguard-go's tun package,
+// golang.org/x/sys/unix and the standard library, and must not import any
+// other Warren package.
 package netstack
