@@ -166,6 +166,39 @@ func TestOffloadThroughRelay(t *testing.T) {
 	t.Logf("relay: %d runs, %d frames in runs, %d datagrams", st.Runs, st.RunFrames, st.Forwarded)
 }
 
+// TestOffloadMixedDestinations sends equal-sized datagrams to two peers
+// back to back, which the relay's socket may receive as one coalesced
+// message: the runs the relay cuts out of it must each reach their own
+// peer, whole and in order, whether a run keeps the buffer it was read
+// into or is copied out of it.
+func TestOffloadMixedDestinations(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	a, b, c := newTestBind(t, h, BindConfig{}), newTestBind(t, h, BindConfig{}), newTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	b.waitConnected()
+	c.waitConnected()
+
+	const per = 16
+	burst := func(round int, to *testBind) []string {
+		batch := make([]string, per)
+		for i := range batch {
+			batch[i] = fmt.Sprintf("round %d to %.8s datagram %02d %s", round, to.key.String(), i, strings.Repeat("y", 900))
+		}
+		if err := a.send(to.key, batch...); err != nil {
+			t.Fatal(err)
+		}
+		return batch
+	}
+	for round := range 4 {
+		toB := burst(round, b)
+		toC := burst(round, c)
+		toB = append(toB, burst(round, b)...)
+		b.expect(a.key, toB...)
+		c.expect(a.key, toC...)
+	}
+}
+
 // eioConn is a batchConn whose kernel refuses segmentation offload: a
 // message carrying a segment size fails with EIO, as udp_send_skb does
 // on a device without checksum offload. Everything else goes to next,
