@@ -27,6 +27,7 @@ var (
 		"./overlay/ctl/...",
 		"./overlay/nodestate/...",
 		"./overlay/atomicfile/...",
+		"./overlay/procs/...",
 		"./netstack/...",
 		"./platform/...",
 	}

@@ -40,6 +40,7 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	defer governProcs(ctx, log)()
 	if err := os.MkdirAll(o.Data, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}

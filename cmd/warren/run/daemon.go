@@ -19,6 +19,7 @@ import (
 // socket.
 func Daemon(ctx context.Context, o cli.DaemonOptions) error {
 	limitMemory(o.Logger, daemonMemoryLimit)
+	defer governProcs(ctx, o.Logger)()
 	host, _ := os.Hostname()
 	e, err := client.New(client.Config{
 		StateDir:  o.State,
