@@ -22,8 +22,8 @@
 //   - echo requests to foreign addresses, answered only when the handler
 //     says the real host answered;
 //   - Proxy, the half-close-aware copy the handler uses for TCP flows,
-//     which on Linux reads a kernel socket straight into gVisor's send
-//     buffer.
+//     which passes a reset on either side to the other as a reset, and on
+//     Linux reads a kernel socket straight into gVisor's send buffer.
 //
 // What it does not do: policy. Which sources may reach which destinations,
 // and how the real host is dialled or pinged, is the FlowHandler's

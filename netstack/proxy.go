@@ -47,10 +47,13 @@ func Proxy(ctx context.Context, a, b net.Conn) error {
 // conn without CloseWrite is closed whole instead, which ends both
 // directions.
 //
-// Any other error, or ctx ending, closes both conns at once and ends both
-// directions. The error returned is the first failure (ctx.Err() if ctx
-// ended it); errors caused by that abort are not reported, and two clean
-// EOFs return nil.
+// Any other error, or ctx ending, resets both conns at once and ends both
+// directions: a TCP conn is closed with a RST rather than a FIN (see
+// reset), so that neither end takes a flow cut short for one that ended,
+// as a client would a truncated download. A LAN host's reset thus reaches
+// the client as a reset, and the client's reaches the LAN host. The error
+// returned is the first failure (ctx.Err() if ctx ended it); errors
+// caused by that abort are not reported, and two clean EOFs return nil.
 func ProxyCount(ctx context.Context, a, b net.Conn) (Counts, error) {
 	p := &proxyRun{a: a, b: b}
 	stop := context.AfterFunc(ctx, func() { p.abort(ctx.Err()) })
@@ -80,7 +83,8 @@ type proxyRun struct {
 	err     error // the failure that aborted the run, if any
 }
 
-// abort closes both conns; the first caller's err is the run's error.
+// abort ends both conns, with a reset if err is not nil; the first
+// caller's err is the run's error.
 func (p *proxyRun) abort(err error) {
 	p.mu.Lock()
 	first := !p.aborted
@@ -88,10 +92,29 @@ func (p *proxyRun) abort(err error) {
 		p.aborted, p.err = true, err
 	}
 	p.mu.Unlock()
-	if first {
+	switch {
+	case !first:
+	case err != nil:
+		reset(p.a)
+		reset(p.b)
+	default:
 		p.a.Close()
 		p.b.Close()
 	}
+}
+
+// reset closes c with a TCP reset where c can send one: the tunnel side
+// of a flow aborts its gVisor endpoint, and a kernel socket is closed
+// with SO_LINGER 0. Any other conn is just closed. What c had not sent
+// yet is dropped, as a kernel drops its send queue on a reset.
+func reset(c net.Conn) {
+	switch c := c.(type) {
+	case interface{ Abort() }:
+		c.Abort()
+	case interface{ SetLinger(sec int) error }:
+		c.SetLinger(0)
+	}
+	c.Close()
 }
 
 // pipe copies src to dst until src ends, half-closes dst, and returns the

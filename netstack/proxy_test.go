@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -82,35 +83,47 @@ func TestProxyHalfClose(t *testing.T) {
 func TestProxyContextEnds(t *testing.T) {
 	checkLeaks(t)
 	client, a := tcpPair(t)
-	b, _ := tcpPair(t)
+	b, server := tcpPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := startProxy(ctx, a, b)
+	client.Write([]byte("x"))
+	if _, err := io.ReadFull(server, make([]byte, 1)); err != nil {
+		t.Fatalf("server read: %v", err)
+	}
 	cancel()
-	res := recv(t, "Proxy", out)
-	if !errors.Is(res.err, context.Canceled) {
+	if res := recv(t, "Proxy", out); !errors.Is(res.err, context.Canceled) {
 		t.Errorf("Proxy = %v, want context.Canceled", res.err)
 	}
-	// Both conns were closed: the client sees EOF.
-	client.SetReadDeadline(time.Now().Add(testTimeout))
-	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("client read after abort = %v, want EOF", err)
+	// Both conns were reset: neither end takes the cut for an end.
+	for name, c := range map[string]*net.TCPConn{"client": client, "server": server} {
+		c.SetReadDeadline(time.Now().Add(testTimeout))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("%s read after the proxy's context ended = %v, want a reset", name, err)
+		}
 	}
 }
 
-func TestProxyResetAbortsBothWays(t *testing.T) {
-	checkLeaks(t)
-	client, a := tcpPair(t)
-	b, server := tcpPair(t)
-	out := startProxy(context.Background(), a, b)
-	server.SetLinger(0)
-	server.Close() // RST toward b
-	res := recv(t, "Proxy", out)
-	if res.err == nil {
-		t.Error("Proxy = nil, want the reset")
-	}
-	client.SetReadDeadline(time.Now().Add(testTimeout))
-	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("client read after abort = %v, want EOF", err)
+func TestProxyPassesResets(t *testing.T) {
+	for _, who := range []string{"server", "client"} {
+		t.Run("from the "+who, func(t *testing.T) {
+			checkLeaks(t)
+			client, a := tcpPair(t)
+			b, server := tcpPair(t)
+			out := startProxy(context.Background(), a, b)
+			resetter, other := server, client
+			if who == "client" {
+				resetter, other = client, server
+			}
+			resetter.SetLinger(0)
+			resetter.Close() // a RST toward the proxy
+			if res := recv(t, "Proxy", out); res.err == nil {
+				t.Error("Proxy = nil, want the reset")
+			}
+			other.SetReadDeadline(time.Now().Add(testTimeout))
+			if _, err := other.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("read at the other end after the reset = %v, want a reset", err)
+			}
+		})
 	}
 }
 

@@ -172,6 +172,10 @@ type tcpConn struct {
 	wq *waiter.Queue
 }
 
+// Abort resets the flow: the client gets a TCP RST rather than a FIN.
+// Close must still follow, to free the endpoint.
+func (c *tcpConn) Abort() { c.ep.Abort() }
+
 // acceptor is one flow's accept function and its state.
 type acceptor struct {
 	s   *Stack

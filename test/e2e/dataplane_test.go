@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,6 +49,25 @@ func deployWith(t *testing.T, lab *netlab.Lab, opts netlab.Options) *deployment 
 // connector, while the site's NAT drops every inbound connection. The
 // nodes run --relay-only, so everything crosses the relay
 // (TestDirectPath covers the direct path).
+// resettingServer, run by python3 in lanhost with a port, answers one HTTP
+// request with a response that ends when the connection does (no
+// length), and then resets the connection instead of closing it.
+const resettingServer = `
+import socket, struct, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+c.recv(65536)
+c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 100000)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+`
+
+const resetPort = "8081"
+
 func TestSSHThroughConnector(t *testing.T) {
 	lab := needLab(t)
 	lan := startLANServices(t, lab)
@@ -98,6 +119,26 @@ func TestSSHThroughConnector(t *testing.T) {
 		t.Errorf("64 MiB download: %v", err)
 	} else if got := fileSum(t, dst); got != lan.bigSum {
 		t.Errorf("64 MiB download checksum %s, want %s", got, lan.bigSum)
+	}
+
+	// A LAN host that resets a response midway: curl sees the reset (exit
+	// 56), rather than an end of stream that makes the cut response, which
+	// has no length, look whole.
+	srv, err := lab.Start(netlab.LANHost, "python3", "-c", resettingServer, resetPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	eventually(t, 5*time.Second, "the resetting server listening", func() error {
+		if !strings.Contains(srv.Output(), "listening") {
+			return fmt.Errorf("output so far: %q", srv.Output())
+		}
+		return nil
+	})
+	err = lab.Run(ctx, netlab.Laptop, "curl", "-s", "-o", "/dev/null", "--max-time", "10", "http://"+netlab.LANHostIP+":"+resetPort+"/")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 56 {
+		t.Errorf("curl from a server that resets: %v, want exit status 56 (a reset while receiving)", err)
 	}
 
 	status, err := d.laptop(ctx, "status")

@@ -251,7 +251,7 @@ func (l *Lab) Output(ctx context.Context, role, name string, args ...string) (st
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s in %s: %v: %s", name, strings.Join(args, " "), role, err, strings.TrimSpace(stderr.String()))
+		return stdout.String(), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), role, err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
 }
