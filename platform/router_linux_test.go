@@ -148,6 +148,9 @@ func TestRouter(t *testing.T) {
 		if got := link.Attrs().MTU; got != 1280 {
 			t.Errorf("CreateTUN: mtu %d, want 1280", got)
 		}
+		if got := link.Attrs().TxQLen; got != tunQueueLen {
+			t.Errorf("CreateTUN: transmit queue %d packets, want %d", got, tunQueueLen)
+		}
 		r, err := NewRouter(testLogger(t))
 		if err != nil {
 			t.Fatalf("NewRouter: %v", err)
