@@ -554,13 +554,15 @@ func (h *harness) measurePath(ctx context.Context, p *path, into *pathResult, al
 			return msg, nil
 		}
 	}
-	loaded := func() (string, error) {
-		l, err := h.loadedRTT(ctx, p)
-		if err != nil {
-			return "", err
+	loaded := func(dst **latency, reverse bool) func() (string, error) {
+		return func() (string, error) {
+			l, err := h.loadedRTT(ctx, p, reverse)
+			if err != nil {
+				return "", err
+			}
+			*dst = l
+			return fmt.Sprintf("p50 %.0f µs, p99 %.0f µs", l.P50us, l.P99us), nil
 		}
-		into.RRLoaded = l
-		return fmt.Sprintf("p50 %.0f µs, p99 %.0f µs", l.P50us, l.P99us), nil
 	}
 	steps := []step{{"upload", xfer(&into.Upload, false, 1)}}
 	if all {
@@ -569,7 +571,8 @@ func (h *harness) measurePath(ctx context.Context, p *path, into *pathResult, al
 			step{fmt.Sprintf("upload -P %d", h.cfg.Streams), xfer(&into.Upload8, false, h.cfg.Streams)},
 			step{"TCP connect", lat(&into.Connect, modeConnect, h.cfg.Connects)},
 			step{"1-byte RTT", lat(&into.RR, modeRR, h.cfg.RoundTrips)},
-			step{"RTT, loaded", loaded},
+			step{"RTT, download", loaded(&into.RRLoaded, true)},
+			step{"RTT, upload", loaded(&into.RRUpLoaded, false)},
 		)
 	}
 	for _, s := range steps {
@@ -592,17 +595,18 @@ func netJoin(host, port string) string { return host + ":" + port }
 
 // loadedRoundTrips is how many 1-byte round trips loadedRTT times. Under
 // load one can take tens of milliseconds, so they are fewer than
-// RoundTrips, and the download lasts loadedSeconds at most.
+// RoundTrips, and the transfer lasts loadedSeconds at most.
 const (
 	loadedRoundTrips = 200
 	loadedSeconds    = 20
 )
 
-// loadedRTT times 1-byte round trips on p while a download (iperf3 -R)
-// fills the same path, a second after it starts: how responsive an ssh
-// session stays while a large copy runs. The download is stopped when
-// the round trips are done.
-func (h *harness) loadedRTT(ctx context.Context, p *path) (*latency, error) {
+// loadedRTT times 1-byte round trips on p while a transfer fills the
+// same path, a second after it starts: how responsive an ssh session
+// stays while a large copy runs. The transfer is a download (iperf3 -R)
+// if reverse, else an upload, and is stopped when the round trips are
+// done.
+func (h *harness) loadedRTT(ctx context.Context, p *path, reverse bool) (*latency, error) {
 	srv, err := h.iperfServer(ctx, p)
 	if err != nil {
 		return nil, err
@@ -611,21 +615,25 @@ func (h *harness) loadedRTT(ctx context.Context, p *path) (*latency, error) {
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	download := make(chan error, 1)
+	args := []string{"-c", p.target, "-t", strconv.Itoa(loadedSeconds), "--connect-timeout", "5000"}
+	if reverse {
+		args = append(args, "-R")
+	}
 	go func() {
-		_, err := nsOutput(dctx, p.clientNS, "iperf3", "-c", p.target, "-R", "-t", strconv.Itoa(loadedSeconds), "--connect-timeout", "5000")
+		_, err := nsOutput(dctx, p.clientNS, "iperf3", args...)
 		download <- err
 	}()
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case err := <-download:
-		return nil, fmt.Errorf("the download ended before the round trips began: %v", err)
+		return nil, fmt.Errorf("the transfer ended before the round trips began: %v", err)
 	case <-time.After(time.Second):
 	}
 	s, err := runChild(ctx, h.exe, p.clientNS, modeRR, netJoin(p.target, echoPort), loadedRoundTrips, h.cfg.Warmup)
 	select {
 	case err := <-download:
-		return nil, fmt.Errorf("the download ended before the round trips did: %v", err)
+		return nil, fmt.Errorf("the transfer ended before the round trips did: %v", err)
 	default:
 	}
 	stop()

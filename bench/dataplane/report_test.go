@@ -69,8 +69,10 @@ type pathResult struct {
 	Upload8  *transfer `json:"upload_parallel,omitempty"`
 	Connect  *latency  `json:"tcp_connect,omitempty"`
 	RR       *latency  `json:"rtt_1byte,omitempty"`
-	// RRLoaded is RR taken while a download runs on the same path.
-	RRLoaded *latency `json:"rtt_1byte_under_download,omitempty"`
+	// RRLoaded and RRUpLoaded are RR taken while a download, or an
+	// upload, runs on the same path.
+	RRLoaded   *latency `json:"rtt_1byte_under_download,omitempty"`
+	RRUpLoaded *latency `json:"rtt_1byte_under_upload,omitempty"`
 }
 
 // figure is one row of the table: the median over runs of each path,
@@ -175,11 +177,12 @@ func latGet(pick func(*pathResult) *latency, val func(*latency) float64) func(*p
 	}
 }
 
-func connect(pr *pathResult) *latency  { return pr.Connect }
-func rr(pr *pathResult) *latency       { return pr.RR }
-func rrLoaded(pr *pathResult) *latency { return pr.RRLoaded }
-func p50(l *latency) float64           { return l.P50us }
-func p99(l *latency) float64           { return l.P99us }
+func connect(pr *pathResult) *latency    { return pr.Connect }
+func rr(pr *pathResult) *latency         { return pr.RR }
+func rrLoaded(pr *pathResult) *latency   { return pr.RRLoaded }
+func rrUpLoaded(pr *pathResult) *latency { return pr.RRUpLoaded }
+func p50(l *latency) float64             { return l.P50us }
+func p99(l *latency) float64             { return l.P99us }
 
 // The floors and goals: the data-plane issue's (upload ≥ 0.6×, download
 // ≥ 0.4×, goal ≥ 1.0× both ways, relay ≥ 0.5× direct, goal 0.8×,
@@ -219,6 +222,8 @@ func figureDefs(streams int) []figureDef {
 			floor: &bound{atMost: true, v: 2000, text: "≤ 2 ms"}, goal: &bound{atMost: true, v: 1000, text: "≤ 1 ms"}},
 		{key: "rtt_loaded_p50_us", label: "1-byte RTT p50, during a download", unit: "µs", get: latGet(rrLoaded, p50)},
 		{key: "rtt_loaded_p99_us", label: "1-byte RTT p99, during a download", unit: "µs", get: latGet(rrLoaded, p99)},
+		{key: "rtt_uploading_p50_us", label: "1-byte RTT p50, during an upload", unit: "µs", get: latGet(rrUpLoaded, p50)},
+		{key: "rtt_uploading_p99_us", label: "1-byte RTT p99, during an upload", unit: "µs", get: latGet(rrUpLoaded, p99)},
 	}
 	for _, dir := range []struct {
 		name string
