@@ -149,6 +149,9 @@ type socket struct {
 	loops sync.WaitGroup // the keepalive and discovery loops
 	// disco finds and keeps direct paths; nil if the Bind is RelayOnly.
 	disco *discovery
+	// held is what Send was asked to relay before the relay confirmed
+	// this socket's registration (hold.go).
+	held held
 }
 
 // sendBatch is Send's scratch space. Both ways gather each frame from
@@ -424,6 +427,9 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if !t.usable() {
 		return ErrNoRelay
 	}
+	if b.hold(s, t, e.key, bufs) {
+		return nil
+	}
 	if err := b.sendTo(s, bufs, t.udp, &e.key); err != nil {
 		return fmt.Errorf("relay bind: sending to relay %v: %w", t.relay, err)
 	}
@@ -669,6 +675,9 @@ func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, si
 						s.disco.noteSend(last)
 					}
 				}
+				if s.disco != nil && isHandshakeInitiation(payload) {
+					s.disco.onRelayedHandshake(last)
+				}
 				put(at+i, payload, last)
 				continue
 			}
@@ -696,6 +705,7 @@ func (b *Bind) onAck(s *socket, t *target, pkt []byte, f Frame) {
 	prev := b.currentAck(t)
 	now := time.Now()
 	b.ack.Store(&ackInfo{t: t, s: s, ts: f.Timestamp, at: now, observed: f.Observed})
+	b.flushHeld(s, t)
 	if prev == nil || now.Sub(prev.at) >= b.liveFor() {
 		b.log.Info("relay registration live", "relay", t.relay.String(), "observed", f.Observed.String())
 	}

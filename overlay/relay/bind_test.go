@@ -183,6 +183,40 @@ func TestBindThroughRelay(t *testing.T) {
 	}
 }
 
+// TestBindHoldsUntilRegistered: what wireguard-go sends while the
+// Bind's registration is not confirmed yet (a handshake initiation, the
+// moment `warren up` configures the peer) is sent once it is, not left
+// for wireguard-go to retry 5 s later.
+func TestBindHoldsUntilRegistered(t *testing.T) {
+	checkNoLeaks(t)
+	h := newRelay(t)
+	b := newTestBind(t, h, BindConfig{})
+	b.waitConnected()
+	a := newTestBind(t, h, BindConfig{})
+	if a.b.Connected() {
+		t.Fatal("registered before the relay could answer")
+	}
+	if err := a.send(b.key, "initiation", "another"); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(a.key, "initiation", "another")
+	if err := a.send(b.key, "after"); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(a.key, "after")
+
+	// A renewed credential for the same relay holds nothing back: the
+	// relay honours the registration it has until the new HELLO lands.
+	a.b.SetRelay(h.addr, Issue(h.key, Claims{NodeID: "n-" + a.key.Hex()[:8], PublicKey: a.key, Role: wire.RoleClient, Expires: h.clock.Now().Add(2 * time.Hour)}))
+	if !a.b.registered(a.b.live.Load(), a.b.target.Load()) {
+		t.Error("datagrams are held after a credential renewal")
+	}
+	if err := a.send(b.key, "renewed"); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(a.key, "renewed")
+}
+
 func TestBindOpenClose(t *testing.T) {
 	checkNoLeaks(t)
 	h := newRelay(t)

@@ -53,10 +53,17 @@ type directPath struct {
 	addr     netip.AddrPort
 	udp      *net.UDPAddr
 	lastPong atomic.Int64 // UnixNano of the last PONG from addr
+	// doubted: the peer started a handshake through the relay since the
+	// last PONG, as it does after it restarted its tunnel (a new socket,
+	// so this path leads nowhere) and would not if it used the path.
+	doubted atomic.Bool
 }
 
-// trusted reports whether the path answered within trustFor.
-func (p *directPath) trusted(now int64) bool { return now-p.lastPong.Load() <= int64(trustFor) }
+// trusted reports whether the path answered within trustFor and has not
+// been doubted since.
+func (p *directPath) trusted(now int64) bool {
+	return now-p.lastPong.Load() <= int64(trustFor) && !p.doubted.Load()
+}
 
 // discovery is the direct-path state of one open socket: per peer, the
 // tokens, candidates and PINGs in flight. It lives as long as the socket:
@@ -279,10 +286,35 @@ func (d *discovery) sendCall(e *Endpoint) {
 		return
 	}
 	d.b.log.Debug("disco: call", "peer", e.key.String(), "candidates", fmt.Sprint(m.Candidates))
+	if d.b.hold(d.s, t, e.key, [][]byte{msg}) {
+		return // sent once the relay confirms this socket's registration
+	}
 	var hdr [DataHeaderLen]byte
 	putDataHeader(hdr[:], &e.key)
 	if _, err := d.s.conn.WriteToUDPAddrPort(append(hdr[:], msg...), t.relay); err != nil && !d.s.closed.Load() {
 		d.b.logs.logf(slog.LevelDebug, "relay bind: sending a call failed", "err", err)
+	}
+}
+
+// onRelayedHandshake is called for a handshake initiation the relay
+// brought from e's peer. If this node has a direct path to the peer, the
+// peer may no longer be behind it (it took its tunnel down and up: a new
+// socket, a new port), and the response would go there and be lost
+// until wireguard-go retries, 5 s later. So the path is doubted: Send
+// uses the relay too until the path answers a PING, sent now.
+func (d *discovery) onRelayedHandshake(e *Endpoint) {
+	path := e.direct.Load()
+	if path == nil || path.s != d.s || path.doubted.Swap(true) {
+		return
+	}
+	d.mu.Lock()
+	if p := d.peers[e.key]; p != nil {
+		p.lastPing = time.Time{} // the loop's next step pings the path
+	}
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -395,6 +427,7 @@ func (d *discovery) onDirect(msg []byte, from netip.AddrPort) {
 		p := sent.p
 		if path := p.ep.direct.Load(); path != nil && path.s == d.s && path.addr == from {
 			path.lastPong.Store(now.UnixNano())
+			path.doubted.Store(false)
 			return
 		}
 		d.setLocked(p, from, now.Sub(sent.at))

@@ -147,6 +147,33 @@ func newDirectTestBind(t *testing.T, h *relayHarness, cfg BindConfig) *testBind 
 	})
 }
 
+// directPair opens two Binds that may go direct, and waits until a
+// datagram from a to b has found them a direct path both ways.
+func directPair(t *testing.T) (a, b *testBind) {
+	t.Helper()
+	h := newRelay(t)
+	a, b = newDirectTestBind(t, h, BindConfig{}), newDirectTestBind(t, h, BindConfig{})
+	a.waitConnected()
+	b.waitConnected()
+	a.send(b.key, "hello")
+	b.expect(a.key, "hello")
+	waitFor(t, "a direct path", func() bool { return a.b.Direct(b.key).IsValid() && b.b.Direct(a.key).IsValid() })
+	return a, b
+}
+
+// reopen closes tb's Bind and opens it again, on a new port, as
+// wireguard-go does on a BindUpdate and the daemon on `warren up`.
+func (tb *testBind) reopen() {
+	tb.t.Helper()
+	if err := tb.b.Close(); err != nil {
+		tb.t.Fatal(err)
+	}
+	if err := <-tb.errc; !errors.Is(err, net.ErrClosed) {
+		tb.t.Fatalf("receive loop after Close: %v, want net.ErrClosed", err)
+	}
+	tb.open()
+}
+
 // TestDirectPath checks that two nodes that can reach each other find a
 // direct path through the CALLs the relay carries, then carry their
 // datagrams on it, plain, without the relay.
@@ -193,24 +220,12 @@ func TestDirectPath(t *testing.T) {
 // that a new direct path follows.
 func TestDirectPathLost(t *testing.T) {
 	checkNoLeaks(t)
-	h := newRelay(t)
-	a, b := newDirectTestBind(t, h, BindConfig{}), newDirectTestBind(t, h, BindConfig{})
-	a.waitConnected()
-	b.waitConnected()
-	a.send(b.key, "hello")
-	b.expect(a.key, "hello")
-	waitFor(t, "a direct path", func() bool { return a.b.Direct(b.key).IsValid() && b.b.Direct(a.key).IsValid() })
+	a, b := directPair(t)
 	old := a.b.Direct(b.key)
 
 	// b closes and reopens on a new port: a's path now leads nowhere,
 	// and b, silent, does not say so.
-	if err := b.b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-b.errc; !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("receive loop after Close: %v, want net.ErrClosed", err)
-	}
-	b.open()
+	b.reopen()
 	b.waitConnected()
 	start := time.Now()
 	for delivered := false; !delivered; {
@@ -229,6 +244,27 @@ func TestDirectPathLost(t *testing.T) {
 		d := a.b.Direct(b.key)
 		return d.IsValid() && d != old && d == b.addr()
 	})
+}
+
+// TestDirectPathAfterPeerRestart: a peer that takes its tunnel down and
+// up again (a new socket) starts with a handshake initiation through the
+// relay; the response must reach it at once, although this node's direct
+// path to the old socket still looks fine. (It used to go down that path
+// alone, and the handshake waited for wireguard-go's retry 5 s later.)
+func TestDirectPathAfterPeerRestart(t *testing.T) {
+	checkNoLeaks(t)
+	a, b := directPair(t)
+	b.reopen() // and, without waiting for the relay's ACK, the handshake
+	initiation := string(append([]byte{1, 0, 0, 0}, bytes.Repeat([]byte{7}, 144)...))
+	if err := b.send(a.key, initiation); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(b.key, initiation)
+	if err := a.send(b.key, "response"); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(a.key, "response") // sent once: through the relay too
+	waitFor(t, "a direct path to the new socket", func() bool { return a.b.Direct(b.key) == b.addr() })
 }
 
 // TestDirectPathRefused checks that no direct path forms when either

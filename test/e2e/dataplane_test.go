@@ -198,4 +198,13 @@ func TestSSHThroughConnector(t *testing.T) {
 	if out, _ := lab.Output(ctx, netlab.Laptop, "ip", "link", "show", "warren0"); strings.Contains(out, "warren0") {
 		t.Errorf("warren0 still exists after down:\n%s", out)
 	}
+
+	// And up again: a new socket and WireGuard session, whose handshake
+	// `warren up` waits for, so ssh works at the first try.
+	if out, err := d.laptop(ctx, "up"); err != nil {
+		t.Fatalf("warren up after down: %v %s", err, out)
+	}
+	if host, err := lan.ssh(ctx, lab, netlab.Laptop, "hostname"); err != nil || strings.TrimSpace(host) == "" {
+		t.Errorf("ssh right after warren up: %q %v", host, err)
+	}
 }
