@@ -232,8 +232,8 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		return nil, err
 	}
 	rep.Machine.BusyStartPct = 100 * busy
-	h.progress("machine: %s, %d cores, kernel %s, %s; CPU %.0f%% busy before the start (load average %s)",
-		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Machine.Go, 100*busy, rep.Machine.LoadStart)
+	h.progress("machine: %s, %d cores, kernel %s (TCP congestion control %s), %s; CPU %.0f%% busy before the start (load average %s)",
+		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Machine.TCPCongestion, rep.Machine.Go, 100*busy, rep.Machine.LoadStart)
 	if busy > 0.10 {
 		h.progress("warning: the machine is not idle; figures will be noisy")
 		rep.Notes = append(rep.Notes, fmt.Sprintf("machine not idle at start: CPU %.0f%% busy", 100*busy))
@@ -844,6 +844,11 @@ type machine struct {
 	Cores  int    `json:"cores"`
 	Kernel string `json:"kernel"`
 	Go     string `json:"go"`
+	// TCPCongestion is the kernel's default congestion control, which
+	// every kernel TCP sender in the labs uses (stock wireguard-go's
+	// iperf3 and the LAN host); Warren's connector sends with gVisor's
+	// Reno.
+	TCPCongestion string `json:"tcp_congestion_control"`
 	// BusyStartPct is how busy the CPUs were in the 2 s before the start.
 	BusyStartPct float64 `json:"cpu_busy_pct_start"`
 	LoadStart    string  `json:"loadavg_start"`
@@ -862,6 +867,9 @@ func readMachine() machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control"); err == nil {
+		m.TCPCongestion = strings.TrimSpace(string(b))
 	}
 	return m
 }

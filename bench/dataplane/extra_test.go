@@ -16,9 +16,11 @@ import (
 
 // The figures taken once per benchmark, after the runs, on Warren's
 // default path (the direct one, or the relay path when there is no direct
-// path): how Warren's connector holds up beyond one bulk flow (perf-anchors
-// §7.2–7.3: T6, T7, T8, L3, L6, L7). They are single measurements, not
-// medians, and they have no stock wireguard-go counterpart.
+// path): how Warren's connector holds up beyond one bulk flow, and how
+// soon a tunnel brought up again carries a connection (perf-anchors
+// §7.2–7.3: T6, T7, T8, L3, L4, L5, L6, L7). They are single
+// measurements, not medians, and they have no stock wireguard-go
+// counterpart.
 type extras struct {
 	Path    string       `json:"path"` // the path's JSON key: "direct" or "warren"
 	Flows   *flowsResult `json:"flows,omitempty"`
@@ -28,6 +30,7 @@ type extras struct {
 	Unreach *unreachOut  `json:"unreachable_host,omitempty"`
 	Rate    *rateOut     `json:"connection_rate,omitempty"`
 	Idle    *idleResult  `json:"idle_flows,omitempty"`
+	Cold    []coldStart  `json:"cold_start,omitempty"`
 	Errors  []string     `json:"errors,omitempty"`
 }
 
@@ -45,6 +48,7 @@ const (
 	extraRateFor     = 5 * time.Second // L6
 	extraIdleFlows   = 10000           // L7
 	extraIdleProbe   = 200             // L7: connects timed while the flows are held
+	extraColdStarts  = 3               // L4, L5: `warren down` and `warren up` again
 	lossTable        = "warren_bench_loss"
 )
 
@@ -85,6 +89,20 @@ type idleResult struct {
 	// Connect is the connect latency to the echo server while they are held.
 	Connect latency `json:"connect_while_held"`
 }
+
+// coldStart is L4 and L5, one `warren down` and `warren up` of the
+// laptop, already enrolled: up returns once the coordinator's netmap is
+// applied and the new WireGuard session's handshake is done, so a user's
+// first connection does not wait for it.
+type coldStart struct {
+	UpMs float64 `json:"up_ms"` // `warren up`, run until it returned
+	// FirstConnectUs is the first TCP connect to lanhost after it, through
+	// the fresh session and the connector's dial.
+	FirstConnectUs float64 `json:"first_connect_us"`
+}
+
+// TotalMs is L5: from `warren up` to the first connection established.
+func (c coldStart) TotalMs() float64 { return c.UpMs + c.FirstConnectUs/1e3 }
 
 // iperfDetail is the part of iperf3's -J output the extra figures read.
 type iperfDetail struct {
@@ -304,7 +322,44 @@ func (h *harness) measureExtras(ctx context.Context, p *path, key string, d *war
 		return fmt.Sprintf("%d held (%d failed), connector RSS %.1f → %.1f MB (%.1f KiB/flow); connects meanwhile p50 %.0f µs, p99 %.0f µs",
 			r.Flows, r.Failures, r.RSSMB[0], r.RSSMB[1], r.KiBPerFlow, r.Connect.P50us, r.Connect.P99us), nil
 	})
+
+	// Last: the tunnel comes back as a new session, on whichever path
+	// its first packets find.
+	for i := range extraColdStarts {
+		step(fmt.Sprintf("warren down, up %d/%d", i+1, extraColdStarts), func() (string, error) {
+			c, err := h.coldStart(ctx, p, d)
+			if err != nil {
+				return "", err
+			}
+			x.Cold = append(x.Cold, *c)
+			return fmt.Sprintf("up took %.0f ms, then the first connect %.0f µs", c.UpMs, c.FirstConnectUs), nil
+		})
+	}
 	return x
+}
+
+// coldStart takes the laptop's tunnel down and up again, then times one
+// connect to lanhost's echo server.
+func (h *harness) coldStart(ctx context.Context, p *path, d *warrenDeployment) (*coldStart, error) {
+	if _, err := d.laptop(ctx, "down"); err != nil {
+		return nil, fmt.Errorf("warren down: %w", err)
+	}
+	// Long enough for the connector to have nothing in flight for the
+	// old session; the new one starts with a handshake either way.
+	time.Sleep(time.Second)
+	start := time.Now()
+	if _, err := d.laptop(ctx, "up"); err != nil {
+		return nil, fmt.Errorf("warren up: %w", err)
+	}
+	up := time.Since(start)
+	s, err := runChild(ctx, h.exe, p.clientNS, modeConnect, netJoin(p.target, echoPort), 1, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Samples) != 1 {
+		return nil, fmt.Errorf("the first connect after up failed: %s", s.FirstError)
+	}
+	return &coldStart{UpMs: float64(up) / 1e6, FirstConnectUs: float64(s.Samples[0]) / 1e3}, nil
 }
 
 // addLoss makes the router in namespace ns (the home gateway) drop

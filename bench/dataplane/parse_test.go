@@ -278,6 +278,35 @@ func TestPrintDirectMissing(t *testing.T) {
 	}
 }
 
+func TestPrintColdStart(t *testing.T) {
+	tests := []struct {
+		name string
+		cold []coldStart
+		want []string
+	}{{
+		name: "within the goals",
+		cold: []coldStart{{UpMs: 412, FirstConnectUs: 900}, {UpMs: 655, FirstConnectUs: 1600}},
+		want: []string{"first connection, worst  657 ms (413, 657)  ≤ 2 s  ≤ 1 s  meets goal", "fresh tunnel, worst  1.6 ms  ≤ 20 ms  ≤ 10 ms  meets goal"},
+	}, {
+		name: "a slow up and a slow connect",
+		cold: []coldStart{{UpMs: 1980, FirstConnectUs: 25000}, {UpMs: 300, FirstConnectUs: 12000}},
+		want: []string{"first connection, worst  2005 ms (2005, 312)  ≤ 2 s  ≤ 1 s  MISSES floor", "fresh tunnel, worst  25.0 ms  ≤ 20 ms  ≤ 10 ms  MISSES floor"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &report{Extras: &extras{Path: "direct", Cold: tt.cold}}
+			var out bytes.Buffer
+			r.printExtras(&out)
+			got := strings.Join(strings.Fields(out.String()), " ")
+			for _, want := range tt.want {
+				if !strings.Contains(got, strings.Join(strings.Fields(want), " ")) {
+					t.Errorf("output lacks %q:\n%s", want, out.String())
+				}
+			}
+		})
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	x := func(gbps float64) *transfer { return &transfer{GbitPerSecond: gbps} }
 	r := &report{Config: config{Streams: 8}}
