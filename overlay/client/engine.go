@@ -279,6 +279,9 @@ func (e *Engine) onState(connected bool, err error) {
 	}
 }
 
+// handshakePoll is how often waitReady looks for the handshakes.
+const handshakePoll = 10 * time.Millisecond
+
 // waitReady returns once a netmap is applied and every connector that
 // serves a tunnelled route has completed a handshake.
 func (e *Engine) waitReady(ctx context.Context, s *session, progress func(string)) error {
@@ -304,7 +307,9 @@ func (e *Engine) waitReady(ctx context.Context, s *session, progress func(string
 		pending[c] = true
 	}
 	deadline := time.After(e.cfg.HandshakeWait)
-	tick := time.NewTicker(100 * time.Millisecond)
+	// A handshake through the relay takes a few milliseconds: look
+	// often, so that up returns soon after it (a look is one UAPI get).
+	tick := time.NewTicker(handshakePoll)
 	defer tick.Stop()
 	for len(pending) > 0 {
 		stats := e.handshakes(s)
