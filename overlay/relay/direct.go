@@ -318,6 +318,12 @@ func (d *discovery) onRelayedHandshake(e *Endpoint) {
 	}
 }
 
+// isHandshakeInitiation reports whether datagram is a WireGuard handshake
+// initiation: message type 1, three zero bytes, 148 bytes in all.
+func isHandshakeInitiation(datagram []byte) bool {
+	return len(datagram) == 148 && datagram[0] == 1 && datagram[1] == 0 && datagram[2] == 0 && datagram[3] == 0
+}
+
 // onRelayed handles a disco message that came through the relay from
 // src, whose key the relay vouches for. Only CALLs travel that way.
 func (d *discovery) onRelayed(src wire.Key, msg []byte) {

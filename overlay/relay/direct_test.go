@@ -566,3 +566,24 @@ func TestDatagramsFromAPingingPeer(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+func TestIsHandshakeInitiation(t *testing.T) {
+	initiation := append([]byte{1, 0, 0, 0}, make([]byte, 144)...)
+	for _, tt := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"initiation", initiation, true},
+		{"one byte short", initiation[:147], false},
+		{"one byte long", append(slices.Clone(initiation), 0), false},
+		{"a response", append([]byte{2, 0, 0, 0}, make([]byte, 144)...), false},
+		{"transport data of that size", append([]byte{4, 0, 0, 0}, make([]byte, 144)...), false},
+		{"reserved bytes set", append([]byte{1, 0, 1, 0}, make([]byte, 144)...), false},
+		{"empty", nil, false},
+	} {
+		if got := isHandshakeInitiation(tt.b); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -92,9 +92,3 @@ func (b *Bind) flushHeld(s *socket, t *target) {
 		i = j
 	}
 }
-
-// isHandshakeInitiation reports whether datagram is a WireGuard handshake
-// initiation: message type 1, three zero bytes, 148 bytes in all.
-func isHandshakeInitiation(datagram []byte) bool {
-	return len(datagram) == 148 && datagram[0] == 1 && datagram[1] == 0 && datagram[2] == 0 && datagram[3] == 0
-}
