@@ -323,6 +323,17 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		rep.DirectStatus = h.direct.Status
 	}
 
+	// M1 is the daemon's idle RSS with the tunnel up and 10 routes.
+	for _, d := range []*warrenDeployment{h.warren, h.direct} {
+		if d == nil {
+			continue
+		}
+		if err := d.addIdleRoutes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	h.progress("%d routes on each laptop; letting the processes settle before the idle memory readings", idleRoutes)
+	time.Sleep(2 * time.Second)
 	idle := readMemories(wggo, naive, warren, direct)
 
 	for r := range h.cfg.Runs {

@@ -140,9 +140,9 @@ func TestSummarize(t *testing.T) {
 		last.Direct.Upload.RetransPct = 0.5
 	}
 	r.Memory = []procMemory{
-		{Path: "warren", Role: roleClient, PeakMB: 120},
-		{Path: "wggo", Role: roleClient, PeakMB: 400},
-		{Path: "direct", Role: roleClient, PeakMB: 200},
+		{Path: "warren", Role: roleClient, IdleMB: 22, PeakMB: 120},
+		{Path: "wggo", Role: roleClient, IdleMB: 8, PeakMB: 400},
+		{Path: "direct", Role: roleClient, IdleMB: 31, PeakMB: 200},
 	}
 	r.summarize()
 	up := r.figure("upload_gbps")
@@ -163,6 +163,7 @@ func TestSummarize(t *testing.T) {
 		{"download_gbps", "no data", "no data"},
 		{"connect_p50_us", "MISSES floor", "meets goal"},
 		{"peak_rss_mb_client", "meets floor", "MISSES floor"},
+		{"idle_rss_mb_client", "meets goal", "meets floor"},
 		{"upload_retrans_pct", "meets floor", "MISSES floor"},
 		{"upload_parallel_gbps", "", ""},
 		// Upload ratios 0.25, 1.5, 0.73; no download: no data.

@@ -86,6 +86,38 @@ func (d *warrenDeployment) waitDirect(ctx context.Context, wait time.Duration) (
 	return path, status, err
 }
 
+// idleRoutes is how many routes each laptop has for the idle memory
+// readings (perf-anchors M1): the site LAN and idleRoutes-1 prefixes of
+// 172.16.0.0/16, no host behind them, all through the connector. They
+// are every other /24 (172.16.1.0, 172.16.3.0, …): the daemon merges
+// adjacent prefixes into one route, and these must stay ten.
+const idleRoutes = 10
+
+// addIdleRoutes routes idleRoutes-1 more prefixes to the connector and
+// waits until the laptop's kernel routes all idleRoutes into warren0.
+func (d *warrenDeployment) addIdleRoutes(ctx context.Context) error {
+	for i := 1; i < idleRoutes; i++ {
+		if _, err := d.admin(ctx, "routes", "add", fmt.Sprintf("172.16.%d.0/24", 2*i-1), "--connector", "office", "--comment", "bench: idle memory"); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := d.lab.Output(ctx, netlab.Laptop, "ip", "route", "show", "dev", "warren0")
+		if err != nil {
+			return err
+		}
+		n := strings.Count(out, "\n")
+		if n >= idleRoutes {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the laptop routes %d prefixes into warren0 after 10 s, want %d:\n%s", n, idleRoutes, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // routeVia returns the path in the "via office (PATH)" of the site LAN's
 // route in `warren status` output ("relay", "direct ADDR:PORT"), or ""
 // when there is none.
