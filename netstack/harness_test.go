@@ -90,18 +90,22 @@ func checkLeaks(t *testing.T) {
 	})
 }
 
-func leakedGoroutines() []string {
+// goroutineStacks returns the stack of every goroutine, the caller's
+// first.
+func goroutineStacks() []string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			buf = buf[:n]
-			break
+			return strings.Split(string(buf[:n]), "\n\n")
 		}
 		buf = make([]byte, 2*len(buf))
 	}
+}
+
+func leakedGoroutines() []string {
 	var left []string
-	for i, g := range strings.Split(string(buf), "\n\n") {
+	for i, g := range goroutineStacks() {
 		if i == 0 || strings.Contains(g, "testing.tRunner(") {
 			continue // this goroutine, or a test function waiting for its subtests
 		}

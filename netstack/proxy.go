@@ -59,15 +59,26 @@ func ProxyCount(ctx context.Context, a, b net.Conn) (Counts, error) {
 	stop := context.AfterFunc(ctx, func() { p.abort(ctx.Err()) })
 	defer stop()
 
-	// One direction in a goroutine of its own, the other in the caller's:
-	// an idle flow costs the collector two goroutine stacks, not three.
+	// One direction in the caller's goroutine. The other in a goroutine
+	// of its own, or, out of a flow of this Stack, in one that runs only
+	// while there is something to copy (drain.go): an idle connector flow
+	// costs the collector one goroutine stack, not two or three.
 	var c Counts
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	switch {
+	case isFlow(a):
+		p.startDrain(b, a.(*tcpConn), &c.AToB, done)
+		c.BToA = p.pipe(a, b)
+	case isFlow(b):
+		p.startDrain(a, b.(*tcpConn), &c.BToA, done)
 		c.AToB = p.pipe(b, a)
-	}()
-	c.BToA = p.pipe(a, b)
+	default:
+		go func() {
+			defer close(done)
+			c.AToB = p.pipe(b, a)
+		}()
+		c.BToA = p.pipe(a, b)
+	}
 	<-done
 	stop()
 	p.abort(nil) // close both; keeps the error recorded first, if any
@@ -148,16 +159,30 @@ func (p *proxyRun) pipe(dst, src net.Conn) int64 {
 		case rerr == nil:
 			continue
 		case errors.Is(rerr, io.EOF):
-			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-				if err := cw.CloseWrite(); err != nil {
-					p.abort(err)
-				}
-			} else {
-				p.abort(nil)
-			}
+			p.closeWrite(dst)
 		default:
 			p.abort(rerr)
 		}
 		return n
 	}
+}
+
+// closeWrite passes the end of a direction's stream on: dst's writing
+// half is closed, or, if dst cannot half-close, the whole run ends.
+func (p *proxyRun) closeWrite(dst net.Conn) {
+	cw, ok := dst.(interface{ CloseWrite() error })
+	if !ok {
+		p.abort(nil)
+		return
+	}
+	if err := cw.CloseWrite(); err != nil {
+		p.abort(err)
+	}
+}
+
+// isFlow reports whether c is a TCP flow of a Stack, whose received data
+// drain can copy.
+func isFlow(c net.Conn) bool {
+	_, ok := c.(*tcpConn)
+	return ok
 }
