@@ -339,42 +339,20 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	for r := range h.cfg.Runs {
 		rr := runResult{Run: r + 1, Routes: map[string]string{}}
 		h.progress("run %d/%d", r+1, h.cfg.Runs)
-		type step struct {
-			p    *path
-			into *pathResult
-			all  bool              // the full set, or upload only
-			d    *warrenDeployment // a Warren path's, whose route is checked after
-		}
-		steps := []step{{veth, &rr.Veth, false, nil}, {wggo, &rr.WGGo, true, nil}}
+		paths := []runPath{{p: veth, into: &rr.Veth}, {p: wggo, into: &rr.WGGo, all: true}}
 		if naive != nil {
-			steps = append(steps, step{naive, &rr.Naive, true, nil})
+			paths = append(paths, runPath{p: naive, into: &rr.Naive, all: true})
 		}
-		steps = append(steps, step{warren, &rr.Warren, true, h.warren})
+		paths = append(paths, runPath{p: warren, into: &rr.Warren, all: true, d: h.warren})
 		if direct != nil {
-			steps = append(steps, step{direct, &rr.Direct, true, h.direct})
+			paths = append(paths, runPath{p: direct, into: &rr.Direct, all: true, d: h.direct})
 		}
-		for _, s := range steps {
-			if s.p == direct {
-				// The path is kept only while in use: after the other
-				// paths' figures it may have to be found again.
-				start := time.Now()
-				via, _, err := h.direct.waitDirect(ctx, directWait)
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				if err != nil {
-					e := fmt.Sprintf("run %d direct: no direct path, figures left out: %v", rr.Run, err)
-					rr.Errors = append(rr.Errors, e)
-					h.progress("  %-7s ERROR no direct path: %v", "direct", err)
-					continue
-				}
-				h.progress("  %-7s %s (waited %v)", "direct", via, time.Since(start).Round(100*time.Millisecond))
-			}
-			if err := h.measurePath(ctx, s.p, s.into, s.all, &rr); err != nil {
-				return nil, err
-			}
-			if s.d != nil {
-				rr.Routes[s.p.name] = h.checkRoute(ctx, rr.Run, s.p.name, s.d, rep)
+		if err := h.measureRun(ctx, paths, &rr); err != nil {
+			return nil, err
+		}
+		for _, rp := range paths {
+			if rp.d != nil {
+				rr.Routes[rp.p.name] = h.checkRoute(ctx, rr.Run, rp.p.name, rp.d, rep)
 			}
 		}
 		rep.Runs = append(rep.Runs, rr)
@@ -528,33 +506,46 @@ func (h *harness) startEcho(ctx context.Context, ns string) error {
 	return p.waitOutput(ctx, "listening", 10*time.Second)
 }
 
-// measurePath takes one run's figures of a path: upload, and with all
-// also download, parallel upload, connect and round-trip latency. A
-// figure that fails is recorded in rr.Errors and the run goes on; only
-// the end of ctx stops it.
-func (h *harness) measurePath(ctx context.Context, p *path, into *pathResult, all bool, rr *runResult) error {
-	type step struct {
+// runPath is one path of a run: where its figures go, whether it gets
+// the full set (or the upload only), and for a Warren path its
+// deployment, whose route is checked after the run.
+type runPath struct {
+	p    *path
+	into *pathResult
+	all  bool
+	d    *warrenDeployment
+}
+
+// measureRun takes one run's figures. Each figure is taken on every path
+// in turn before the next figure, so that a path and stock wireguard-go
+// are measured seconds apart, not minutes: on a shared VM the machine's
+// speed drifts over minutes, and each Warren figure is read as a ratio to
+// stock's of the same run. A direct path is looked for again before each
+// of its figures (the path is kept only while in use).
+func (h *harness) measureRun(ctx context.Context, paths []runPath, rr *runResult) error {
+	type figure struct {
 		name string
-		do   func() (string, error)
+		all  bool // taken only on paths that get the full set
+		do   func(p *path, into *pathResult) (string, error)
 	}
-	xfer := func(dst **transfer, reverse bool, streams int) func() (string, error) {
-		return func() (string, error) {
+	xfer := func(dst func(*pathResult) **transfer, reverse bool, streams int) func(*path, *pathResult) (string, error) {
+		return func(p *path, into *pathResult) (string, error) {
 			t, err := h.transfer(ctx, p, reverse, streams)
 			if err != nil {
 				return "", err
 			}
-			*dst = t
+			*dst(into) = t
 			return fmt.Sprintf("%.2f Gbit/s, retransmits %.3f%%", t.GbitPerSecond, t.RetransPct), nil
 		}
 	}
-	lat := func(dst **latency, mode string, n int) func() (string, error) {
-		return func() (string, error) {
+	lat := func(dst func(*pathResult) **latency, mode string, n int) func(*path, *pathResult) (string, error) {
+		return func(p *path, into *pathResult) (string, error) {
 			s, err := runChild(ctx, h.exe, p.clientNS, mode, netJoin(p.target, echoPort), n, h.cfg.Warmup)
 			if err != nil {
 				return "", err
 			}
 			l := summarize(s)
-			*dst = &l
+			*dst(into) = &l
 			if l.N == 0 {
 				return "", fmt.Errorf("no samples: %d failures, first: %s", l.Failures, l.FirstError)
 			}
@@ -565,39 +556,71 @@ func (h *harness) measurePath(ctx context.Context, p *path, into *pathResult, al
 			return msg, nil
 		}
 	}
-	loaded := func(dst **latency, reverse bool) func() (string, error) {
-		return func() (string, error) {
+	loaded := func(dst func(*pathResult) **latency, reverse bool) func(*path, *pathResult) (string, error) {
+		return func(p *path, into *pathResult) (string, error) {
 			l, err := h.loadedRTT(ctx, p, reverse)
 			if err != nil {
 				return "", err
 			}
-			*dst = l
+			*dst(into) = l
 			return fmt.Sprintf("p50 %.0f µs, p99 %.0f µs", l.P50us, l.P99us), nil
 		}
 	}
-	steps := []step{{"upload", xfer(&into.Upload, false, 1)}}
-	if all {
-		steps = append(steps,
-			step{"download (-R)", xfer(&into.Download, true, 1)},
-			step{fmt.Sprintf("upload -P %d", h.cfg.Streams), xfer(&into.Upload8, false, h.cfg.Streams)},
-			step{"TCP connect", lat(&into.Connect, modeConnect, h.cfg.Connects)},
-			step{"1-byte RTT", lat(&into.RR, modeRR, h.cfg.RoundTrips)},
-			step{"RTT, download", loaded(&into.RRLoaded, true)},
-			step{"RTT, upload", loaded(&into.RRUpLoaded, false)},
-		)
+	figures := []figure{
+		{"upload", false, xfer(func(r *pathResult) **transfer { return &r.Upload }, false, 1)},
+		{"download (-R)", true, xfer(func(r *pathResult) **transfer { return &r.Download }, true, 1)},
+		{fmt.Sprintf("upload -P %d", h.cfg.Streams), true, xfer(func(r *pathResult) **transfer { return &r.Upload8 }, false, h.cfg.Streams)},
+		{"TCP connect", true, lat(func(r *pathResult) **latency { return &r.Connect }, modeConnect, h.cfg.Connects)},
+		{"1-byte RTT", true, lat(func(r *pathResult) **latency { return &r.RR }, modeRR, h.cfg.RoundTrips)},
+		{"RTT, download", true, loaded(func(r *pathResult) **latency { return &r.RRLoaded }, true)},
+		{"RTT, upload", true, loaded(func(r *pathResult) **latency { return &r.RRUpLoaded }, false)},
 	}
-	for _, s := range steps {
-		msg, err := s.do()
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s %s: %w", p.name, s.name, ctx.Err())
+	for _, f := range figures {
+		for _, rp := range paths {
+			if f.all && !rp.all {
+				continue
+			}
+			p := rp.p
+			if rp.d != nil && p.name == "direct" {
+				if err := h.findDirect(ctx, rp.d, rr, f.name); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					continue
+				}
+			}
+			msg, err := f.do(p, rp.into)
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s %s: %w", p.name, f.name, ctx.Err())
+			}
+			if err != nil {
+				e := fmt.Sprintf("run %d %s %s: %v", rr.Run, p.name, f.name, err)
+				rr.Errors = append(rr.Errors, e)
+				h.progress("  %-7s %-14s ERROR %v", p.name, f.name, err)
+				continue
+			}
+			h.progress("  %-7s %-14s %s", p.name, f.name, msg)
 		}
-		if err != nil {
-			e := fmt.Sprintf("run %d %s %s: %v", rr.Run, p.name, s.name, err)
-			rr.Errors = append(rr.Errors, e)
-			h.progress("  %-7s %-14s ERROR %v", p.name, s.name, err)
-			continue
-		}
-		h.progress("  %-7s %-14s %s", p.name, s.name, msg)
+	}
+	return ctx.Err()
+}
+
+// findDirect waits for d's direct path before a figure on it; when there
+// is none, the figure is left out with an error in the run.
+func (h *harness) findDirect(ctx context.Context, d *warrenDeployment, rr *runResult, figure string) error {
+	start := time.Now()
+	via, _, err := d.waitDirect(ctx, directWait)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		e := fmt.Sprintf("run %d direct %s: no direct path, figure left out: %v", rr.Run, figure, err)
+		rr.Errors = append(rr.Errors, e)
+		h.progress("  %-7s %-14s ERROR no direct path: %v", "direct", figure, err)
+		return err
+	}
+	if waited := time.Since(start); waited > time.Second {
+		h.progress("  %-7s %s (waited %v)", "direct", via, waited.Round(100*time.Millisecond))
 	}
 	return nil
 }
