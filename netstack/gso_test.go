@@ -43,6 +43,29 @@ func gsoPacket(src, dst netip.AddrPort, seq uint32, flags header.TCPFlags, paylo
 	return pkt
 }
 
+// inViews returns pkt rebuilt from one view per piece between the cuts
+// (offsets into the packet), releasing pkt; no cuts returns pkt itself.
+func inViews(pkt *stack.PacketBuffer, cuts []int) *stack.PacketBuffer {
+	if len(cuts) == 0 {
+		return pkt
+	}
+	defer pkt.DecRef()
+	var b []byte
+	for _, v := range pkt.AsSlices() {
+		b = append(b, v...)
+	}
+	var out buffer.Buffer
+	prev := 0
+	for _, c := range append(cuts, len(b)) {
+		piece := buffer.MakeWithData(b[prev:c])
+		out.Merge(&piece)
+		prev = c
+	}
+	split := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: out})
+	split.GSOOptions = pkt.GSOOptions
+	return split
+}
+
 // segment is what a test needs from one TCP segment.
 type segment struct {
 	seq     uint32
@@ -81,11 +104,16 @@ func TestReadSegmentsOffloadPackets(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		src, dst netip.AddrPort
-		batch    int // Read batch size: smaller than the segment count splits across Reads
+		batch    int   // Read batch size: smaller than the segment count splits across Reads
+		cuts     []int // where the packet is split into views (see inViews)
 	}{
-		{"ipv4", netip.MustParseAddrPort("192.0.2.1:80"), netip.AddrPortFrom(clientV4, 5000), batchSize},
-		{"ipv4 small batches", netip.MustParseAddrPort("192.0.2.1:80"), netip.AddrPortFrom(clientV4, 5000), 3},
-		{"ipv6", netip.MustParseAddrPort("[2001:db8::1]:80"), netip.AddrPortFrom(clientV6, 5000), batchSize},
+		{"ipv4", netip.MustParseAddrPort("192.0.2.1:80"), netip.AddrPortFrom(clientV4, 5000), batchSize, nil},
+		{"ipv4 small batches", netip.MustParseAddrPort("192.0.2.1:80"), netip.AddrPortFrom(clientV4, 5000), 3, nil},
+		{"ipv6", netip.MustParseAddrPort("[2001:db8::1]:80"), netip.AddrPortFrom(clientV6, 5000), batchSize, nil},
+		// Headers split, and payload views of odd sizes that end inside
+		// segments and one byte long.
+		{"ipv4 in views", netip.MustParseAddrPort("192.0.2.1:80"), netip.AddrPortFrom(clientV4, 5000), 3, []int{10, 40 + 333, 40 + 334, 40 + 1043}},
+		{"ipv6 in views", netip.MustParseAddrPort("[2001:db8::1]:80"), netip.AddrPortFrom(clientV6, 5000), batchSize, []int{60, 60 + 1, 60 + 700}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
@@ -96,7 +124,7 @@ func TestReadSegmentsOffloadPackets(t *testing.T) {
 				payload[i] = byte(i)
 			}
 			flags := header.TCPFlagAck | header.TCPFlagPsh | header.TCPFlagFin | header.TCPFlagCwr
-			pkt := gsoPacket(tc.src, tc.dst, 5000, flags, payload, mss)
+			pkt := inViews(gsoPacket(tc.src, tc.dst, 5000, flags, payload, mss), tc.cuts)
 			s.link.enqueue(pkt, true)
 			pkt.DecRef()
 			// A plain packet queued behind it comes out after the segments.
@@ -172,5 +200,31 @@ func TestReadOffloadPacketWithoutPayload(t *testing.T) {
 	}
 	if sg := parseSegment(t, bufs[0][:sizes[0]]); len(sg.payload) != 0 || sg.flags != header.TCPFlagAck {
 		t.Errorf("segment = %+v, want a bare ACK", sg)
+	}
+}
+
+// BenchmarkSegmenter splits a 64 KB offload packet into 1,228-byte
+// segments, cycling through 128 read buffers as wireguard-go's batch does.
+func BenchmarkSegmenter(b *testing.B) {
+	payload := make([]byte, 64000-header.IPv4MinimumSize-header.TCPMinimumSize)
+	pkt := gsoPacket(netip.MustParseAddrPort("192.0.2.1:80"), netip.AddrPortFrom(clientV4, 5000), 1, header.TCPFlagAck, payload, 1228)
+	defer pkt.DecRef()
+	bufs := make([][]byte, 128)
+	for i := range bufs {
+		bufs[i] = make([]byte, 1<<16)
+	}
+	var g segmenter
+	b.SetBytes(int64(len(payload)))
+	k := 0
+	for b.Loop() {
+		if !g.load(pkt) {
+			b.Fatal("load refused the packet")
+		}
+		for g.pending {
+			if _, ok := g.next(bufs[k%len(bufs)], wgOffset); !ok {
+				b.Fatal("a segment did not fit")
+			}
+			k++
+		}
 	}
 }

@@ -240,6 +240,11 @@ func (s *Stack) close() {
 	s.ipstack.Close()
 	s.ipstack.Wait() // also removes the NIC, detaching the link
 	s.link.drain()
+	// A packet Read was still splitting is released: Read returns at
+	// once now that the link is closed.
+	s.readMu.Lock()
+	s.seg.reset()
+	s.readMu.Unlock()
 	close(s.events)
 }
 
@@ -272,6 +277,7 @@ func (s *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		var pkt *stack.PacketBuffer
 		if n == 0 {
 			if pkt = s.link.next(); pkt == nil {
+				s.seg.reset()
 				return 0, ErrClosed
 			}
 		} else if pkt = s.link.tryNext(); pkt == nil {
