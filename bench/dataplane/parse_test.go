@@ -279,23 +279,37 @@ func TestPrintDirectMissing(t *testing.T) {
 	}
 }
 
-func TestPrintColdStart(t *testing.T) {
+func TestPrintExtras(t *testing.T) {
 	tests := []struct {
 		name string
-		cold []coldStart
+		x    extras
 		want []string
 	}{{
-		name: "within the goals",
-		cold: []coldStart{{UpMs: 412, FirstConnectUs: 900}, {UpMs: 655, FirstConnectUs: 1600}},
+		name: "cold start within the goals",
+		x:    extras{Cold: []coldStart{{UpMs: 412, FirstConnectUs: 900}, {UpMs: 655, FirstConnectUs: 1600}}},
 		want: []string{"first connection, worst  657 ms (413, 657)  ≤ 2 s  ≤ 1 s  meets goal", "fresh tunnel, worst  1.6 ms  ≤ 20 ms  ≤ 10 ms  meets goal"},
 	}, {
 		name: "a slow up and a slow connect",
-		cold: []coldStart{{UpMs: 1980, FirstConnectUs: 25000}, {UpMs: 300, FirstConnectUs: 12000}},
+		x:    extras{Cold: []coldStart{{UpMs: 1980, FirstConnectUs: 25000}, {UpMs: 300, FirstConnectUs: 12000}}},
 		want: []string{"first connection, worst  2005 ms (2005, 312)  ≤ 2 s  ≤ 1 s  MISSES floor", "fresh tunnel, worst  25.0 ms  ≤ 20 ms  ≤ 10 ms  MISSES floor"},
+	}, {
+		name: "loss per batch and per datagram, each against its own baseline",
+		x: extras{Loss: []lossResult{
+			{Direction: "download", GbitPerSecond: 0.53, LosslessGbps: 2.93, RatioLossless: ptr(0.53 / 2.93), IntervalsGbps: make([]float64, 10)},
+			{Direction: "download", PerDatagram: true, GbitPerSecond: 0.4, LosslessGbps: 1.25, RatioLossless: ptr(0.4 / 1.25), StalledSeconds: 1, IntervalsGbps: make([]float64, 10)},
+		}},
+		want: []string{
+			"T8 download, 1 % of GSO batches lost: stalled seconds  0 of 10  0  meets floor",
+			"T8 download, 1 % of GSO batches lost ÷ lossless  0.18× (0.53 of 2.93 Gbit/s)  ≥ 0.3×  meets floor",
+			"T8 download, 1 % of datagrams lost: stalled seconds  1 of 10  0  MISSES floor",
+			"T8 download, 1 % of datagrams lost ÷ lossless  0.32× (0.40 of 1.25 Gbit/s)  ≥ 0.3×  meets goal",
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &report{Extras: &extras{Path: "direct", Cold: tt.cold}}
+			x := tt.x
+			x.Path = "direct"
+			r := &report{Extras: &x}
 			var out bytes.Buffer
 			r.printExtras(&out)
 			got := strings.Join(strings.Fields(out.String()), " ")

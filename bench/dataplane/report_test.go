@@ -593,13 +593,17 @@ func (r *report) printExtras(w io.Writer) {
 			"≤ 1 %", "≤ 0.1 %", u.LostPct <= 1, u.LostPct <= 0.1)
 	}
 	for _, l := range x.Loss {
-		row(fmt.Sprintf("T8 %s, %d %% underlay loss: stalled seconds", l.Direction, extraLossPct),
+		loss := fmt.Sprintf("%d %% of GSO batches lost", extraLossPct)
+		if l.PerDatagram {
+			loss = fmt.Sprintf("%d %% of datagrams lost", extraLossPct)
+		}
+		row(fmt.Sprintf("T8 %s, %s: stalled seconds", l.Direction, loss),
 			fmt.Sprintf("%d of %d", l.StalledSeconds, len(l.IntervalsGbps)), "0", "", l.StalledSeconds == 0, false)
 		ratio, ok := "—", false
 		if l.RatioLossless != nil {
 			ratio, ok = fmt.Sprintf("%.2f×", *l.RatioLossless), *l.RatioLossless >= 0.3
 		}
-		row(fmt.Sprintf("T8 %s, %d %% underlay loss ÷ lossless", l.Direction, extraLossPct), fmt.Sprintf("%s (%.2f Gbit/s)", ratio, l.GbitPerSecond),
+		row(fmt.Sprintf("T8 %s, %s ÷ lossless", l.Direction, loss), fmt.Sprintf("%s (%.2f of %.2f Gbit/s)", ratio, l.GbitPerSecond, l.LosslessGbps),
 			"", "≥ 0.3×", true, ok)
 	}
 	if l := x.Refused; l != nil && l.N > 0 {
