@@ -84,24 +84,14 @@ func TestDrainCopiesWhatCameBeforeIt(t *testing.T) {
 	srv := echoServer(t)
 	dst := netip.MustParseAddrPort("192.0.2.21:7")
 	results := make(chan proxyResult, 1)
-	h := &funcs{tcp: func(ctx context.Context, f Flow, accept func() (net.Conn, error)) {
-		lan, err := net.Dial("tcp", srv.addr())
-		if err != nil {
-			return
-		}
-		tunnel, err := accept()
-		if err != nil {
-			lan.Close()
-			return
-		}
-		// Wait until the client's message is queued in gVisor.
-		ep := tunnel.(*tcpConn).ep
-		for end := time.Now().Add(testTimeout); ep.Readiness(waiter.ReadableEvents) == 0 && time.Now().Before(end); {
-			time.Sleep(time.Millisecond)
-		}
-		c, err := ProxyCount(ctx, tunnel, lan)
-		results <- proxyResult{c, err}
-	}}
+	h := &dialHandler{targets: map[netip.AddrPort]string{dst: srv.addr()}, results: results,
+		beforeProxy: func(tunnel net.Conn) {
+			// Wait until the client's message is queued in gVisor.
+			ep := tunnel.(*tcpConn).ep
+			for end := time.Now().Add(testTimeout); ep.Readiness(waiter.ReadableEvents) == 0 && time.Now().Before(end); {
+				time.Sleep(time.Millisecond)
+			}
+		}}
 	p := newPair(t, Config{Handler: h})
 	c, err := p.dialTCP(context.Background(), dst)
 	if err != nil {

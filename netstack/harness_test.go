@@ -396,6 +396,8 @@ type dialHandler struct {
 	targets map[netip.AddrPort]string
 	flows   chan Flow
 	results chan proxyResult
+	// beforeProxy, if set, runs between accept and ProxyCount.
+	beforeProxy func(tunnel net.Conn)
 }
 
 type proxyResult struct {
@@ -420,6 +422,9 @@ func (h *dialHandler) HandleTCP(ctx context.Context, f Flow, accept func() (net.
 	if err != nil {
 		upstream.Close()
 		return
+	}
+	if h.beforeProxy != nil {
+		h.beforeProxy(tunnel)
 	}
 	c, err := ProxyCount(ctx, tunnel, upstream)
 	if h.results != nil {
