@@ -189,7 +189,8 @@ func TestSummarize(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", f.Label, out.String())
 		}
 	}
-	for _, want := range []string{"relay÷wg-go", "direct÷wg-go", "verdict direct", "3.30", "1.00×"} {
+	for _, want := range []string{"relay÷wg-go", "direct÷wg-go", "verdict direct", "3.30", "1.00×",
+		"relay ÷ wg-go, run by run: upload 0.25 0.75 0.80\n", "direct ÷ wg-go, run by run: upload 1.00 0.50 1.10\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -495,6 +495,7 @@ func (r *report) print(w io.Writer) {
 	if up := r.figure("upload_gbps"); up != nil && up.Veth != nil && up.WGGo != nil && *up.Veth != 0 {
 		fmt.Fprintf(w, "stock wireguard-go ÷ veth, upload: %.3f\n", *up.WGGo / *up.Veth)
 	}
+	r.printRunRatios(w)
 	r.printNaive(w)
 	r.printExtras(w)
 	if len(r.Memory) > 0 {
@@ -713,4 +714,33 @@ func oneLine(s string, n int) string {
 		return string(r[:n]) + "…"
 	}
 	return s
+}
+
+// printRunRatios prints the same-run throughput ratios to stock
+// wireguard-go run by run: the spread behind each median.
+func (r *report) printRunRatios(w io.Writer) {
+	for _, p := range []struct {
+		name string
+		get  func(*runResult) *pathResult
+	}{{"relay", func(run *runResult) *pathResult { return &run.Warren }}, {"direct", func(run *runResult) *pathResult { return &run.Direct }}} {
+		var dirs []string
+		for _, d := range []struct {
+			name string
+			get  func(*pathResult) *transfer
+		}{{"upload", func(pr *pathResult) *transfer { return pr.Upload }}, {"download", func(pr *pathResult) *transfer { return pr.Download }}} {
+			var ratios []string
+			for i := range r.Runs {
+				x, stock := d.get(p.get(&r.Runs[i])), d.get(&r.Runs[i].WGGo)
+				if x != nil && stock != nil && stock.GbitPerSecond != 0 {
+					ratios = append(ratios, fmt.Sprintf("%.2f", x.GbitPerSecond/stock.GbitPerSecond))
+				}
+			}
+			if len(ratios) > 0 {
+				dirs = append(dirs, d.name+" "+strings.Join(ratios, " "))
+			}
+		}
+		if len(dirs) > 0 {
+			fmt.Fprintf(w, "%s ÷ wg-go, run by run: %s\n", p.name, strings.Join(dirs, "; "))
+		}
+	}
 }
