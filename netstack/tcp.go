@@ -38,8 +38,12 @@ const (
 func setTCPOptions(s *stack.Stack) error {
 	sack := tcpip.TCPSACKEnabled(true) // without it one lost segment costs a round of go-back-N
 	moderate := tcpip.TCPModerateReceiveBufferOption(true)
-	// Reno: CUBIC in this gVisor can overflow its window arithmetic
-	// (google/gvisor#11632); Tailscale pins reno for the same reason.
+	// Reno. CUBIC in the gVisor of 2025-05 could overflow its window
+	// arithmetic (google/gvisor#11632; Tailscale pins reno for the same
+	// reason). In the gVisor of 2026-09 it keeps round trips during a
+	// download short (3.1-3.5 ms at p50 against Reno's 12) but, leaving
+	// slow start early, moved 1.7-2.0 Gbit/s against Reno's 2.3-2.5, and
+	// 90-100 Mbit/s against 380-560 under T8's losses (demo lab).
 	reno := tcpip.CongestionControlOption("reno")
 	// Loss recovery: SACK-based, RACK off, and a 50 ms minimum RTO.
 	// Under 1 % random loss between laptop and connector (the bench's
@@ -50,7 +54,11 @@ func setTCPOptions(s *stack.Stack) error {
 	// 50 ms: 130). Lossless downloads did not suffer (direct 2.4-2.9
 	// Gbit/s against 1.9-2.5 with RACK; relay the same within noise).
 	// RACK had been turned on when the relay path reordered and the lab's
-	// veths reordered flows; neither is the case now. 50 ms stays above
+	// veths reordered flows; neither is the case now. The gVisor of
+	// 2026-09, with its RACK timing fixes (google/gvisor#9707), did no
+	// better with RACK on: 225-329 Mbit/s under T8's losses against
+	// 356-537 off, and lossless downloads 1.95-2.16 Gbit/s against
+	// 2.51-2.70 (demo lab, two pairs). 50 ms stays above
 	// a Linux receiver's 40 ms minimum delayed ACK, and on a path whose
 	// RTT is longer than about 12 ms the RTO is above it anyway.
 	recovery := tcpip.TCPRecovery(0)

@@ -37,9 +37,18 @@ type udpFlow struct {
 	once sync.Once
 }
 
-// handleUDPRequest is called by gVisor's UDP forwarder, synchronously in
-// Write, for a datagram no endpoint claims: the first of a new flow.
-func (s *Stack) handleUDPRequest(r *udp.ForwarderRequest) {
+// handleUDPRequest is gVisor's UDP forwarder handler, called
+// synchronously in Write for a datagram no endpoint claims: the first of
+// a new flow. It reports every datagram handled, those it drops too, so
+// that gVisor never answers one with an ICMP port unreachable.
+func (s *Stack) handleUDPRequest(r *udp.ForwarderRequest) bool {
+	s.acceptUDP(r)
+	return true
+}
+
+// acceptUDP opens a flow for r's datagram, or drops it when the flow is
+// being created or torn down, or the flows are at their bound.
+func (s *Stack) acceptUDP(r *udp.ForwarderRequest) {
 	id := r.ID()
 	key := flowKey{src: addrPort(id.RemoteAddress, id.RemotePort), dst: addrPort(id.LocalAddress, id.LocalPort)}
 
