@@ -1,5 +1,7 @@
 // Package platform is the laptop daemon's OS integration: it creates the
-// TUN device wireguard-go reads and writes (CreateTUN), and a Router gives
+// TUN device wireguard-go reads and writes (CreateTUN; its packets move
+// through platform/tunio, which splits and merges runs of segments and
+// leaves transport checksums to the kernel), and a Router gives
 // that device its addresses and the kernel routes for exactly the prefixes
 // the netmap says to tunnel. It also answers the two questions the client
 // asks of the host's own network: its default gateways, which must never be

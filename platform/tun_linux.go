@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/warrennet/warren/platform/tunio"
 )
 
 // tunQueueLen is the TUN device's transmit queue, in packets: what the
@@ -26,7 +28,8 @@ const tunQueueLen = 1000
 // device lives as long as the returned tun.Device: closing it removes the
 // interface and, with it, every address and route on it. It fails when the
 // name is taken by another kind of device or by a TUN device another
-// process holds.
+// process holds. Its packets move through tunio: runs of segments in one
+// system call, transport checksums left to the kernel (see tunio).
 func CreateTUN(name string, mtu int) (tun.Device, error) {
 	if err := checkInterfaceName(name); err != nil {
 		return nil, err
@@ -51,5 +54,10 @@ func CreateTUN(name string, mtu int) (tun.Device, error) {
 		dev.Close()
 		return nil, fmt.Errorf("setting the queue length of tun device %s: %w", name, err)
 	}
-	return dev, nil
+	wrapped, err := tunio.Wrap(dev)
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("creating tun device %s: %w", name, err)
+	}
+	return wrapped, nil
 }
