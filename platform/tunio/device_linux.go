@@ -66,18 +66,27 @@ func Wrap(dev tun.Device) (tun.Device, error) {
 }
 
 // Read reads one packet from the device, or one run the kernel left to be
-// split, into bufs[i][offset:], and returns how many packets it gave.
+// split, into bufs[i][offset:], and returns how many packets it gave. A run
+// of more segments than bufs is dropped with tun.ErrTooManySegments, as
+// wireguard-go's own device does.
 func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	d.readMu.Lock()
 	defer d.readMu.Unlock()
-	n, err := d.file.Read(d.readBuf)
-	if err != nil {
-		if errors.Is(err, unix.EBADFD) {
-			err = os.ErrClosed
+	for {
+		n, err := d.file.Read(d.readBuf)
+		if err != nil {
+			if errors.Is(err, unix.EBADFD) {
+				err = os.ErrClosed
+			}
+			return 0, err
 		}
-		return 0, err
+		n, err = split(d.readBuf[:n], bufs, sizes, offset)
+		// A frame that makes no sense is dropped: wireguard-go would close
+		// the whole device on any error it does not know.
+		if !errors.Is(err, errMalformed) {
+			return n, err
+		}
 	}
-	return split(d.readBuf[:n], bufs, sizes, offset)
 }
 
 // Write writes the packets at bufs[i][offset:], merging runs; it may

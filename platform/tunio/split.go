@@ -3,6 +3,8 @@ package tunio
 import (
 	"encoding/binary"
 	"fmt"
+
+	"golang.zx2c4.com/wireguard/tun"
 )
 
 // split turns frame, one read from the TUN device (a virtio-net header and
@@ -63,7 +65,8 @@ func split(frame []byte, bufs [][]byte, sizes []int, offset int) (int, error) {
 	data := pkt[hdrLen:]
 	n := max(1, (len(data)+mss-1)/mss)
 	if n > len(bufs) {
-		return 0, fmt.Errorf("%w: %d segments, more than the %d buffers", errMalformed, n, len(bufs))
+		// wireguard-go drops the run and reads on, for this error only.
+		return 0, fmt.Errorf("%w: %d segments, more than the %d buffers", tun.ErrTooManySegments, n, len(bufs))
 	}
 
 	var id uint16
