@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/warrennet/warren/platform/tunio"
 )
@@ -40,7 +42,7 @@ func TestTUNOffloadWithTheKernel(t *testing.T) {
 		if err := netlink.LinkSetUp(link); err != nil {
 			t.Fatalf("bringing %s up: %v", tunName, err)
 		}
-		segs := readTCP(t, dev)
+		kernel := readSent(t, dev)
 
 		t.Run("udp run in", func(t *testing.T) {
 			uc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tunLocal+":9000")))
@@ -72,6 +74,37 @@ func TestTUNOffloadWithTheKernel(t *testing.T) {
 			}
 		})
 
+		t.Run("udp run out", func(t *testing.T) {
+			// A UDP_SEGMENT send: with USO the device gets it as one run.
+			uc, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tunLocal+":9003")), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(tunPeer+":9002")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer uc.Close()
+			const size, count = 1000, 5
+			msg := make([]byte, size*count)
+			for i := range msg {
+				msg[i] = byte(i / size)
+			}
+			oob := make([]byte, unix.CmsgSpace(2))
+			h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+			h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			h.SetLen(unix.CmsgLen(2))
+			binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], size)
+			if _, _, err := uc.WriteMsgUDP(msg, oob, nil); err != nil {
+				t.Fatalf("sending %d datagrams with UDP_SEGMENT: %v", count, err)
+			}
+			for i := range count {
+				s := kernel.next(t, func(s sent) bool { return s.proto == 17 && s.dport == 9002 })
+				if !s.ipv4Ok || !bytes.Equal(s.payload, msg[i*size:(i+1)*size]) {
+					t.Fatalf("datagram %d: %d bytes of %d, IPv4 header checksum right %v; want %d of %d", i, len(s.payload), s.payload[0], s.ipv4Ok, size, i)
+				}
+				if i == 0 {
+					t.Logf("the first datagram came in a Read of %d", s.batch)
+				}
+			}
+		})
+
 		t.Run("tcp both ways", func(t *testing.T) {
 			ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.MustParseAddrPort(tunLocal+":9001")))
 			if err != nil {
@@ -87,7 +120,7 @@ func TestTUNOffloadWithTheKernel(t *testing.T) {
 				}
 			}
 			write(myISN, 0, 0x02, nil) // SYN
-			synAck := <-segs.wait(t, func(s tcpSeg) bool { return s.flags == 0x12 })
+			synAck := kernel.next(t, func(s sent) bool { return s.proto == 6 && s.sport == 9001 && s.flags == 0x12 })
 			peerSeq := synAck.seq + 1
 			write(myISN+1, peerSeq, 0x10, nil) // ACK
 			ln.SetDeadline(time.Now().Add(5 * time.Second))
@@ -100,29 +133,29 @@ func TestTUNOffloadWithTheKernel(t *testing.T) {
 
 			// In: 40 segments in one Write, merged on the way.
 			const mss = 1000
-			sent := make([]byte, 40*mss)
-			for i := range sent {
-				sent[i] = byte(i * 7)
+			out := make([]byte, 40*mss)
+			for i := range out {
+				out[i] = byte(i * 7)
 			}
 			var pkts [][]byte
-			for i := 0; i < len(sent); i += mss {
+			for i := 0; i < len(out); i += mss {
 				flags := byte(0x10)
-				if i+mss == len(sent) {
+				if i+mss == len(out) {
 					flags |= 0x08 // PSH
 				}
-				pkts = append(pkts, ipv4Packet(6, uint16(i), tcpHeader(myISN+1+uint32(i), peerSeq, flags), sent[i:i+mss]))
+				pkts = append(pkts, ipv4Packet(6, uint16(i), tcpHeader(myISN+1+uint32(i), peerSeq, flags), out[i:i+mss]))
 			}
 			if _, err := dev.Write(pkts, offset); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
-			got := make([]byte, len(sent))
+			got := make([]byte, len(out))
 			if _, err := io.ReadFull(c, got); err != nil {
-				t.Fatalf("reading what the test sent: %v", err)
+				t.Fatalf("reading what the test out: %v", err)
 			}
-			if !bytes.Equal(got, sent) {
-				t.Fatal("the kernel received other bytes than the test sent")
+			if !bytes.Equal(got, out) {
+				t.Fatal("the kernel received other bytes than the test out")
 			}
-			mySeq := myISN + 1 + uint32(len(sent))
+			mySeq := myISN + 1 + uint32(len(out))
 
 			// Out: the kernel's TSO runs, split by Read, acknowledged as they come.
 			back := make([]byte, 300_000)
@@ -132,12 +165,7 @@ func TestTUNOffloadWithTheKernel(t *testing.T) {
 			go c.Write(back) // ends when the test ends: the connection closes
 			recv, most := make([]byte, 0, len(back)), 0
 			for len(recv) < len(back) {
-				var s tcpSeg
-				select {
-				case s = <-segs.c:
-				case <-time.After(5 * time.Second):
-					t.Fatalf("received %d of %d bytes from the kernel, then nothing for 5 s", len(recv), len(back))
-				}
+				s := kernel.next(t, func(s sent) bool { return s.proto == 6 && s.sport == 9001 })
 				most = max(most, s.batch)
 				if !s.ipv4Ok {
 					t.Fatalf("a segment of a run of %d has a wrong IPv4 header checksum", s.batch)
@@ -157,44 +185,44 @@ func TestTUNOffloadWithTheKernel(t *testing.T) {
 	})
 }
 
-// tcpSeg is a TCP segment the kernel sent the test's peer, and how many
-// packets the Read that gave it gave.
-type tcpSeg struct {
-	seq     uint32
-	flags   byte
-	payload []byte
-	batch   int
-	ipv4Ok  bool
+// sent is a TCP segment or UDP datagram the kernel sent toward the test's
+// peer, and how many packets the Read that gave it gave.
+type sent struct {
+	proto        byte
+	sport, dport uint16
+	seq          uint32 // TCP
+	flags        byte   // TCP
+	payload      []byte
+	batch        int
+	ipv4Ok       bool
 }
 
-type tcpSegs struct{ c chan tcpSeg }
+type sentQueue struct{ c chan sent }
 
-// wait returns a channel that gives the first segment for which ok is
-// true, dropping the others.
-func (s tcpSegs) wait(t *testing.T, ok func(tcpSeg) bool) <-chan tcpSeg {
+// next returns the next packet for which ok is true, dropping the others,
+// or fails the test after 5 s without one.
+func (q sentQueue) next(t *testing.T, ok func(sent) bool) sent {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
-		case seg := <-s.c:
-			if ok(seg) {
-				c := make(chan tcpSeg, 1)
-				c <- seg
-				return c
+		case s := <-q.c:
+			if ok(s) {
+				return s
 			}
 		case <-deadline:
-			t.Fatal("no such segment from the kernel in 5 s")
+			t.Fatal("no such packet from the kernel in 5 s")
 		}
 	}
 }
 
-// readTCP reads dev until the test ends and passes on the TCP segments
-// sent to the peer's port 9001 connection.
-func readTCP(t *testing.T, dev interface {
+// readSent reads dev until the test ends and passes on the IPv4 TCP and
+// UDP packets the kernel sends.
+func readSent(t *testing.T, dev interface {
 	Read([][]byte, []int, int) (int, error)
 	Close() error
-}) tcpSegs {
-	segs := tcpSegs{c: make(chan tcpSeg, 1024)}
+}) sentQueue {
+	q := sentQueue{c: make(chan sent, 1024)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -209,25 +237,33 @@ func readTCP(t *testing.T, dev interface {
 			}
 			for i, b := range bufs[:n] {
 				p := b[offset : offset+sizes[i]]
-				if len(p) < 40 || p[0] != 0x45 || p[9] != 6 || binary.BigEndian.Uint16(p[20:]) != 9001 {
+				if len(p) < 28 || p[0] != 0x45 || (p[9] != 6 && p[9] != 17) {
 					continue
 				}
-				s := tcpSeg{
-					seq:     binary.BigEndian.Uint32(p[24:]),
-					flags:   p[33],
-					payload: bytes.Clone(p[20+int(p[32]>>4)*4:]),
+				s := sent{
+					proto:   p[9],
+					sport:   binary.BigEndian.Uint16(p[20:]),
+					dport:   binary.BigEndian.Uint16(p[22:]),
+					payload: bytes.Clone(p[28:]),
 					batch:   n,
 					ipv4Ok:  foldSum(p[:20]) == 0xffff,
 				}
+				if s.proto == 6 {
+					if len(p) < 40 {
+						continue
+					}
+					s.seq, s.flags = binary.BigEndian.Uint32(p[24:]), p[33]
+					s.payload = bytes.Clone(p[20+int(p[32]>>4)*4:])
+				}
 				select {
-				case segs.c <- s:
+				case q.c <- s:
 				default: // the test stopped reading
 				}
 			}
 		}
 	}()
 	t.Cleanup(func() { dev.Close(); <-done })
-	return segs
+	return q
 }
 
 // ipv4Packet is an IPv4 packet from the peer to the device's address with
