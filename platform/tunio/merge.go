@@ -69,8 +69,8 @@ type merger struct {
 }
 
 // writePackets writes the packets at bufs[i][offset:]; offset is at least
-// vnetHdrLen, room for the virtio-net header. It returns the first error, after writing
-// everything it could.
+// vnetHdrLen, room for the virtio-net header. It returns the first error,
+// after writing everything it could.
 func (m *merger) writePackets(bufs [][]byte, offset int) error {
 	var first error
 	keep := func(err error) {
