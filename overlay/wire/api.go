@@ -67,6 +67,8 @@ type CreateTokenRequest struct {
 	Reusable bool   `json:"reusable,omitempty"`
 	// ExpiresIn is how long the token stays valid; zero means never.
 	ExpiresIn Duration `json:"expires_in,omitempty"`
+	// User is the person whose devices the token enrolls (clients only).
+	User string `json:"user,omitempty"`
 }
 
 // Validate checks the request.
@@ -79,6 +81,14 @@ func (r CreateTokenRequest) Validate() error {
 	}
 	if r.ExpiresIn < 0 {
 		return fmt.Errorf("expiry %v is negative", time.Duration(r.ExpiresIn))
+	}
+	if r.User != "" {
+		if r.Role != RoleClient {
+			return fmt.Errorf("only client tokens belong to a user; connectors have none")
+		}
+		if err := ValidateUser(r.User); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -110,6 +120,8 @@ type TokenInfo struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	Revoked   bool       `json:"revoked"`
+	// User is the person the token enrolls devices for, if any.
+	User string `json:"user,omitempty"`
 }
 
 // State reports the token's state at now.
@@ -159,6 +171,9 @@ type Node struct {
 	Role      Role       `json:"role"`
 	PublicKey Key        `json:"public_key"`
 	Address   netip.Addr `json:"address"`
+	// User is the person a client belongs to (from its token); empty for
+	// connectors and for clients enrolled without one.
+	User string `json:"user,omitempty"`
 }
 
 // NodeStatus is a row of `warren nodes ls`.
@@ -181,6 +196,9 @@ type Route struct {
 	Connector string       `json:"connector"`
 	Comment   string       `json:"comment,omitempty"`
 	CreatedAt time.Time    `json:"created_at"`
+	// ProxyProtocol makes the connector prepend a PROXY v2 header, with
+	// the client's overlay address and user, to each TCP flow.
+	ProxyProtocol bool `json:"proxy_protocol,omitempty"`
 }
 
 // AddRouteRequest is the body of POST PathRoutes.
@@ -189,6 +207,8 @@ type AddRouteRequest struct {
 	Prefix    string `json:"prefix"`
 	Connector string `json:"connector"`
 	Comment   string `json:"comment,omitempty"`
+	// ProxyProtocol: see Route.
+	ProxyProtocol bool `json:"proxy_protocol,omitempty"`
 }
 
 // RouteLookup answers GET PathRouteLookup?ip=IP.
@@ -209,6 +229,9 @@ type Export struct {
 	Nodes   []Node      `json:"nodes"`
 	Routes  []Route     `json:"routes"`
 	Split   SplitPolicy `json:"split"`
+	Hosts   []Host      `json:"hosts"`
+	// Policy is the access-policy document as set, empty in allow-all.
+	Policy string `json:"policy,omitempty"`
 }
 
 // MaxNameLen bounds token and node names.

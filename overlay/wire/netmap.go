@@ -19,6 +19,8 @@ type NetMap struct {
 	Routes []Route     `json:"routes"`
 	Relay  Relay       `json:"relay"`
 	Split  SplitPolicy `json:"split"`
+	// Policy is the access policy as this node needs it.
+	Policy NetMapPolicy `json:"policy"`
 }
 
 // Peer is another node with what it serves.
@@ -27,6 +29,10 @@ type Peer struct {
 	// Prefixes are the routes this peer serves (connectors only), sorted.
 	Prefixes []netip.Prefix `json:"prefixes,omitempty"`
 	Online   bool           `json:"online"`
+	// Grants are what this client may reach through the connector whose
+	// netmap this is (connectors' netmaps only, when the policy is
+	// enforced), limited to the prefixes it serves.
+	Grants []Grant `json:"grants,omitempty"`
 }
 
 // Relay tells a node where the coordinator's relay listens and how to
@@ -74,6 +80,9 @@ type StreamMessage struct {
 	NetMap *NetMap `json:"netmap,omitempty"`
 	// Version is set on MsgAck (node → coordinator).
 	Version uint64 `json:"version,omitempty"`
+	// Denial is set on MsgDenial (coordinator → client): a connector
+	// refused one of this client's flows.
+	Denial *FlowRecord `json:"denial,omitempty"`
 }
 
 // MessageType names a control stream message.
@@ -84,6 +93,7 @@ const (
 	MsgNetMap MessageType = "netmap" // coordinator → node: the node's netmap
 	MsgAck    MessageType = "ack"    // node → coordinator: Version applied
 	MsgPing   MessageType = "ping"   // either way: heartbeat
+	MsgDenial MessageType = "denial" // coordinator → client: a connector refused a flow
 )
 
 // Validate checks a message read from the stream.
@@ -92,6 +102,10 @@ func (m StreamMessage) Validate() error {
 	case MsgNetMap:
 		if m.NetMap == nil {
 			return fmt.Errorf("netmap message without a netmap")
+		}
+	case MsgDenial:
+		if m.Denial == nil {
+			return fmt.Errorf("denial message without a record")
 		}
 	case MsgAck, MsgPing:
 	default:
