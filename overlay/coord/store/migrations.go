@@ -58,6 +58,42 @@ CREATE TABLE routes (
 	created_at TEXT NOT NULL
 ) STRICT;
 `,
+	// 2: access policy: users on tokens and nodes, named hosts, PROXY v2
+	// per route, the flow log. The policy document itself is in meta
+	// ("policy", its text as set, and "policy_set_at").
+	`
+ALTER TABLE tokens ADD COLUMN user TEXT NOT NULL DEFAULT '';
+ALTER TABLE nodes ADD COLUMN user TEXT NOT NULL DEFAULT '';
+ALTER TABLE routes ADD COLUMN proxy_protocol INTEGER NOT NULL DEFAULT 0 CHECK (proxy_protocol IN (0, 1));
+
+CREATE TABLE hosts (
+	name       TEXT NOT NULL PRIMARY KEY,
+	address    TEXT NOT NULL,
+	comment    TEXT NOT NULL,
+	created_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE flows (
+	seq        INTEGER NOT NULL PRIMARY KEY,
+	connector  TEXT    NOT NULL,
+	id         TEXT    NOT NULL,
+	user       TEXT    NOT NULL,
+	node       TEXT    NOT NULL,
+	src        TEXT    NOT NULL,
+	dst        TEXT    NOT NULL,
+	proto      TEXT    NOT NULL,
+	decision   TEXT    NOT NULL,
+	rule       INTEGER NOT NULL,
+	reason     TEXT    NOT NULL,
+	start      TEXT    NOT NULL,
+	end        TEXT    NOT NULL,
+	bytes_up   INTEGER NOT NULL,
+	bytes_down INTEGER NOT NULL,
+	UNIQUE (connector, id)
+) STRICT;
+CREATE INDEX flows_start ON flows (start);
+CREATE INDEX flows_user_start ON flows (user, start);
+`,
 }
 
 // errSchemaTooNew refuses a database written by a newer binary: its
