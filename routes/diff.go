@@ -32,7 +32,5 @@ func Diff(have, want []netip.Prefix) (add, remove []netip.Prefix) {
 
 // sortedSet returns a sorted copy of ps without duplicates.
 func sortedSet(ps []netip.Prefix) []netip.Prefix {
-	s := slices.Clone(ps)
-	SortPrefixes(s)
-	return slices.Compact(s)
+	return SortUnique(slices.Clone(ps))
 }

@@ -1,8 +1,10 @@
 // Package routes owns Warren's view of routed prefixes: parsing and
 // validating the CIDR prefixes people type, rejecting ranges that can never
 // be routed through a connector, the immutable longest-prefix-match table
-// that maps a destination to the connector serving it, and the diff between
-// two prefix sets that OS route reconciliation applies.
+// that maps a destination to the connector serving it, the diff between
+// two prefix sets that OS route reconciliation applies, and the prefix
+// arithmetic every other package shares (canonical order and form,
+// containment, halves): there is no second copy of it elsewhere.
 //
 // It is pure: values in, values out. It performs no I/O, starts no goroutines
 // and logs nothing. It must not import any other Warren package.

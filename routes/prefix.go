@@ -1,11 +1,9 @@
 package routes
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 )
 
 // Overlay is the address range of Warren's overlay network.
@@ -137,20 +135,4 @@ func ParseRoutable(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return p, nil
-}
-
-// ComparePrefixes orders prefixes canonically: invalid first, then IPv4
-// before IPv6, then by address, then by length. It suits slices.SortFunc and
-// slices.BinarySearchFunc. (netip.Prefix.Compare orders by length before
-// address, which is not the order Warren shows and stores.)
-func ComparePrefixes(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Bits(), b.Bits())
-}
-
-// SortPrefixes sorts ps in place in the order of ComparePrefixes.
-func SortPrefixes(ps []netip.Prefix) {
-	slices.SortFunc(ps, ComparePrefixes)
 }

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
@@ -247,22 +246,6 @@ func TestParseRoutable(t *testing.T) {
 		if err != nil || got.String() != tt.want {
 			t.Errorf("ParseRoutable(%q) = %v, %v; want %s, nil", tt.in, got, err, tt.want)
 		}
-	}
-}
-
-func TestSortPrefixes(t *testing.T) {
-	got := mustPrefixes(t,
-		"2001:db8::/32", "10.0.0.0/16", "::/0", "10.0.0.0/8", "9.255.0.0/16",
-		"0.0.0.0/0", "2001:db8::/48", "fe80::/10", "192.168.0.0/24")
-	got = append(got, netip.Prefix{})
-	SortPrefixes(got)
-	// Address before length: 9.255.0.0/16 sorts before 10.0.0.0/8, unlike
-	// netip.Prefix.Compare.
-	want := append([]netip.Prefix{{}}, mustPrefixes(t,
-		"0.0.0.0/0", "9.255.0.0/16", "10.0.0.0/8", "10.0.0.0/16", "192.168.0.0/24",
-		"::/0", "2001:db8::/32", "2001:db8::/48", "fe80::/10")...)
-	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
-		t.Errorf("SortPrefixes mismatch (-want +got):\n%s", diff)
 	}
 }
 
