@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/warrennet/warren/routes"
 )
 
 // Route is a prefix the coordinator routes to a connector.
@@ -99,8 +101,8 @@ func (r Result) ConnectorPrefixes() map[string][]netip.Prefix {
 // reads IPv4-mapped prefixes as IPv4 and ignores invalid prefixes. When two
 // routes, entries or guards have the same prefix, the first one wins. The
 // result does not alias the arguments.
-func Compute(p Policy, routes []Route, guards []Guard) Result {
-	in := prepare(p, routes, guards)
+func Compute(p Policy, rs []Route, guards []Guard) Result {
+	in := prepare(p, rs, guards)
 	w := walker{in: in}
 	var v4, v6 []item
 	add := func(k kind, i int, pfx netip.Prefix) {
@@ -131,7 +133,7 @@ func Compute(p Policy, routes []Route, guards []Guard) Result {
 		for _, ri := range pc.routes {
 			d.Routes = append(d.Routes, in.routes[ri].Prefix)
 		}
-		d.Routes = sortPrefixes(d.Routes)
+		d.Routes = routes.SortUnique(d.Routes)
 		if len(d.Routes) == 1 {
 			d.Route = d.Routes[0]
 		}
@@ -163,16 +165,16 @@ type inputs struct {
 	builtins []Entry
 }
 
-func prepare(p Policy, routes []Route, guards []Guard) inputs {
+func prepare(p Policy, rs []Route, guards []Guard) inputs {
 	in := inputs{include: p.Mode == ModeInclude}
-	for _, r := range routes {
-		if pfx, ok := normalize(r.Prefix); ok {
+	for _, r := range rs {
+		if pfx, ok := routes.Canonical(r.Prefix); ok {
 			r.Prefix = pfx
 			in.routes = append(in.routes, r)
 		}
 	}
 	for _, g := range guards {
-		if pfx, ok := normalize(g.Prefix); ok {
+		if pfx, ok := routes.Canonical(g.Prefix); ok {
 			g.Prefix = pfx
 			in.guards = append(in.guards, g)
 		}
@@ -182,7 +184,7 @@ func prepare(p Policy, routes []Route, guards []Guard) inputs {
 		list = p.Include
 	}
 	for _, e := range list {
-		pfx, ok := normalize(e.Prefix)
+		pfx, ok := routes.Canonical(e.Prefix)
 		if !ok {
 			continue
 		}
@@ -267,10 +269,10 @@ func (w *walker) walk(p netip.Prefix, c cover, items []item) {
 		w.out = append(w.out, w.label(p, c))
 		return
 	}
-	lo, hi := halves(p)
+	lo, hi := routes.Halves(p)
 	var loItems, hiItems []item
 	for _, it := range inside {
-		if addrBit(it.p.Addr(), p.Bits()) {
+		if routes.AddrBit(it.p.Addr(), p.Bits()) {
 			hiItems = append(hiItems, it)
 		} else {
 			loItems = append(loItems, it)
@@ -345,7 +347,7 @@ func (in inputs) routesPhrase(idx []int) string {
 	for i, ri := range idx {
 		ps[i] = in.routes[ri].Prefix
 	}
-	s := "routes " + joinPrefixes(sortPrefixes(ps))
+	s := "routes " + joinPrefixes(routes.SortUnique(ps))
 	if c := in.routes[idx[0]].Connector; c != "" {
 		s += " via " + c
 	}
@@ -423,15 +425,15 @@ func (in inputs) warnings(shadows map[[2]int]bool) []string {
 		pairs = append(pairs, k)
 	}
 	slices.SortFunc(pairs, func(a, b [2]int) int {
-		if c := comparePrefixes(in.active[a[0]].Prefix, in.active[b[0]].Prefix); c != 0 {
+		if c := routes.ComparePrefixes(in.active[a[0]].Prefix, in.active[b[0]].Prefix); c != 0 {
 			return c
 		}
-		return cmp.Or(comparePrefixes(in.routes[a[1]].Prefix, in.routes[b[1]].Prefix), cmp.Compare(a[0], b[0]))
+		return cmp.Or(routes.ComparePrefixes(in.routes[a[1]].Prefix, in.routes[b[1]].Prefix), cmp.Compare(a[0], b[0]))
 	})
 	for _, pr := range pairs {
 		e, r := in.active[pr[0]], in.routes[pr[1]]
 		what := "part of "
-		if contains(e.Prefix, r.Prefix) {
+		if routes.Covers(e.Prefix, r.Prefix) {
 			what = ""
 		}
 		ws = append(ws, fmt.Sprintf("exclude %v shadows %s%v", e, what, r))

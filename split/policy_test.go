@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/warrennet/warren/routes"
 )
 
 var cmpOpts = cmp.Options{
@@ -28,7 +30,7 @@ func TestDefaultPolicy(t *testing.T) {
 		if !e.Builtin || e.Comment == "" {
 			t.Errorf("exclude %v: got builtin %v comment %q, want builtin with a comment", e.Prefix, e.Builtin, e.Comment)
 		}
-		if i > 0 && comparePrefixes(p.Exclude[i-1].Prefix, e.Prefix) >= 0 {
+		if i > 0 && routes.ComparePrefixes(p.Exclude[i-1].Prefix, e.Prefix) >= 0 {
 			t.Errorf("exclude %v is out of canonical order", e.Prefix)
 		}
 	}

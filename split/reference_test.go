@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/warrennet/warren/routes"
 )
 
 // The slow reference: decide one address at a time, straight from the
@@ -50,18 +52,18 @@ func refLongest[T any](vs []T, a netip.Addr, pfx func(T) netip.Prefix, keep func
 
 func always[T any](T) bool { return true }
 
-func reference(p Policy, routes []Route, guards []Guard, a netip.Addr) refOutcome {
+func reference(p Policy, rs []Route, guards []Guard, a netip.Addr) refOutcome {
 	var o refOutcome
 	if g := refLongest(guards, a, func(g Guard) netip.Prefix { return g.Prefix }, always[Guard]); g != nil {
-		g.Prefix, _ = normalize(g.Prefix)
+		g.Prefix, _ = routes.Canonical(g.Prefix)
 		o.guard = g
 	}
-	r := refLongest(routes, a, func(r Route) netip.Prefix { return r.Prefix }, always[Route])
+	r := refLongest(rs, a, func(r Route) netip.Prefix { return r.Prefix }, always[Route])
 	if r == nil {
 		return o
 	}
 	o.routed, o.route = true, *r
-	o.route.Prefix, _ = normalize(r.Prefix)
+	o.route.Prefix, _ = routes.Canonical(r.Prefix)
 	include := p.Mode == ModeInclude
 	var entry *Entry
 	if include {
@@ -70,7 +72,7 @@ func reference(p Policy, routes []Route, guards []Guard, a netip.Addr) refOutcom
 		entry = refLongest(p.Exclude, a, entryPrefix, func(e Entry) bool { return !e.Builtin })
 	}
 	if entry != nil {
-		entry.Prefix, _ = normalize(entry.Prefix)
+		entry.Prefix, _ = routes.Canonical(entry.Prefix)
 	}
 	switch {
 	case o.guard != nil:
@@ -85,7 +87,7 @@ func reference(p Policy, routes []Route, guards []Guard, a netip.Addr) refOutcom
 	default:
 		o.tunnelled = true
 		if b := refLongest(p.Exclude, a, entryPrefix, func(e Entry) bool { return e.Builtin }); b != nil {
-			b.Prefix, _ = normalize(b.Prefix)
+			b.Prefix, _ = routes.Canonical(b.Prefix)
 			o.entry = b
 		}
 	}
@@ -181,11 +183,11 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // checkResult asserts that res is canonical and minimal, never tunnels a
 // guard, and agrees with the reference (and Explain with both) on every
 // address of the universe and on the ends of every decision.
-func checkResult(t *testing.T, p Policy, routes []Route, guards []Guard, res Result) {
+func checkResult(t *testing.T, p Policy, rs []Route, guards []Guard, res Result) {
 	t.Helper()
 	checkCanonical(t, res)
 	for _, g := range guards {
-		gp, ok := normalize(g.Prefix)
+		gp, ok := routes.Canonical(g.Prefix)
 		for _, d := range res.Tunnel {
 			if ok && d.Prefix.Overlaps(gp) {
 				t.Errorf("tunnel %v overlaps guard %v", d.Prefix, gp)
@@ -202,7 +204,7 @@ func checkResult(t *testing.T, p Policy, routes []Route, guards []Guard, res Res
 		addrs = append(addrs, d.Prefix.Addr(), lastAddr(d.Prefix))
 	}
 	for _, a := range addrs {
-		checkAddr(t, p, routes, guards, res, a)
+		checkAddr(t, p, rs, guards, res, a)
 	}
 }
 
@@ -272,7 +274,7 @@ func checkCanonical(t *testing.T, res Result) {
 			if !d.Prefix.IsValid() || d.Prefix != d.Prefix.Masked() {
 				t.Errorf("decision %v is not canonical", d.Prefix)
 			}
-			if i > 0 && comparePrefixes(list[i-1].Prefix, d.Prefix) >= 0 {
+			if i > 0 && routes.ComparePrefixes(list[i-1].Prefix, d.Prefix) >= 0 {
 				t.Errorf("decisions out of order: %v before %v", list[i-1].Prefix, d.Prefix)
 			}
 			if len(d.Routes) == 0 || (len(d.Routes) == 1) != (d.Route == d.Routes[0]) || (len(d.Routes) > 1) != !d.Route.IsValid() {
@@ -316,7 +318,7 @@ func checkCanonical(t *testing.T, res Result) {
 
 func sortDecisions(ds []Decision) {
 	for i := 1; i < len(ds); i++ {
-		for j := i; j > 0 && comparePrefixes(ds[j-1].Prefix, ds[j].Prefix) > 0; j-- {
+		for j := i; j > 0 && routes.ComparePrefixes(ds[j-1].Prefix, ds[j].Prefix) > 0; j-- {
 			ds[j-1], ds[j] = ds[j], ds[j-1]
 		}
 	}
@@ -327,7 +329,7 @@ func sibling(p netip.Prefix) (netip.Prefix, bool) {
 	if p.Bits() == 0 {
 		return netip.Prefix{}, false
 	}
-	lo, hi := halves(netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked())
+	lo, hi := routes.Halves(netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked())
 	return hi, lo == p
 }
 
