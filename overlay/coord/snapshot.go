@@ -170,11 +170,4 @@ func compareTokens(a, b store.Token) int {
 	return cmp.Compare(a.ID, b.ID)
 }
 
-func compareRoutes(a, b wire.Route) int { return comparePrefixes(a.Prefix, b.Prefix) }
-
-func comparePrefixes(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Bits(), b.Bits())
-}
+func compareRoutes(a, b wire.Route) int { return routes.ComparePrefixes(a.Prefix, b.Prefix) }

@@ -46,7 +46,7 @@ func (c *Coordinator) AddSplitEntry(ctx context.Context, req wire.SplitEntryRequ
 			return errorf(wire.CodeConflict, "%s is already in the %s list%s", pfx, p.Mode, what)
 		}
 		*list = append(*list, wire.SplitEntry{Prefix: pfx, Comment: req.Comment})
-		slices.SortFunc(*list, func(a, b wire.SplitEntry) int { return comparePrefixes(a.Prefix, b.Prefix) })
+		slices.SortFunc(*list, func(a, b wire.SplitEntry) int { return routes.ComparePrefixes(a.Prefix, b.Prefix) })
 		return nil
 	})
 }
