@@ -5,7 +5,10 @@
 // routes the coordinator pushed and the hard guards (coordinator, relay and
 // default gateway addresses) into the minimal set of prefixes to tunnel, the
 // routed space that is bypassed with the reason for each part, warnings for
-// the admin, and a per-address explanation for `warren why`.
+// the admin, and a per-address explanation for `warren why`. For one
+// machine it also settles the overlap of its own LANs with tunnelled space
+// (ComputeLocal): by default the tunnel wins and the LAN's halves are
+// installed beside it; when the LAN wins it becomes a guard.
 //
 // A prefix an admin routes is carved out of the builtin excludes, so a fresh
 // route just works; only an admin-written exclude can shadow a route, and

@@ -4,8 +4,12 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/warrennet/warren/routes"
 )
@@ -378,5 +382,135 @@ func FuzzCompute(f *testing.F) {
 		p, routes, guards := genCase(src.intN)
 		res := Compute(p, routes, guards)
 		checkResult(t, p, routes, guards, res)
+	})
+}
+
+// kernelTunnels tells whether a kernel holding install as routes into the
+// tunnel and lans as connected routes sends a into the tunnel, by longest
+// prefix match. ok is false on a tie, which the kernel settles by metric.
+func kernelTunnels(install, lans []netip.Prefix, a netip.Addr) (tunnel, ok bool) {
+	longest := func(ps []netip.Prefix) int {
+		best := -1
+		for _, p := range ps {
+			if refCovers(p, a) && refBits(p) > best {
+				best = refBits(p)
+			}
+		}
+		return best
+	}
+	t, l := longest(install), longest(lans)
+	return t > l, t != l || t < 0
+}
+
+// checkLocal asserts that loc is Compute's result with the right guards,
+// that Install is canonical, and that a kernel with Install and the LANs
+// as routes tunnels exactly what the reference tunnels (bar a LAN of one
+// address, which cannot be split and so keeps its address when the tunnel
+// wins); and that there are warnings exactly when a LAN overlaps the side
+// that loses.
+func checkLocal(t *testing.T, p Policy, rs []Route, guards []Guard, lans []netip.Prefix, lanWins bool, loc Local) {
+	t.Helper()
+	wantGuards := slices.Clone(guards)
+	var ls []netip.Prefix
+	for _, l := range lans {
+		if c, ok := routes.Canonical(l); ok {
+			ls = append(ls, c)
+			if lanWins {
+				wantGuards = append(wantGuards, Guard{Prefix: c, Reason: lanGuardReason})
+			}
+		}
+	}
+	if diff := cmp.Diff(wantGuards, loc.Guards, cmpOpts, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Guards (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(Compute(p, rs, wantGuards), loc.Result, cmpOpts, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Result differs from Compute's (-want +got):\n%s", diff)
+	}
+	checkResult(t, p, rs, wantGuards, loc.Result)
+	for i, q := range loc.Install {
+		if c, ok := routes.Canonical(q); !ok || c != q {
+			t.Errorf("install %v is not canonical", q)
+		}
+		if i > 0 && routes.ComparePrefixes(loc.Install[i-1], q) >= 0 {
+			t.Errorf("install out of order or repeated: %v before %v", loc.Install[i-1], q)
+		}
+	}
+	var addrs []netip.Addr
+	for _, u := range []netip.Prefix{univ4, univ6} {
+		for a := u.Addr(); u.Contains(a); a = a.Next() {
+			addrs = append(addrs, a)
+		}
+	}
+	for _, q := range slices.Concat(loc.Install, ls) {
+		addrs = append(addrs, q.Addr(), lastAddr(q))
+	}
+	for _, a := range addrs {
+		want := reference(p, rs, wantGuards, a).tunnelled
+		if slices.ContainsFunc(loc.Install, func(q netip.Prefix) bool { return q.Contains(a) }) && !want {
+			t.Errorf("%v: installed into the tunnel, but the reference bypasses it", a)
+		}
+		if !lanWins && slices.Contains(ls, netip.PrefixFrom(a, a.BitLen())) {
+			continue
+		}
+		got, ok := kernelTunnels(loc.Install, ls, a)
+		if !ok {
+			t.Errorf("%v: an installed route ties with a LAN", a)
+		} else if got != want {
+			t.Errorf("%v: the kernel would tunnel it: %v, want %v (install %v, LANs %v)", a, got, want, loc.Install, ls)
+		}
+	}
+	losing := loc.Result.Tunnel
+	if lanWins {
+		losing = loc.Result.Bypass
+	}
+	overlap := slices.ContainsFunc(losing, func(d Decision) bool {
+		return slices.ContainsFunc(ls, d.Prefix.Overlaps)
+	})
+	if overlap != (len(loc.Warnings) > 0) {
+		t.Errorf("warnings %q, want some: %v", loc.Warnings, overlap)
+	}
+	for _, w := range loc.Warnings {
+		if w == "" || strings.ContainsAny(w, "\r\n") {
+			t.Errorf("warning %q is not one line", w)
+		}
+	}
+}
+
+// genLANs draws a machine's LANs in the universe and which side wins.
+func genLANs(n func(int) int) ([]netip.Prefix, bool) {
+	var lans []netip.Prefix
+	for range n(4) {
+		lans = append(lans, genPrefix(n))
+	}
+	return lans, n(2) == 0
+}
+
+func TestComputeLocalMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	iters := 500
+	if testing.Short() {
+		iters = 100
+	}
+	for i := range iters {
+		p, rs, guards := genCase(rng.IntN)
+		lans, lanWins := genLANs(rng.IntN)
+		loc := ComputeLocal(p, rs, guards, lans, lanWins)
+		checkLocal(t, p, rs, guards, lans, lanWins, loc)
+		if t.Failed() {
+			t.Fatalf("case %d: policy %+v routes %v guards %v LANs %v lan wins %v\nlocal %+v", i, p, rs, guards, lans, lanWins, loc)
+		}
+	}
+}
+
+func FuzzComputeLocal(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{3, 1, 0, 1, 0, 0, 24, 0, 0, 0, 0, 0, 2, 0, 0, 0, 3, 0, 1})
+	f.Add([]byte("a café LAN must not capture an office route, twice over"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		src := &byteSource{b: b}
+		p, rs, guards := genCase(src.intN)
+		lans, lanWins := genLANs(src.intN)
+		loc := ComputeLocal(p, rs, guards, lans, lanWins)
+		checkLocal(t, p, rs, guards, lans, lanWins, loc)
 	})
 }
