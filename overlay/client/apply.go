@@ -10,7 +10,6 @@ import (
 	"github.com/warrennet/warren/overlay/wgdev"
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/platform"
-	"github.com/warrennet/warren/routes"
 	"github.com/warrennet/warren/split"
 )
 
@@ -26,14 +25,16 @@ type view struct {
 	byKey   map[wire.Key]wire.Peer
 	result  split.Result
 	tunnel  []netip.Prefix
-	// install is what goes into the kernel: tunnel, plus the halves of
-	// any local LAN a tunnelled prefix covers, so the tunnel wins over the
-	// LAN's connected route.
-	install  []netip.Prefix
+	// install is what goes into the kernel (split.Local.Install): tunnel,
+	// plus the halves of any local LAN a tunnelled prefix covers.
+	install []netip.Prefix
+	// warnings are this machine's LAN overlaps (split.Local.Warnings).
 	warnings []string
 	policy   split.Policy
 	routed   []split.Route
-	guards   []split.Guard
+	// guards are the hard guards and, when the LAN wins, the LANs: what
+	// result was computed with, and what Why explains with.
+	guards []split.Guard
 }
 
 // connectors lists the connectors that serve at least one tunnelled
@@ -145,74 +146,16 @@ func (e *Engine) compute(ctx context.Context, s *session, nm *wire.NetMap) *view
 		}
 	}
 	v.routed = rs
-	v.guards = e.guards(ctx, s, nm)
+	guards := e.guards(ctx, s, nm)
 	lans, err := e.cfg.Platform.LocalPrefixes()
 	if err != nil {
 		e.log.Warn("reading local prefixes", "err", err)
 	}
 	p, _ := e.loadPrefs()
-	if p.LANWins {
-		for _, l := range lans {
-			v.guards = append(v.guards, split.Guard{Prefix: l, Reason: "this machine's LAN, which wins (warren set --lan-wins=false to let the tunnel win)"})
-		}
-	}
-	v.result = split.Compute(v.policy, rs, v.guards)
+	loc := split.ComputeLocal(v.policy, rs, guards, lans, p.LANWins)
+	v.result, v.guards, v.install, v.warnings = loc.Result, loc.Guards, loc.Install, loc.Warnings
 	v.tunnel = v.result.TunnelPrefixes()
-	v.install, v.warnings = winOverLANs(v.result, lans, v.guards)
-	if p.LANWins {
-		for _, d := range v.result.Bypass {
-			for _, l := range lans {
-				if d.Prefix.Overlaps(l) {
-					v.warnings = append(v.warnings, fmt.Sprintf("route %v via %s overlaps this machine's LAN %v: the LAN wins (lan-wins is set)", d.Prefix, d.Connector, l))
-				}
-			}
-		}
-	}
 	return v
-}
-
-// winOverLANs returns the routes to install so that tunnelled prefixes
-// win over overlapping local LANs, and a warning for each overlap. A
-// connected LAN route is as specific as the LAN, so where a tunnelled
-// prefix covers a whole LAN the LAN's two halves are installed as well
-// (less the guards, so the default gateway stays local).
-func winOverLANs(res split.Result, lans []netip.Prefix, guards []split.Guard) ([]netip.Prefix, []string) {
-	install := res.TunnelPrefixes()
-	var warnings []string
-	warned := map[[2]netip.Prefix]bool{}
-	for _, d := range res.Tunnel {
-		for _, l := range lans {
-			if !d.Prefix.Overlaps(l) {
-				continue
-			}
-			for _, r := range d.Routes {
-				if r.Overlaps(l) && !warned[[2]netip.Prefix{r, l}] {
-					warned[[2]netip.Prefix{r, l}] = true
-					warnings = append(warnings, fmt.Sprintf("route %v via %s overlaps this machine's LAN %v: the tunnel wins (warren set --lan-wins lets the LAN win)", r, d.Connector, l))
-				}
-			}
-			if d.Prefix.Bits() > l.Bits() || l.Bits() == l.Addr().BitLen() {
-				continue // more specific already, or nothing to split
-			}
-			for _, half := range halves(l) {
-				hs := split.Compute(split.Policy{Mode: split.ModeInclude, Include: []split.Entry{{Prefix: half}}},
-					[]split.Route{{Prefix: half, Connector: d.Connector}}, guards)
-				install = append(install, hs.TunnelPrefixes()...)
-			}
-		}
-	}
-	routes.SortPrefixes(install)
-	return slices.Compact(install), warnings
-}
-
-// halves splits p into its two subprefixes one bit longer.
-func halves(p netip.Prefix) [2]netip.Prefix {
-	bits := p.Bits() + 1
-	lo := netip.PrefixFrom(p.Addr(), bits)
-	b := p.Addr().AsSlice()
-	b[(bits-1)/8] |= 0x80 >> ((bits - 1) % 8)
-	hiAddr, _ := netip.AddrFromSlice(b)
-	return [2]netip.Prefix{lo, netip.PrefixFrom(hiAddr, bits)}
 }
 
 // guards are the hard guards: the coordinator, the relay and the default
