@@ -58,10 +58,14 @@ func ComputeLocal(p Policy, rs []Route, guards []Guard, lans []netip.Prefix, lan
 	res := Compute(p, rs, gs)
 	install, warnings := winOverLANs(res, ls, gs)
 	if lanWins {
+		// A bypassed decision has one route, but a route may be bypassed
+		// in many parts (around a gateway guard, say): warn once per route.
+		warned := map[[2]netip.Prefix]bool{}
 		for _, d := range res.Bypass {
 			for _, l := range ls {
-				if d.Prefix.Overlaps(l) {
-					warnings = append(warnings, fmt.Sprintf("route %v via %s overlaps this machine's LAN %v: the LAN wins (lan-wins is set)", d.Prefix, d.Connector, l))
+				if d.Prefix.Overlaps(l) && !warned[[2]netip.Prefix{d.Route, l}] {
+					warned[[2]netip.Prefix{d.Route, l}] = true
+					warnings = append(warnings, fmt.Sprintf("route %v via %s overlaps this machine's LAN %v: the LAN wins (lan-wins is set)", d.Route, d.Connector, l))
 				}
 			}
 		}

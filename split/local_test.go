@@ -87,7 +87,16 @@ func TestComputeLocal(t *testing.T) {
 		name:   "the LAN wins: it is a guard",
 		routes: []Route{office("10.1.0.0/23")}, lans: pp("10.1.0.0/24"), lanWins: true,
 		want:     pp("10.1.1.0/24"),
-		warnings: []string{lanWins("10.1.0.0/24", "office", "10.1.0.0/24")},
+		warnings: []string{lanWins("10.1.0.0/23", "office", "10.1.0.0/24")},
+	}, {
+		// The gateway guard splits the bypassed part of the route in
+		// nine: still one warning, naming the route.
+		name:   "the LAN wins around its gateway",
+		routes: []Route{office("10.1.0.0/23"), office("10.1.0.0/24")}, guards: []Guard{gw}, lans: pp("10.1.0.0/24"), lanWins: true,
+		want: pp("10.1.1.0/24"),
+		warnings: []string{
+			lanWins("10.1.0.0/24", "office", "10.1.0.0/24"),
+		},
 	}, {
 		name:   "the LAN wins, but overlaps nothing",
 		routes: []Route{office("192.168.0.0/24")}, guards: []Guard{gw}, lans: pp("10.1.0.0/24"), lanWins: true,

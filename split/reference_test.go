@@ -406,8 +406,8 @@ func kernelTunnels(install, lans []netip.Prefix, a netip.Addr) (tunnel, ok bool)
 // that Install is canonical, and that a kernel with Install and the LANs
 // as routes tunnels exactly what the reference tunnels (bar a LAN of one
 // address, which cannot be split and so keeps its address when the tunnel
-// wins); and that there are warnings exactly when a LAN overlaps the side
-// that loses.
+// wins); and that there are warnings, none twice, exactly when a LAN
+// overlaps the side that loses.
 func checkLocal(t *testing.T, p Policy, rs []Route, guards []Guard, lans []netip.Prefix, lanWins bool, loc Local) {
 	t.Helper()
 	wantGuards := slices.Clone(guards)
@@ -469,10 +469,15 @@ func checkLocal(t *testing.T, p Policy, rs []Route, guards []Guard, lans []netip
 	if overlap != (len(loc.Warnings) > 0) {
 		t.Errorf("warnings %q, want some: %v", loc.Warnings, overlap)
 	}
+	seen := map[string]bool{}
 	for _, w := range loc.Warnings {
 		if w == "" || strings.ContainsAny(w, "\r\n") {
 			t.Errorf("warning %q is not one line", w)
 		}
+		if seen[w] {
+			t.Errorf("warning %q repeats", w)
+		}
+		seen[w] = true
 	}
 }
 
