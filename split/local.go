@@ -56,7 +56,7 @@ func ComputeLocal(p Policy, rs []Route, guards []Guard, lans []netip.Prefix, lan
 		}
 	}
 	res := Compute(p, rs, gs)
-	install, warnings := winOverLANs(res, ls, gs)
+	install, warnings := winOverLANs(res, ls)
 	if lanWins {
 		// A bypassed decision has one route, but a route may be bypassed
 		// in many parts (around a gateway guard, say): warn once per route.
@@ -76,9 +76,11 @@ func ComputeLocal(p Policy, rs []Route, guards []Guard, lans []netip.Prefix, lan
 // winOverLANs returns the routes to install so that tunnelled prefixes
 // win over overlapping local LANs, and a warning for each overlap. A
 // connected LAN route is as specific as the LAN, so where a tunnelled
-// prefix covers a whole LAN the LAN's two halves are installed as well
-// (less the guards, so the default gateway stays local).
-func winOverLANs(res Result, lans []netip.Prefix, guards []Guard) ([]netip.Prefix, []string) {
+// prefix covers a whole LAN the LAN's two halves are installed as well.
+// They need no guards taken out: a guard never lies in a tunnelled
+// prefix, so a default gateway on the LAN has already cut the tunnelled
+// space into parts more specific than the LAN, and none covers it.
+func winOverLANs(res Result, lans []netip.Prefix) ([]netip.Prefix, []string) {
 	install := res.TunnelPrefixes()
 	var warnings []string
 	warned := map[[2]netip.Prefix]bool{}
@@ -97,11 +99,7 @@ func winOverLANs(res Result, lans []netip.Prefix, guards []Guard) ([]netip.Prefi
 				continue // more specific already, or nothing to split
 			}
 			lo, hi := routes.Halves(l)
-			for _, half := range []netip.Prefix{lo, hi} {
-				hs := Compute(Policy{Mode: ModeInclude, Include: []Entry{{Prefix: half}}},
-					[]Route{{Prefix: half, Connector: d.Connector}}, guards)
-				install = append(install, hs.TunnelPrefixes()...)
-			}
+			install = append(install, lo, hi)
 		}
 	}
 	return routes.SortUnique(install), warnings
