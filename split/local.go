@@ -37,8 +37,9 @@ const lanGuardReason = "this machine's LAN, which wins (warren set --lan-wins=fa
 // where a LAN and tunnelled space overlap. By default the tunnel wins (a
 // café LAN must not capture an office route): Install adds the halves of
 // every LAN a tunnelled prefix covers, and each overlapping route gets a
-// warning. With lanWins every LAN is a guard instead, so none of it is
-// tunnelled, and each bypassed part that overlaps a LAN gets a warning.
+// warning; a LAN of one address (a point-to-point peer) has no halves and
+// keeps its address. With lanWins every LAN is a guard instead, so none of
+// it is tunnelled, and each route bypassed on a LAN gets a warning.
 //
 // lans are canonicalized like Compute's inputs (invalid ones are ignored).
 // The result does not alias the arguments.
