@@ -44,6 +44,12 @@ var (
 		"github.com/vishvananda/netlink/...",
 	}
 
+	// warrenDataPlane are Warren's own packages that carry packets: a
+	// WireGuard device, the userspace stack, the TUN and OS routes. On a
+	// system where platform needs no netlink, only this list catches a
+	// dependency on it.
+	warrenDataPlane = []string{"./overlay/wgdev/...", "./netstack/...", "./platform/..."}
+
 	// effects are the standard packages that do I/O or log.
 	effects = []string{"os/...", "net", "net/http/...", "log", "log/slog", "database/sql/..."}
 )
@@ -108,6 +114,18 @@ var rules = []rule{
 		from: mechanisms, forbid: roles, how: transitive,
 		why: "mechanisms serve the roles and must not reach up into them (nor into cmd, see above)",
 	},
+	{
+		from: []string{"./overlay/client/..."}, forbid: []string{"./overlay/connector/...", "./overlay/coord/..."}, how: transitive,
+		why: "roles meet only over the protocol: the client reaches connectors and the coordinator through wire, coordclient and relay, never their code",
+	},
+	{
+		from: []string{"./overlay/connector/..."}, forbid: []string{"./overlay/client/...", "./overlay/coord/..."}, how: transitive,
+		why: "roles meet only over the protocol: the connector reaches clients and the coordinator through wire, coordclient and relay, never their code",
+	},
+	{
+		from: []string{"./overlay/coord/..."}, forbid: []string{"./overlay/client/...", "./overlay/connector/..."}, how: transitive,
+		why: "roles meet only over the protocol: the coordinator knows nodes by the netmaps it sends them, never by their code",
+	},
 
 	// Who may pull in the data plane.
 	{
@@ -117,6 +135,10 @@ var rules = []rule{
 	{
 		from: []string{"./overlay/connector/..."}, forbid: []string{"./platform/...", "github.com/vishvananda/netlink/..."}, how: transitive,
 		why: "the connector runs without root on a userspace stack: no OS integration",
+	},
+	{
+		from: []string{"./overlay/coord/...", "./cmd/warren/cli/..."}, forbid: slices.Concat(dataPlane, warrenDataPlane), how: transitive,
+		why: "the coordinator and the CLI are control plane: no WireGuard device, stack, TUN or OS routes (the relay beside the coordinator is wired in by cmd/warren/run)",
 	},
 
 	// Each mechanism owns one thing.
@@ -142,7 +164,7 @@ var rules = []rule{
 		why: "node state is files: among Warren packages it imports only wire and atomicfile",
 	},
 	{
-		from: []string{"./cmd/warren/cli/..."}, forbid: slices.Concat(dataPlane, []string{"modernc.org/sqlite/...", "./overlay/coord/store/..."}), how: transitive,
+		from: []string{"./cmd/warren/cli/..."}, forbid: []string{"modernc.org/sqlite/...", "./overlay/coord/store/..."}, how: transitive,
 		why: "the CLI parses flags and calls APIs; roles get their concrete parts from cmd/warren/run",
 	},
 }
