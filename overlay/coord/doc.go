@@ -8,5 +8,6 @@
 // never lock. Writes are serialised by one mutex.
 //
 // coord knows nothing of HTTP (package api adapts it) and must not import
-// api, cmd, wireguard-go, gVisor or netlink.
+// api, cmd, the other roles (client, connector) or the data plane
+// (wireguard-go, gVisor, netlink, wgdev, netstack, platform).
 package coord
