@@ -40,6 +40,9 @@ type Config struct {
 	// Rand is the source of IDs and secrets; nil means crypto/rand.
 	// Tests pass a deterministic reader.
 	Rand io.Reader
+	// FlowRetention is how long flow records are kept; zero means
+	// DefaultFlowRetention.
+	FlowRetention time.Duration
 }
 
 // Coordinator is the control plane's state and logic. Create it with New,
@@ -61,6 +64,12 @@ type Coordinator struct {
 	// writeMu serialises writes: the store call and the publication of
 	// the snapshot built from its result happen under it.
 	writeMu sync.Mutex
+
+	// flowRetention and pruneEvery time the pruning of the flow log;
+	// denials carries connectors' denials to client streams.
+	flowRetention time.Duration
+	pruneEvery    time.Duration
+	denials       denialHub
 
 	// presenceMu guards presence. Held only for map edits, never while
 	// calling out.
@@ -85,6 +94,9 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if err := wire.ValidateCoordinatorURL(cfg.URL); err != nil {
 		return nil, err
 	}
+	if cfg.FlowRetention < 0 {
+		return nil, fmt.Errorf("coordinator: flow retention %v is negative", cfg.FlowRetention)
+	}
 	c := &Coordinator{
 		store:     cfg.Store,
 		log:       cfg.Logger,
@@ -98,6 +110,12 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		rand:      cfg.Rand,
 		presence:  make(map[string]*presence),
 		dirtySeen: make(map[string]time.Time),
+
+		flowRetention: cfg.FlowRetention,
+		pruneEvery:    flowPruneInterval,
+	}
+	if c.flowRetention == 0 {
+		c.flowRetention = DefaultFlowRetention
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -144,10 +162,14 @@ func DefaultSplitPolicy() wire.SplitPolicy {
 }
 
 // Run stores nodes' last-seen times every interval until ctx ends, then
-// once more. It returns nil when ctx is cancelled.
+// once more. It also prunes the flow log, at once and then hourly. It
+// returns nil when ctx is cancelled.
 func (c *Coordinator) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	c.pruneFlows(ctx)
+	prune := time.NewTicker(c.pruneEvery)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,6 +177,8 @@ func (c *Coordinator) Run(ctx context.Context, interval time.Duration) error {
 			return nil
 		case <-t.C:
 			c.flushSeen(ctx)
+		case <-prune.C:
+			c.pruneFlows(ctx)
 		}
 	}
 }

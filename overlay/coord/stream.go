@@ -33,7 +33,8 @@ var (
 // ServeStream runs one node's control stream until ctx ends, the node is
 // removed, the node falls silent for the heartbeat timeout, or the stream
 // fails. It sends the node's netmap at once and again after every change
-// that alters it, and records the versions the node acknowledges.
+// that alters it, and records the versions the node acknowledges. A
+// client's stream also carries the denials connectors report for it.
 func (c *Coordinator) ServeStream(ctx context.Context, node wire.Node, conn NodeConn) error {
 	c.streamStarted(node)
 	defer c.streamEnded(node)
@@ -52,6 +53,13 @@ func (c *Coordinator) ServeStream(ctx context.Context, node wire.Node, conn Node
 		conn.Close()
 		<-readerDone
 	}()
+
+	var denials <-chan wire.FlowRecord // nil, never ready, for a connector
+	if node.Role == wire.RoleClient {
+		ch, unsubscribe := c.denials.subscribe(node.ID)
+		defer unsubscribe()
+		denials = ch
+	}
 
 	ping := time.NewTicker(c.hbInt)
 	defer ping.Stop()
@@ -79,6 +87,10 @@ func (c *Coordinator) ServeStream(ctx context.Context, node wire.Node, conn Node
 		case <-ping.C:
 			if err := conn.Send(&wire.StreamMessage{Type: wire.MsgPing}); err != nil {
 				return fmt.Errorf("sending heartbeat: %w", err)
+			}
+		case d := <-denials:
+			if err := sendDenials(conn, d, denials); err != nil {
+				return err
 			}
 		case <-ctx.Done():
 			return context.Cause(ctx)

@@ -70,6 +70,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.routesCommand(),
 			a.nodesCommand(),
 			a.splitCommand(),
+			a.flowsCommand(),
 		},
 	}
 	oneLineUsageErrors(app.Commands, "warren")

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -27,6 +29,9 @@ type CoordinatorOptions struct {
 	Logger      *slog.Logger
 	// Ready, if set, is called with the public URL once the API serves.
 	Ready func(url string)
+	// FlowRetention is how long the flow log keeps a record; zero means
+	// the coordinator's default (30 days).
+	FlowRetention time.Duration
 }
 
 func (a *app) coordinatorCommand() *cli.Command {
@@ -42,10 +47,15 @@ func (a *app) coordinatorCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM key for --tls-cert"},
 			&cli.BoolFlag{Name: "insecure-http", Usage: "serve plain HTTP (only behind a TLS-terminating proxy)"},
 			&cli.StringFlag{Name: "relay-listen", Usage: "UDP address of the relay (default: the API's port)"},
+			&cli.StringFlag{Name: "flow-retention", Value: "720h", Usage: "how long the flow log keeps a record, e.g. 720h or 90d"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := argCount(c, 0, "--data DIR [--listen ADDR] [--public-url URL] [--tls-cert F --tls-key F]"); err != nil {
 				return err
+			}
+			retention, err := parsePositiveDuration(c.String("flow-retention"))
+			if err != nil {
+				return fmt.Errorf("--flow-retention %q is not a positive duration (for example 720h or 90d)", c.String("flow-retention"))
 			}
 			o := CoordinatorOptions{
 				Listen:       c.String("listen"),
@@ -56,6 +66,8 @@ func (a *app) coordinatorCommand() *cli.Command {
 				InsecureHTTP: c.Bool("insecure-http"),
 				RelayListen:  c.String("relay-listen"),
 				Logger:       a.logger(c),
+
+				FlowRetention: retention,
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -78,6 +90,9 @@ func (o CoordinatorOptions) Validate() error {
 	}
 	if o.Data == "" {
 		return errors.New("--data DIR is required")
+	}
+	if o.FlowRetention < 0 {
+		return errors.New("--flow-retention must be positive")
 	}
 	if err := checkHostPort("--listen", o.Listen); err != nil {
 		return err

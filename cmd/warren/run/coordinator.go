@@ -113,6 +113,7 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 		Pin:             pin,
 		RelayEndpoint:   net.JoinHostPort(u.Hostname(), relayPort),
 		RelayCredential: relayCredential(relayKey),
+		FlowRetention:   o.FlowRetention,
 	})
 	if err != nil {
 		return err

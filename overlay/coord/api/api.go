@@ -34,6 +34,8 @@ func New(c *coord.Coordinator, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET "+wire.PathHealth, s.health)
 	s.mux.HandleFunc("POST "+wire.PathEnroll, s.enroll)
 	s.mux.HandleFunc("POST "+wire.PathStream, s.stream)
+	s.mux.HandleFunc("POST "+wire.PathFlowReport, s.reportFlows)
+	s.mux.HandleFunc("GET "+wire.PathFlows, s.admin(s.listFlows))
 
 	s.mux.HandleFunc("POST "+wire.PathTokens, s.admin(s.createToken))
 	s.mux.HandleFunc("GET "+wire.PathTokens, s.admin(s.listTokens))

@@ -75,6 +75,8 @@ type EnrollParams struct {
 // transaction that either commits in full (durably, before the method
 // returns) or changes nothing.
 type Store interface {
+	FlowLog
+
 	// Load reads the whole state.
 	Load(ctx context.Context) (*State, error)
 
