@@ -126,6 +126,8 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("indexing state: %w", err)
 	}
+	s.hosts = st.Hosts
+	s.policy.doc = st.Policy
 	c.snap.Store(s)
 	return c, nil
 }
