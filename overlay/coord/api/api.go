@@ -51,6 +51,9 @@ func New(c *coord.Coordinator, log *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE "+wire.PathSplitEntries+"/{addr}/{bits}", s.admin(s.splitRemove))
 	s.mux.HandleFunc("POST "+wire.PathSplitReset, s.admin(s.splitReset))
 	s.mux.HandleFunc("GET "+wire.PathSplitEffective, s.admin(s.splitEffective))
+	s.mux.HandleFunc("GET "+wire.PathHosts, s.admin(s.listHosts))
+	s.mux.HandleFunc("POST "+wire.PathHosts, s.admin(s.addHost))
+	s.mux.HandleFunc("DELETE "+wire.PathHosts+"/{name}", s.admin(s.removeHost))
 	return s
 }
 
