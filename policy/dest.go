@@ -190,15 +190,12 @@ func splitHostPort(s string, portOptional bool) (host, port string, err error) {
 	}
 	if portOptional {
 		if _, err := netip.ParseAddr(s); err == nil || !strings.Contains(s, ":") {
-			host = s
+			return s, "", nil
 		}
 	}
-	if host == "" {
-		h, p, ok := cutLast(s, ":")
-		if !ok {
-			return "", "", fmt.Errorf("no port: write %s:PORTS (22, 8000-8999 or *)", s)
-		}
-		host, port = h, p
+	host, port, ok := cutLast(s, ":")
+	if !ok {
+		return "", "", fmt.Errorf("no port: write %s:PORTS (22, 8000-8999 or *)", s)
 	}
 	if strings.Contains(host, ":") {
 		return "", "", fmt.Errorf("write an IPv6 destination in brackets, as in [2001:db8::1]:22")
