@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("indexing state: %w", err)
 	}
 	s.hosts = st.Hosts
-	s.policy.doc = st.Policy
+	c.loadPolicy(s, st.Policy)
 	c.snap.Store(s)
 	return c, nil
 }
@@ -175,8 +175,13 @@ func (c *Coordinator) flushSeen(ctx context.Context) {
 }
 
 // publish makes s the current snapshot and wakes everyone waiting on the
-// previous one. Call with writeMu held.
+// previous one, compiling the access policy again first if its inputs
+// changed. Call with writeMu held.
 func (c *Coordinator) publish(s *snapshot) {
+	if s.policyDirty {
+		c.recompilePolicy(s)
+		s.policyDirty = false
+	}
 	old := c.snap.Swap(s)
 	close(old.changed)
 }

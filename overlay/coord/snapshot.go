@@ -21,6 +21,9 @@ type snapshot struct {
 	split   wire.SplitPolicy
 	hosts   []wire.Host // sorted by Name
 	policy  policyState
+	// policyDirty says the policy's inputs (users, hosts, routes) changed
+	// since it was compiled; publish compiles it again.
+	policyDirty bool
 	// online holds the IDs of connectors with a live control stream.
 	// Clients' presence is tracked elsewhere and pushes nothing.
 	online map[string]bool
@@ -105,6 +108,7 @@ func (s *snapshot) with(version uint64, tokens []store.Token, nodes []store.Node
 	}
 	next.hosts = s.hosts
 	next.policy = s.policy
+	next.policyDirty = tokens != nil || nodes != nil || rs != nil
 	return next, nil
 }
 
@@ -115,6 +119,7 @@ func (s *snapshot) withHosts(version uint64, hosts []wire.Host) (*snapshot, erro
 		return nil, err
 	}
 	next.hosts = hosts
+	next.policyDirty = true
 	return next, nil
 }
 
