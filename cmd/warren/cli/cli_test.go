@@ -210,6 +210,7 @@ func TestGoldenJSON(t *testing.T) {
 		"routes add 192.168.0.0/24 --connector office --comment office-lan",
 		"routes add 2001:db8:1::/48 --connector office",
 		"token create --role client --name phones --reusable --expires 24h",
+		"hosts add production-server 192.168.0.10 --comment db-primary",
 	} {
 		if _, _, err := run(t, tc.admin, strings.Fields(args)...); err != nil {
 			t.Fatalf("%s: %v", args, err)
@@ -221,6 +222,8 @@ func TestGoldenJSON(t *testing.T) {
 		{"token-ls.json", "token ls --json"},
 		{"routes-get.json", "routes get 192.168.0.10 --json"},
 		{"routes-get-none.json", "routes get 10.0.0.1 --json"},
+		{"hosts-ls.json", "hosts ls --json"},
+		{"policy-get-allow-all.json", "policy get --json"},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
 			out, _, err := run(t, tc.admin, strings.Fields(tt.args)...)
