@@ -63,8 +63,10 @@ func (a *app) policyGet(c *cli.Context) error {
 		if c.Bool("json") {
 			return a.printJSON(doc)
 		}
+		// The mode goes to stderr, so `policy get > policy.json` keeps
+		// only the document.
+		fmt.Fprintln(a.env.Stderr, doc.Reason)
 		if doc.Mode != wire.PolicyEnforced {
-			fmt.Fprintln(a.env.Stderr, doc.Reason)
 			return nil
 		}
 		text := doc.Document
@@ -226,9 +228,9 @@ func policyNote(doc *wire.PolicyDocument) string {
 	if doc.Mode != wire.PolicyEnforced {
 		return "access policy: allow-all (no document set): every client reaches every routed destination"
 	}
-	note := "access policy: enforced"
+	note := "access policy: " + doc.Reason
 	if doc.SetAt != nil {
-		note += ", set " + doc.SetAt.Local().Format("2006-01-02 15:04")
+		note += "; set " + doc.SetAt.Local().Format("2006-01-02 15:04")
 	}
 	return note + " (see: warren policy get)"
 }

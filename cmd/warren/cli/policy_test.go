@@ -132,12 +132,15 @@ bob@example.com
 	}
 
 	// Get prints it as set, comments and all.
-	out, _, err = run(t, tc.admin, "policy", "get")
+	out, stderr, err = run(t, tc.admin, "policy", "get")
 	if err != nil || out != cliPolicy {
 		t.Errorf("policy get = %q, %v; want the document as set", out, err)
 	}
+	if want := "enforced: 2 rules; only what a rule allows passes\n"; stderr != want {
+		t.Errorf("policy get stderr %q, want %q", stderr, want)
+	}
 	out, _, err = run(t, tc.admin, "nodes", "ls")
-	if err != nil || !strings.HasPrefix(out, "access policy: enforced, set ") {
+	if err != nil || !strings.HasPrefix(out, "access policy: enforced: 2 rules; only what a rule allows passes; set 2026-11-23 ") {
 		t.Errorf("nodes ls under a policy:\n%s (%v)", out, err)
 	}
 
