@@ -22,15 +22,17 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	app := cli.New(cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, cli.Roles{Coordinator: run.Coordinator, Connector: run.Connector, Daemon: run.Daemon})
+	app := cli.New(cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}, cli.Roles{Coordinator: run.Coordinator, Connector: run.Connector, Daemon: run.Daemon})
 	args := cli.Permute(app, os.Args)
 	stopProfile := startProfile(os.Getenv(profileEnv), commandName(app, args))
 	err := app.RunContext(ctx, args)
 	stop()
 	stopProfile()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "warren: "+err.Error())
-		os.Exit(1)
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "warren: "+msg)
+		}
+		os.Exit(cli.ExitStatus(err))
 	}
 }
 

@@ -144,6 +144,8 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("indexing state: %w", err)
 	}
+	s.hosts = st.Hosts
+	c.loadPolicy(s, st.Policy)
 	c.snap.Store(s)
 	return c, nil
 }
@@ -197,8 +199,13 @@ func (c *Coordinator) flushSeen(ctx context.Context) {
 }
 
 // publish makes s the current snapshot and wakes everyone waiting on the
-// previous one. Call with writeMu held.
+// previous one, compiling the access policy again first if its inputs
+// changed. Call with writeMu held.
 func (c *Coordinator) publish(s *snapshot) {
+	if s.policyDirty {
+		c.recompilePolicy(s)
+		s.policyDirty = false
+	}
 	old := c.snap.Swap(s)
 	close(old.changed)
 }

@@ -53,7 +53,7 @@ func (c *Coordinator) Enroll(ctx context.Context, tokenSecret string, req wire.E
 		return wire.EnrollResponse{}, err
 	}
 	c.publish(next)
-	c.log.Info("node enrolled", "node", n.Name, "role", n.Role, "address", n.Address, "token", n.TokenID)
+	c.log.Info("node enrolled", "node", n.Name, "role", n.Role, "user", n.User, "address", n.Address, "token", n.TokenID)
 	return wire.EnrollResponse{Node: n.Node, Credential: cred}, nil
 }
 

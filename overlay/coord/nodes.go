@@ -66,7 +66,10 @@ func (c *Coordinator) RemoveNode(ctx context.Context, name string) error {
 // Export returns every durable fact, secrets excluded.
 func (c *Coordinator) Export() wire.Export {
 	s := c.snap.Load()
-	e := wire.Export{Version: s.version, Tokens: c.Tokens(), Nodes: make([]wire.Node, len(s.nodes)), Routes: c.Routes(), Split: s.split}
+	e := wire.Export{Version: s.version, Tokens: c.Tokens(), Nodes: make([]wire.Node, len(s.nodes)), Routes: c.Routes(), Split: s.split, Hosts: c.Hosts()}
+	if s.policy.doc != nil {
+		e.Policy = s.policy.doc.Text
+	}
 	for i, n := range s.nodes {
 		e.Nodes[i] = n.Node
 	}

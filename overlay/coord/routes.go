@@ -15,14 +15,15 @@ import (
 )
 
 // AddRoute routes a prefix to a connector. Adding the same prefix to the
-// same connector again only updates the comment.
+// same connector again updates the comment (an empty one keeps the old)
+// and sets PROXY v2 on or off as the request says.
 func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (wire.Route, error) {
 	p, err := routes.ParseRoutable(req.Prefix)
 	if err != nil {
 		return wire.Route{}, invalid(err)
 	}
-	if len(req.Comment) > 200 {
-		return wire.Route{}, errorf(wire.CodeInvalid, "comment is longer than 200 characters")
+	if len(req.Comment) > maxCommentLen {
+		return wire.Route{}, errorf(wire.CodeInvalid, "comment is longer than %d characters", maxCommentLen)
 	}
 
 	c.writeMu.Lock()
@@ -34,7 +35,7 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 	if err := s.table.CheckAdd(p, req.Connector); err != nil {
 		return wire.Route{}, errorf(wire.CodeConflict, "%s; remove it first with: warren routes rm %s", err, p)
 	}
-	r := wire.Route{Prefix: p, Connector: req.Connector, Comment: req.Comment, CreatedAt: c.now().UTC()}
+	r := wire.Route{Prefix: p, Connector: req.Connector, Comment: req.Comment, CreatedAt: c.now().UTC(), ProxyProtocol: req.ProxyProtocol}
 	i, found := slices.BinarySearchFunc(s.routes, r, compareRoutes)
 	if found {
 		r.CreatedAt = s.routes[i].CreatedAt
@@ -58,7 +59,7 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 		return wire.Route{}, err
 	}
 	c.publish(next)
-	c.log.Info("route added", "prefix", p, "connector", req.Connector)
+	c.log.Info("route added", "prefix", p, "connector", req.Connector, "proxy_protocol", r.ProxyProtocol)
 	return r, nil
 }
 

@@ -171,3 +171,35 @@ func TestAddRouteSameConnectorIsIdempotent(t *testing.T) {
 		t.Errorf("re-adding bumped the version from %d to %d", v, h.c.Version())
 	}
 }
+
+func TestAddRouteProxyProtocol(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	office := h.enroll(wire.RoleConnector, "office")
+	req := wire.AddRouteRequest{Prefix: "192.168.0.0/24", Connector: "office", Comment: "lan", ProxyProtocol: true}
+	r, err := h.c.AddRoute(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.ProxyProtocol || !h.c.Routes()[0].ProxyProtocol {
+		t.Errorf("AddRoute with PROXY v2: route %+v, routes %+v", r, h.c.Routes())
+	}
+	conn := newFakeConn()
+	h.serve(office.Node, conn)
+	if nm := nextNetMap(t, conn); len(nm.Routes) != 1 || !nm.Routes[0].ProxyProtocol {
+		t.Errorf("connector netmap routes = %+v, want one with PROXY v2", nm.Routes)
+	}
+
+	// Re-adding without it turns it off, keeping the comment.
+	v := h.c.Version()
+	req.ProxyProtocol, req.Comment = false, ""
+	if r, err = h.c.AddRoute(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if r.ProxyProtocol || r.Comment != "lan" || h.c.Version() == v {
+		t.Errorf("re-added route = %+v at v%d (was v%d), want PROXY v2 off, comment kept, version bumped", r, h.c.Version(), v)
+	}
+	if nm := nextNetMap(t, conn); len(nm.Routes) != 1 || nm.Routes[0].ProxyProtocol {
+		t.Errorf("connector netmap routes = %+v, want PROXY v2 off", nm.Routes)
+	}
+}

@@ -19,6 +19,11 @@ type snapshot struct {
 	nodes   []store.Node  // sorted by Name
 	routes  []wire.Route  // sorted canonically
 	split   wire.SplitPolicy
+	hosts   []wire.Host // sorted by Name
+	policy  policyState
+	// policyDirty says the policy's inputs (users, hosts, routes) changed
+	// since it was compiled; publish compiles it again.
+	policyDirty bool
 	// online holds the IDs of connectors with a live control stream.
 	// Clients' presence is tracked elsewhere and pushes nothing.
 	online map[string]bool
@@ -79,7 +84,7 @@ func newSnapshot(version uint64, tokens []store.Token, nodes []store.Node, rs []
 }
 
 // with returns a copy of s with the given fields replaced; nil slices and
-// maps keep s's.
+// maps keep s's. Hosts and the access policy are carried over.
 func (s *snapshot) with(version uint64, tokens []store.Token, nodes []store.Node, rs []wire.Route, split *wire.SplitPolicy, online map[string]bool) (*snapshot, error) {
 	if tokens == nil {
 		tokens = s.tokens
@@ -97,7 +102,25 @@ func (s *snapshot) with(version uint64, tokens []store.Token, nodes []store.Node
 	if online == nil {
 		online = s.online
 	}
-	return newSnapshot(version, tokens, nodes, rs, sp, online)
+	next, err := newSnapshot(version, tokens, nodes, rs, sp, online)
+	if err != nil {
+		return nil, err
+	}
+	next.hosts = s.hosts
+	next.policy = s.policy
+	next.policyDirty = tokens != nil || nodes != nil || rs != nil
+	return next, nil
+}
+
+// withHosts returns a copy of s at version with hosts replaced.
+func (s *snapshot) withHosts(version uint64, hosts []wire.Host) (*snapshot, error) {
+	next, err := s.with(version, nil, nil, nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	next.hosts = hosts
+	next.policyDirty = true
+	return next, nil
 }
 
 func (s *snapshot) node(id string) (store.Node, bool) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -129,8 +130,10 @@ func contentOf(nm *wire.NetMap) ([]byte, error) {
 	return b, nil
 }
 
-// netMap builds self's netmap from s. A client sees every connector and
-// every route; a connector sees every client and only its own routes.
+// netMap builds self's netmap from s. A client sees every connector, every
+// route and its own access-policy grants; a connector sees its own routes
+// and every client, with what the policy lets that client reach through
+// it.
 func (c *Coordinator) netMap(s *snapshot, self wire.Node) *wire.NetMap {
 	nm := &wire.NetMap{Version: s.version, Self: self, Peers: []wire.Peer{}, Routes: []wire.Route{}}
 	switch self.Role {
@@ -141,15 +144,19 @@ func (c *Coordinator) netMap(s *snapshot, self wire.Node) *wire.NetMap {
 		}
 		nm.Routes = s.routes
 		nm.Split = s.split
+		nm.Policy = s.clientPolicy(self)
 	case wire.RoleConnector:
-		for _, n := range s.nodes {
-			if n.Role == wire.RoleClient {
-				nm.Peers = append(nm.Peers, wire.Peer{Node: n.Node})
-			}
-		}
+		var served []netip.Prefix
 		for _, r := range s.routes {
 			if r.Connector == self.Name {
 				nm.Routes = append(nm.Routes, r)
+				served = append(served, r.Prefix)
+			}
+		}
+		nm.Policy.Enforced = s.policy.enforced()
+		for _, n := range s.nodes {
+			if n.Role == wire.RoleClient {
+				nm.Peers = append(nm.Peers, wire.Peer{Node: n.Node, Grants: s.peerGrants(n.Node, served)})
 			}
 		}
 	}

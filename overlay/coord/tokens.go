@@ -11,20 +11,22 @@ import (
 )
 
 // CreateToken creates a client or connector token and returns it with its
-// opaque string, the only time the secret is ever seen.
+// opaque string, the only time the secret is ever seen. A client token may
+// name the user whose devices it enrolls; every node it enrolls belongs to
+// that user.
 func (c *Coordinator) CreateToken(ctx context.Context, req wire.CreateTokenRequest) (wire.CreateTokenResponse, error) {
 	if err := req.Validate(); err != nil {
 		return wire.CreateTokenResponse{}, invalid(err)
 	}
-	return c.createToken(ctx, req.Role, req.Name, req.Reusable, time.Duration(req.ExpiresIn))
+	return c.createToken(ctx, req.Role, req.Name, req.User, req.Reusable, time.Duration(req.ExpiresIn))
 }
 
 // CreateAdminToken creates a reusable, non-expiring admin token.
 func (c *Coordinator) CreateAdminToken(ctx context.Context) (wire.CreateTokenResponse, error) {
-	return c.createToken(ctx, wire.RoleAdmin, "admin", true, 0)
+	return c.createToken(ctx, wire.RoleAdmin, "admin", "", true, 0)
 }
 
-func (c *Coordinator) createToken(ctx context.Context, role wire.Role, name string, reusable bool, expiresIn time.Duration) (wire.CreateTokenResponse, error) {
+func (c *Coordinator) createToken(ctx context.Context, role wire.Role, name, user string, reusable bool, expiresIn time.Duration) (wire.CreateTokenResponse, error) {
 	secret, err := c.newSecret()
 	if err != nil {
 		return wire.CreateTokenResponse{}, err
@@ -34,7 +36,7 @@ func (c *Coordinator) createToken(ctx context.Context, role wire.Role, name stri
 		return wire.CreateTokenResponse{}, err
 	}
 	now := c.now().UTC()
-	info := wire.TokenInfo{ID: id, Name: name, Role: role, Reusable: reusable, CreatedAt: now}
+	info := wire.TokenInfo{ID: id, Name: name, Role: role, Reusable: reusable, CreatedAt: now, User: user}
 	if expiresIn > 0 {
 		exp := now.Add(expiresIn)
 		info.ExpiresAt = &exp
@@ -53,7 +55,7 @@ func (c *Coordinator) createToken(ctx context.Context, role wire.Role, name stri
 	}
 	c.publish(next)
 	tok := wire.Token{URL: c.url, Pin: c.pin, Secret: secret}
-	c.log.Info("token created", "id", id, "name", name, "role", role, "reusable", reusable)
+	c.log.Info("token created", "id", id, "name", name, "role", role, "reusable", reusable, "user", user)
 	return wire.CreateTokenResponse{Token: tok.String(), Info: info}, nil
 }
 

@@ -14,6 +14,8 @@ import (
 
 // Env is what the app may touch of the outside world.
 type Env struct {
+	// Stdin is read by commands given "-" for a file; nil reads nothing.
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 	// Getenv reads an environment variable; nil reads none.
@@ -70,6 +72,8 @@ func New(env Env, roles Roles) *cli.App {
 			a.routesCommand(),
 			a.nodesCommand(),
 			a.splitCommand(),
+			a.hostsCommand(),
+			a.policyCommand(),
 			a.flowsCommand(),
 		},
 	}

@@ -87,7 +87,7 @@ func TestBadInputIsRefusedWithExactMessage(t *testing.T) {
 		{"routes add 10.0.0.0/8 --connector offce", `unknown connector "offce" (enrolled connectors: aws, office)`},
 		{"routes add 192.168.0.0/24 --connector aws", `192.168.0.0/24 is already served by connector "office"; remove it first with: warren routes rm 192.168.0.0/24`},
 		{"routes add 10.0.0.0/8", `no connector given; add --connector NAME`},
-		{"routes add", `usage: warren routes add CIDR --connector NAME [--comment TEXT]`},
+		{"routes add", `usage: warren routes add CIDR --connector NAME [--comment TEXT] [--proxy-protocol]`},
 		{"routes add 10.0.0.0/8 --connector office --bogus", `flag provided but not defined: -bogus (see: warren routes add --help)`},
 		{"routes rm 10.9.0.0/16", `no route for 10.9.0.0/16 (see: warren routes ls)`},
 		{"routes rm 10.9.0.1/16", `10.9.0.1/16 has host bits set; did you mean 10.9.0.0/16?`},
@@ -95,7 +95,7 @@ func TestBadInputIsRefusedWithExactMessage(t *testing.T) {
 		{"token create --role admin --name x", `role "admin" is not one of: client, connector`},
 		{"token create --role client --name Bad_Name", `name "Bad_Name" may hold only lowercase letters, digits and inner hyphens`},
 		{"token create --role client --name laptop --expires soon", `--expires "soon" is not a positive duration (for example 30m, 24h or 7d)`},
-		{"token create --role client", `usage: warren token create --role client|connector --name NAME [--reusable] [--expires DURATION]`},
+		{"token create --role client", `usage: warren token create --role client|connector --name NAME [--user EMAIL] [--reusable] [--expires DURATION]`},
 		{"token revoke nope", `no token with ID "nope" (see: warren token ls)`},
 		{"nodes rm ghost", `no node named "ghost" (see: warren nodes ls)`},
 	}
@@ -210,6 +210,7 @@ func TestGoldenJSON(t *testing.T) {
 		"routes add 192.168.0.0/24 --connector office --comment office-lan",
 		"routes add 2001:db8:1::/48 --connector office",
 		"token create --role client --name phones --reusable --expires 24h",
+		"hosts add production-server 192.168.0.10 --comment db-primary",
 	} {
 		if _, _, err := run(t, tc.admin, strings.Fields(args)...); err != nil {
 			t.Fatalf("%s: %v", args, err)
@@ -221,6 +222,8 @@ func TestGoldenJSON(t *testing.T) {
 		{"token-ls.json", "token ls --json"},
 		{"routes-get.json", "routes get 192.168.0.10 --json"},
 		{"routes-get-none.json", "routes get 10.0.0.1 --json"},
+		{"hosts-ls.json", "hosts ls --json"},
+		{"policy-get-allow-all.json", "policy get --json"},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
 			out, _, err := run(t, tc.admin, strings.Fields(tt.args)...)

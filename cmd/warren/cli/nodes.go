@@ -37,9 +37,13 @@ func (a *app) nodesList(c *cli.Context) error {
 			fmt.Fprintln(a.env.Stdout, "no nodes; enroll one with a token from: warren token create --role client|connector --name NAME")
 			return nil
 		}
+		// An older coordinator has no access policy to report.
+		if doc, err := admin.Policy(c.Context); err == nil {
+			fmt.Fprintln(a.env.Stdout, policyNote(doc))
+		}
 		now := time.Now()
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tROLE\tADDRESS\tONLINE\tLAST SEEN\tNETMAP")
+		fmt.Fprintln(w, "NAME\tROLE\tUSER\tADDRESS\tONLINE\tLAST SEEN\tNETMAP")
 		for _, n := range nodes {
 			online, seen, netmap := "no", "never", "-"
 			if n.Online {
@@ -54,7 +58,7 @@ func (a *app) nodesList(c *cli.Context) error {
 					netmap += " (update pending)"
 				}
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, n.Address, online, seen, netmap)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, orDash(n.User), n.Address, online, seen, netmap)
 		}
 		return w.Flush()
 	})

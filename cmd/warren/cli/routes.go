@@ -27,6 +27,7 @@ func (a *app) routesCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "connector", Usage: "name of the connector that serves CIDR"},
 					&cli.StringFlag{Name: "comment", Usage: "a note shown in routes ls"},
+					&cli.BoolFlag{Name: "proxy-protocol", Usage: "prepend a PROXY v2 header (the client's overlay address and user) to each TCP flow, for LAN services that log the real client; adding the route again without it turns it off"},
 				},
 				Action: a.routesAdd,
 			},
@@ -38,7 +39,7 @@ func (a *app) routesCommand() *cli.Command {
 }
 
 func (a *app) routesAdd(c *cli.Context) error {
-	if err := argCount(c, 1, "CIDR --connector NAME [--comment TEXT]"); err != nil {
+	if err := argCount(c, 1, "CIDR --connector NAME [--comment TEXT] [--proxy-protocol]"); err != nil {
 		return err
 	}
 	// Checked here too, so a typo needs no coordinator to be caught.
@@ -50,11 +51,15 @@ func (a *app) routesAdd(c *cli.Context) error {
 		return errors.New("no connector given; add --connector NAME")
 	}
 	return a.withAdmin(c, func(admin *coordclient.Admin) error {
-		r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment")})
+		r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment"), ProxyProtocol: c.Bool("proxy-protocol")})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.env.Stdout, "route %s → connector %s\n", r.Prefix, r.Connector)
+		proxy := ""
+		if r.ProxyProtocol {
+			proxy = ", PROXY v2 on TCP flows"
+		}
+		fmt.Fprintf(a.env.Stdout, "route %s → connector %s%s\n", r.Prefix, r.Connector, proxy)
 		// Say so if an admin's split-tunnel entry keeps part of it out of the
 		// tunnel.
 		if eff, err := admin.EffectiveSplit(c.Context); err == nil {
@@ -87,9 +92,13 @@ func (a *app) routesList(c *cli.Context) error {
 			return nil
 		}
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "PREFIX\tCONNECTOR\tCOMMENT")
+		fmt.Fprintln(w, "PREFIX\tCONNECTOR\tPROXY\tCOMMENT")
 		for _, r := range rs {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", r.Prefix, r.Connector, r.Comment)
+			proxy := "-"
+			if r.ProxyProtocol {
+				proxy = "v2"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Prefix, r.Connector, proxy, r.Comment)
 		}
 		return w.Flush()
 	})

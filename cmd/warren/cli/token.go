@@ -29,6 +29,7 @@ func (a *app) tokenCommand() *cli.Command {
 					&cli.StringFlag{Name: "name", Usage: "the node's name (NAME-1, NAME-2… with --reusable)"},
 					&cli.BoolFlag{Name: "reusable", Usage: "allow any number of enrollments"},
 					&cli.StringFlag{Name: "expires", Usage: "validity, e.g. 30m, 24h or 7d (default: never)"},
+					&cli.StringFlag{Name: "user", Usage: "client tokens: the person (e-mail) whose devices it enrolls, as access-policy rules name them"},
 				},
 				Action: a.tokenCreate,
 			},
@@ -39,13 +40,13 @@ func (a *app) tokenCommand() *cli.Command {
 }
 
 func (a *app) tokenCreate(c *cli.Context) error {
-	if err := argCount(c, 0, "--role client|connector --name NAME [--reusable] [--expires DURATION]"); err != nil {
+	if err := argCount(c, 0, "--role client|connector --name NAME [--user EMAIL] [--reusable] [--expires DURATION]"); err != nil {
 		return err
 	}
 	if c.String("role") == "" || c.String("name") == "" {
-		return errors.New("usage: warren token create --role client|connector --name NAME [--reusable] [--expires DURATION]")
+		return errors.New("usage: warren token create --role client|connector --name NAME [--user EMAIL] [--reusable] [--expires DURATION]")
 	}
-	req := wire.CreateTokenRequest{Role: wire.Role(c.String("role")), Name: c.String("name"), Reusable: c.Bool("reusable")}
+	req := wire.CreateTokenRequest{Role: wire.Role(c.String("role")), Name: c.String("name"), Reusable: c.Bool("reusable"), User: c.String("user")}
 	if s := c.String("expires"); s != "" {
 		d, err := parseExpiry(s)
 		if err != nil {
@@ -62,9 +63,17 @@ func (a *app) tokenCreate(c *cli.Context) error {
 			return err
 		}
 		fmt.Fprintln(a.env.Stdout, resp.Token)
-		fmt.Fprintf(a.env.Stderr, "token %s: %s %q, %s\n", resp.Info.ID, resp.Info.Role, resp.Info.Name, describeUse(resp.Info))
+		fmt.Fprintf(a.env.Stderr, "token %s: %s %q%s, %s\n", resp.Info.ID, resp.Info.Role, resp.Info.Name, forUser(resp.Info.User), describeUse(resp.Info))
 		return nil
 	})
+}
+
+// forUser names the user a token or node belongs to, if any.
+func forUser(user string) string {
+	if user == "" {
+		return ""
+	}
+	return " for " + user
 }
 
 func describeUse(t wire.TokenInfo) string {
@@ -107,7 +116,7 @@ func (a *app) tokenList(c *cli.Context) error {
 		}
 		now := time.Now()
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tNAME\tROLE\tSTATE\tUSES\tEXPIRES\tCREATED")
+		fmt.Fprintln(w, "ID\tNAME\tROLE\tUSER\tSTATE\tUSES\tEXPIRES\tCREATED")
 		for _, t := range tokens {
 			expires := "never"
 			if t.ExpiresAt != nil {
@@ -117,7 +126,7 @@ func (a *app) tokenList(c *cli.Context) error {
 			if !t.Reusable {
 				uses += "/1"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, t.State(now), uses, expires, t.CreatedAt.Local().Format("2006-01-02 15:04"))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, orDash(t.User), t.State(now), uses, expires, t.CreatedAt.Local().Format("2006-01-02 15:04"))
 		}
 		return w.Flush()
 	})
@@ -135,4 +144,12 @@ func (a *app) tokenRevoke(c *cli.Context) error {
 		fmt.Fprintf(a.env.Stdout, "token %s revoked\n", id)
 		return nil
 	})
+}
+
+// orDash shows an empty field as "-".
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

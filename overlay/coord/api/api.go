@@ -53,6 +53,13 @@ func New(c *coord.Coordinator, log *slog.Logger) *Server {
 	s.mux.HandleFunc("DELETE "+wire.PathSplitEntries+"/{addr}/{bits}", s.admin(s.splitRemove))
 	s.mux.HandleFunc("POST "+wire.PathSplitReset, s.admin(s.splitReset))
 	s.mux.HandleFunc("GET "+wire.PathSplitEffective, s.admin(s.splitEffective))
+	s.mux.HandleFunc("GET "+wire.PathHosts, s.admin(s.listHosts))
+	s.mux.HandleFunc("POST "+wire.PathHosts, s.admin(s.addHost))
+	s.mux.HandleFunc("DELETE "+wire.PathHosts+"/{name}", s.admin(s.removeHost))
+	s.mux.HandleFunc("GET "+wire.PathPolicy, s.admin(s.getPolicy))
+	s.mux.HandleFunc("PUT "+wire.PathPolicy, s.admin(s.setPolicy))
+	s.mux.HandleFunc("POST "+wire.PathPolicyReset, s.admin(s.resetPolicy))
+	s.mux.HandleFunc("GET "+wire.PathPolicyWhy, s.admin(s.policyWhy))
 	return s
 }
 

@@ -114,10 +114,10 @@ func (s *SQLite) Close() error {
 func (s *SQLite) CreateToken(ctx context.Context, t Token) error {
 	err := s.update(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tokens
-			(id, name, role, hash, reusable, uses, created_at, expires_at, revoked)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, name, role, hash, reusable, uses, created_at, expires_at, revoked, user)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.Name, string(t.Role), t.Hash, t.Reusable, t.Uses,
-			formatTime(t.CreatedAt), formatTimePtr(t.ExpiresAt), t.Revoked)
+			formatTime(t.CreatedAt), formatTimePtr(t.ExpiresAt), t.Revoked, t.User)
 		if isUniqueViolation(err) {
 			return ErrExists
 		}
@@ -147,8 +147,7 @@ func (s *SQLite) Enroll(ctx context.Context, p EnrollParams) (Node, uint64, erro
 	var n Node
 	var v uint64
 	err := s.update(ctx, func(tx *sql.Tx) error {
-		t, err := scanToken(tx.QueryRowContext(ctx, `SELECT
-			id, name, role, hash, reusable, uses, created_at, expires_at, revoked
+		t, err := scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+`
 			FROM tokens WHERE hash = ?`, p.TokenHash))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("token: %w", ErrNotFound)
@@ -192,16 +191,17 @@ func (s *SQLite) Enroll(ctx context.Context, p EnrollParams) (Node, uint64, erro
 				Role:      t.Role,
 				PublicKey: p.PublicKey,
 				Address:   addr,
+				User:      t.User,
 			},
 			CredHash:   p.CredHash,
 			TokenID:    t.ID,
 			EnrolledAt: p.Now.UTC().Round(0),
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO nodes
-			(id, name, role, public_key, address, cred_hash, token_id, enrolled_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, name, role, public_key, address, cred_hash, token_id, enrolled_at, user)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			n.ID, n.Name, string(n.Role), n.PublicKey.String(), n.Address.String(),
-			n.CredHash, n.TokenID, formatTime(n.EnrolledAt))
+			n.CredHash, n.TokenID, formatTime(n.EnrolledAt), n.User)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("node with this ID, public key or credential: %w", ErrExists)
 		}
@@ -260,13 +260,14 @@ func (s *SQLite) AddRoute(ctx context.Context, r wire.Route) (uint64, error) {
 		return 0, fmt.Errorf("adding route: prefix %v is invalid", r.Prefix)
 	}
 	v, err := s.updateVersion(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO routes (prefix, connector, comment, created_at)
-			VALUES (?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO routes (prefix, connector, comment, created_at, proxy_protocol)
+			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (prefix) DO UPDATE SET
 				connector = excluded.connector,
 				comment = excluded.comment,
-				created_at = excluded.created_at`,
-			r.Prefix.Masked().String(), r.Connector, r.Comment, formatTime(r.CreatedAt))
+				created_at = excluded.created_at,
+				proxy_protocol = excluded.proxy_protocol`,
+			r.Prefix.Masked().String(), r.Connector, r.Comment, formatTime(r.CreatedAt), r.ProxyProtocol)
 		return err
 	})
 	if err != nil {

@@ -46,6 +46,12 @@ func (s *SQLite) load(ctx context.Context) (*State, error) {
 	if st.Split, err = loadSplit(ctx, tx); err != nil {
 		return nil, err
 	}
+	if st.Hosts, err = loadHosts(ctx, tx); err != nil {
+		return nil, err
+	}
+	if st.Policy, err = loadPolicy(ctx, tx); err != nil {
+		return nil, err
+	}
 	return &st, nil
 }
 
@@ -60,11 +66,14 @@ func readVersion(ctx context.Context, tx *sql.Tx) (uint64, error) {
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
+// tokenColumns are the columns scanToken reads, in its order.
+const tokenColumns = `id, name, role, hash, reusable, uses, created_at, expires_at, revoked, user`
+
 func scanToken(sc scanner) (Token, error) {
 	var t Token
 	var role, created string
 	var expires sql.NullString
-	err := sc.Scan(&t.ID, &t.Name, &role, &t.Hash, &t.Reusable, &t.Uses, &created, &expires, &t.Revoked)
+	err := sc.Scan(&t.ID, &t.Name, &role, &t.Hash, &t.Reusable, &t.Uses, &created, &expires, &t.Revoked, &t.User)
 	if err != nil {
 		return Token{}, err
 	}
@@ -79,9 +88,7 @@ func scanToken(sc scanner) (Token, error) {
 }
 
 func loadTokens(ctx context.Context, tx *sql.Tx) ([]Token, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT
-		id, name, role, hash, reusable, uses, created_at, expires_at, revoked
-		FROM tokens`)
+	rows, err := tx.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens`)
 	if err != nil {
 		return nil, fmt.Errorf("reading tokens: %w", err)
 	}
@@ -105,7 +112,7 @@ func loadTokens(ctx context.Context, tx *sql.Tx) ([]Token, error) {
 
 func loadNodes(ctx context.Context, tx *sql.Tx) ([]Node, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT
-		id, name, role, public_key, address, cred_hash, token_id, enrolled_at, last_seen
+		id, name, role, public_key, address, cred_hash, token_id, enrolled_at, last_seen, user
 		FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("reading nodes: %w", err)
@@ -116,7 +123,7 @@ func loadNodes(ctx context.Context, tx *sql.Tx) ([]Node, error) {
 		var n Node
 		var role, key, addr, enrolled string
 		var seen sql.NullString
-		if err := rows.Scan(&n.ID, &n.Name, &role, &key, &addr, &n.CredHash, &n.TokenID, &enrolled, &seen); err != nil {
+		if err := rows.Scan(&n.ID, &n.Name, &role, &key, &addr, &n.CredHash, &n.TokenID, &enrolled, &seen, &n.User); err != nil {
 			return nil, fmt.Errorf("reading nodes: %w", err)
 		}
 		n.Role = wire.Role(role)
@@ -141,7 +148,7 @@ func loadNodes(ctx context.Context, tx *sql.Tx) ([]Node, error) {
 }
 
 func loadRoutes(ctx context.Context, tx *sql.Tx) ([]wire.Route, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT prefix, connector, comment, created_at FROM routes`)
+	rows, err := tx.QueryContext(ctx, `SELECT prefix, connector, comment, created_at, proxy_protocol FROM routes`)
 	if err != nil {
 		return nil, fmt.Errorf("reading routes: %w", err)
 	}
@@ -150,7 +157,7 @@ func loadRoutes(ctx context.Context, tx *sql.Tx) ([]wire.Route, error) {
 	for rows.Next() {
 		var r wire.Route
 		var prefix, created string
-		if err := rows.Scan(&prefix, &r.Connector, &r.Comment, &created); err != nil {
+		if err := rows.Scan(&prefix, &r.Connector, &r.Comment, &created, &r.ProxyProtocol); err != nil {
 			return nil, fmt.Errorf("reading routes: %w", err)
 		}
 		if r.Prefix, err = netip.ParsePrefix(prefix); err != nil {

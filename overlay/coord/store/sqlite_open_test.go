@@ -104,6 +104,13 @@ func TestPersistence(t *testing.T) {
 	if _, err := s.SetSplit(ctx, split); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.AddHost(ctx, wire.Host{Name: "web", Address: netip.MustParseAddr("192.168.0.10"), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"rules": []}`
+	if _, err := s.SetPolicy(ctx, &doc, t0); err != nil {
+		t.Fatal(err)
+	}
 	want := mustLoad(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -118,7 +125,8 @@ func TestPersistence(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
 		t.Errorf("Load after reopening (-before +after):\n%s", diff)
 	}
-	if len(got.Tokens) != 2 || len(got.Nodes) != 1 || len(got.Routes) != 1 || got.Split == nil || got.Version != 3 {
+	if len(got.Tokens) != 2 || len(got.Nodes) != 1 || len(got.Routes) != 1 || got.Split == nil ||
+		len(got.Hosts) != 1 || got.Policy == nil || got.Version != 5 {
 		t.Errorf("reopened state is missing writes: %+v", got)
 	}
 	// The address counter survives too.

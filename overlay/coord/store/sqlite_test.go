@@ -379,6 +379,18 @@ func TestVersion(t *testing.T) {
 		{"SetSplit", true, func() error { _, err := s.SetSplit(ctx, wire.SplitPolicy{Mode: wire.SplitExclude}); return err }},
 		{"RemoveRoute", true, func() error { _, err := s.RemoveRoute(ctx, p10); return err }},
 		{"RemoveRoute unknown", false, func() error { _, err := s.RemoveRoute(ctx, p10); return err }},
+		{"AddHost", true, func() error {
+			_, err := s.AddHost(ctx, wire.Host{Name: "h", Address: p10.Addr(), CreatedAt: t0})
+			return err
+		}},
+		{"AddHost taken", false, func() error {
+			_, err := s.AddHost(ctx, wire.Host{Name: "h", Address: p10.Addr(), CreatedAt: t0})
+			return err
+		}},
+		{"RemoveHost", true, func() error { _, err := s.RemoveHost(ctx, "h"); return err }},
+		{"RemoveHost unknown", false, func() error { _, err := s.RemoveHost(ctx, "h"); return err }},
+		{"SetPolicy", true, func() error { doc := "{}"; _, err := s.SetPolicy(ctx, &doc, t0); return err }},
+		{"SetPolicy nil", true, func() error { _, err := s.SetPolicy(ctx, nil, t0); return err }},
 		{"RevokeToken", false, func() error { return s.RevokeToken(ctx, "t1") }},
 		{"DeleteNode", true, func() error { _, err := s.DeleteNode(ctx, "node1"); return err }},
 		{"DeleteNode unknown", false, func() error { _, err := s.DeleteNode(ctx, "node1"); return err }},

@@ -1,5 +1,6 @@
 // Package store keeps the coordinator's durable state: tokens, nodes, routes,
-// the split-tunnel policy and the state version. The SQLite implementation
+// the split-tunnel policy, named hosts, the access-policy document and the
+// state version. The SQLite implementation
 // applies ordered migrations on open and commits every write durably before
 // it returns, so a kill -9 loses nothing that was acknowledged.
 //
@@ -47,16 +48,28 @@ type Node struct {
 
 // State is everything the store holds, as Load returns it. Slices are
 // sorted: tokens by CreatedAt then ID, nodes by Name, routes by prefix
-// (IPv4 before IPv6, then address, then length).
+// (IPv4 before IPv6, then address, then length), hosts by Name.
 type State struct {
 	// Version is bumped by every write that changes what a node may see
-	// (nodes, routes, split policy); token writes leave it alone.
+	// (nodes, routes, split policy, hosts, access policy); token writes
+	// leave it alone.
 	Version uint64
 	Tokens  []Token
 	Nodes   []Node
 	Routes  []wire.Route
 	// Split is nil until SetSplit is first called.
 	Split *wire.SplitPolicy
+	Hosts []wire.Host
+	// Policy is the access-policy document; nil when none is set
+	// (allow-all).
+	Policy *StoredPolicy
+}
+
+// StoredPolicy is the access-policy document as the admin set it.
+type StoredPolicy struct {
+	// Text is the document exactly as given, comments and all.
+	Text  string
+	SetAt time.Time
 }
 
 // EnrollParams is the node half of an enrollment.
@@ -93,7 +106,7 @@ type Store interface {
 	// that name), allocates the next never-used overlay address in
 	// 100.96.0.0/12 skipping .0 and .255 in the last octet
 	// (ErrAddressSpace when none is left), inserts the node with the
-	// token's role, and bumps the version. A failed enrollment consumes
+	// token's role and user, and bumps the version. A failed enrollment consumes
 	// nothing. It returns the new node and the new version.
 	Enroll(ctx context.Context, p EnrollParams) (Node, uint64, error)
 	// DeleteNode removes the node (its routes stay, keyed by name) and
@@ -112,6 +125,18 @@ type Store interface {
 
 	// SetSplit replaces the split-tunnel policy and bumps the version.
 	SetSplit(ctx context.Context, p wire.SplitPolicy) (uint64, error)
+
+	// AddHost inserts h and bumps the version. ErrExists if a host has
+	// its name. Validation is the caller's job.
+	AddHost(ctx context.Context, h wire.Host) (uint64, error)
+	// RemoveHost deletes the named host and bumps the version.
+	// ErrNotFound if none.
+	RemoveHost(ctx context.Context, name string) (uint64, error)
+
+	// SetPolicy replaces the access-policy document with *text, set at
+	// now, or removes it when text is nil (back to allow-all), and bumps
+	// the version. Validation is the caller's job.
+	SetPolicy(ctx context.Context, text *string, now time.Time) (uint64, error)
 
 	// Close releases the database. Calls in flight may fail.
 	Close() error
