@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/tailscale/hujson"
 )
@@ -147,13 +148,13 @@ func Parse(text []byte) (*Document, error) {
 func syntaxError(err error) error {
 	var line, col int
 	if _, serr := fmt.Sscanf(err.Error(), "hujson: line %d, column %d:", &line, &col); serr != nil {
-		return &Error{Msg: "not valid JSON: " + strings.TrimPrefix(err.Error(), "hujson: ")}
+		return &Error{Msg: "not valid JSON: " + oneLine(strings.TrimPrefix(err.Error(), "hujson: "))}
 	}
 	msg := err.Error()
 	if inner := errors.Unwrap(err); inner != nil {
 		msg = inner.Error()
 	}
-	return &Error{Line: line, Msg: fmt.Sprintf("not valid JSON: %s (column %d)", msg, col)}
+	return &Error{Line: line, Msg: fmt.Sprintf("not valid JSON: %s (column %d)", oneLine(msg), col)}
 }
 
 // decodeError locates an encoding/json error. The walk in parser.top
@@ -168,11 +169,22 @@ func decodeError(std []byte, err error) error {
 	case errors.As(err, &se):
 		off = se.Offset
 	}
-	msg := strings.TrimPrefix(err.Error(), "json: ")
+	msg := oneLine(strings.TrimPrefix(err.Error(), "json: "))
 	if off < 0 {
 		return &Error{Msg: msg}
 	}
 	return &Error{Line: lineAt(std, int(min(max(off-1, 0), int64(len(std))))), Msg: msg}
+}
+
+// oneLine escapes what does not print in a message from a JSON parser,
+// which may quote the offending input.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return '?'
+	}, s)
 }
 
 func lineAt(text []byte, off int) int { return 1 + bytes.Count(text[:off], []byte("\n")) }
