@@ -49,8 +49,8 @@ type Compiled struct {
 // crule is one compiled rule.
 type crule struct {
 	line    int
-	text    string // as RuleText returns it
-	reason  string // of the decisions it allows
+	text    string          // as RuleText returns it
+	reason  string          // of the decisions it allows
 	all     bool            // from holds *
 	users   map[string]bool // from's users, groups expanded
 	proto   wire.Proto
