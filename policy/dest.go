@@ -102,8 +102,11 @@ func (d Dest) Resolve(hosts map[string]netip.Addr) (netip.Addr, error) {
 		return d.Addr, nil
 	}
 	a, ok := hosts[d.Host]
-	if !ok {
+	switch {
+	case !ok:
 		return netip.Addr{}, fmt.Errorf("host %q is not declared (warren hosts add %s IP)", d.Host, d.Host)
+	case !a.IsValid():
+		return netip.Addr{}, fmt.Errorf("host %q has no address", d.Host)
 	}
 	return hostAddr(a), nil
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -196,5 +197,28 @@ func TestParseDest(t *testing.T) {
 				t.Errorf("ParseDest(String()) = %+v, %v, want %+v", again, err, got)
 			}
 		})
+	}
+}
+
+func TestDestResolve(t *testing.T) {
+	hosts := map[string]netip.Addr{"db": addr("::ffff:192.168.1.20"), "broken": {}}
+	tests := []struct {
+		dest Dest
+		want string // address or error
+	}{
+		{Dest{Addr: addr("10.0.0.1")}, "10.0.0.1"},
+		{Dest{Host: "db"}, "192.168.1.20"},
+		{Dest{Host: "cache"}, `host "cache" is not declared (warren hosts add cache IP)`},
+		{Dest{Host: "broken"}, `host "broken" has no address`},
+	}
+	for _, tt := range tests {
+		a, err := tt.dest.Resolve(hosts)
+		got := a.String()
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("Resolve(%+v) = %s, want %s", tt.dest, got, tt.want)
+		}
 	}
 }
