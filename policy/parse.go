@@ -120,6 +120,9 @@ func Parse(text []byte) (*Document, error) {
 	if len(bytes.TrimSpace(text)) == 0 {
 		return nil, &Error{Line: 1, Msg: "the document is empty (write {} and rules)"}
 	}
+	if err := checkDepth(text); err != nil {
+		return nil, err // before hujson, which recurses once per level
+	}
 	buf := bytes.Clone(text) // Standardize rewrites comments in place.
 	v, err := hujson.Parse(buf)
 	if err != nil {
@@ -141,6 +144,42 @@ func Parse(text []byte) (*Document, error) {
 		return nil, err
 	}
 	return doc, nil
+}
+
+// maxDepth bounds the nesting of arrays and objects; a document needs 4.
+const maxDepth = 32
+
+// checkDepth refuses text nested deeper than maxDepth, skipping strings
+// and comments. Anything else wrong with the text is left to hujson.
+func checkDepth(text []byte) error {
+	depth := 0
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '"':
+			for i++; i < len(text) && text[i] != '"'; i++ {
+				if text[i] == '\\' {
+					i++
+				}
+			}
+		case c == '/' && i+1 < len(text) && text[i+1] == '/':
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(text) && text[i+1] == '*':
+			end := bytes.Index(text[i+2:], []byte("*/"))
+			if end < 0 {
+				return nil
+			}
+			i += 2 + end + 1
+		case c == '[' || c == '{':
+			if depth++; depth > maxDepth {
+				return &Error{Line: lineAt(text, i), Msg: fmt.Sprintf("arrays and objects are nested deeper than %d levels", maxDepth)}
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return nil
 }
 
 // syntaxError rewrites hujson's "hujson: line 3, column 5: ..." as

@@ -113,6 +113,8 @@ func TestParseErrors(t *testing.T) {
 		{"test with a range", "{\"tests\": [{\"user\": \"a@example.com\", \"allow\": [\n\"10.0.0.1:22-23\"]}]}", `line 2: test destination "10.0.0.1:22-23": a flow goes to one port, not 22-23`},
 		{"test with any", "{\"tests\": [{\"user\": \"a@example.com\", \"allow\": [\n\"10.0.0.1:22/any\"]}]}", `line 2: test destination "10.0.0.1:22/any": a flow has one protocol: tcp, udp or icmp`},
 		{"comment inside a rule", "{\"rules\": [{\"from\": [\"*\"], /* a\ncomment */ \"to\": [\n\"10.0.0.0/8\"]}]}", `line 3: destination "10.0.0.0/8": no port: write 10.0.0.0/8:PORTS (22, 8000-8999 or *)`},
+		{"too deep", "{\"rules\": [{\"from\": [\"*\"], \"to\": [\n" + strings.Repeat("[", 40), "line 2: arrays and objects are nested deeper than 32 levels"},
+		{"deep only inside strings and comments", "{\"rules\": [{\"from\": [\"*\"], \"to\": [\"" + strings.Repeat("[", 40) + "\\\"\"]}]\n// " + strings.Repeat("{", 40) + "\n/* " + strings.Repeat("{", 40) + " */}", `line 1: destination "` + strings.Repeat("[", 40) + `\"": missing ] after the IPv6 address`},
 		{"too large", "{" + strings.Repeat(" ", MaxDocumentSize) + "}", "the document is larger than 1048576 bytes"},
 	}
 	for _, tt := range tests {
