@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -313,6 +314,64 @@ func TestRulesAndHosts(t *testing.T) {
 		line, ok := c.NamesHost(tt.host)
 		if line != tt.line || ok != tt.ok {
 			t.Errorf("NamesHost(%q) = %d, %v, want %d, %v", tt.host, line, ok, tt.line, tt.ok)
+		}
+	}
+}
+
+// bigDoc is a 200-rule document over 500 users in 20 groups.
+func bigDoc() string {
+	var b strings.Builder
+	b.WriteString("{\"groups\": {\n")
+	for g := range 20 {
+		if g > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "%q: [", fmt.Sprintf("g%d", g))
+		for u := range 25 {
+			if u > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "\"u%d@example.com\"", g*25+u)
+		}
+		b.WriteString("]")
+	}
+	b.WriteString("},\n\"rules\": [\n")
+	for i := range 200 {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, `{"from": ["group:g%d", "user:u%d@example.com"], "to": ["10.%d.0.0/16:%d", "10.%d.%d.0/24:8000-8999"], "proto": %q}`,
+			i%20, i, i%256, 20+i, i%256, i%200, []string{"tcp", "udp", "any"}[i%3])
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+func BenchmarkCompile(b *testing.B) {
+	text := []byte(bigDoc())
+	env := Env{Routes: []netip.Prefix{pfx("10.0.0.0/8")}}
+	b.ReportAllocs()
+	for b.Loop() {
+		doc, err := Parse(text)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := Compile(doc, env, Options{Strict: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGrantsWithin(b *testing.B) {
+	c, _, err := Compile(mustParse(b, bigDoc()), Env{}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	served := []netip.Prefix{pfx("10.0.0.0/12"), pfx("10.100.0.0/16"), pfx("10.200.0.0/14")}
+	b.ReportAllocs()
+	for b.Loop() {
+		for u := range 500 {
+			NewMatcher(c.GrantsWithin(fmt.Sprintf("u%d@example.com", u), served))
 		}
 	}
 }

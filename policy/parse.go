@@ -128,7 +128,7 @@ func Parse(text []byte) (*Document, error) {
 	if err != nil {
 		return nil, syntaxError(err)
 	}
-	p := &parser{text: buf, doc: &Document{lines: map[string]int{"": 1}}}
+	p := newParser(buf)
 	if err := p.top(&v); err != nil {
 		return nil, err
 	}
@@ -233,16 +233,32 @@ func lineAt(text []byte, off int) int { return 1 + bytes.Count(text[:off], []byt
 // the wrong type, each at its own line (encoding/json names neither the
 // line of an unknown key nor, exactly, of a type error).
 type parser struct {
-	text []byte
-	doc  *Document
+	newlines []int // offsets of the text's newlines
+	doc      *Document
+}
+
+func newParser(text []byte) *parser {
+	p := &parser{doc: &Document{lines: map[string]int{"": 1}}}
+	for i, c := range text {
+		if c == '\n' {
+			p.newlines = append(p.newlines, i)
+		}
+	}
+	return p
+}
+
+// line returns the 1-based line of the byte at off.
+func (p *parser) line(off int) int {
+	n, _ := slices.BinarySearch(p.newlines, off)
+	return 1 + n
 }
 
 func (p *parser) record(path string, v *hujson.Value) {
-	p.doc.lines[path] = lineAt(p.text, v.StartOffset)
+	p.doc.lines[path] = p.line(v.StartOffset)
 }
 
 func (p *parser) errAt(v *hujson.Value, format string, args ...any) error {
-	return &Error{Line: lineAt(p.text, v.StartOffset), Msg: fmt.Sprintf(format, args...)}
+	return &Error{Line: p.line(v.StartOffset), Msg: fmt.Sprintf(format, args...)}
 }
 
 func kindName(v *hujson.Value) string {
