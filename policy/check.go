@@ -92,7 +92,7 @@ func (d *Document) check() error {
 			}
 			if proto == wire.ProtoICMP && t.ports != wire.AllPorts {
 				host, _, _ := cutLast(s, ":")
-				return d.at(itemPath(path, "to", j), "destination %q: icmp has no ports: write %s:*", s, host)
+				return d.at(itemPath(path, "to", j), "destination %q: icmp has no ports: write %s:*", s, printable(host))
 			}
 		}
 	}

@@ -49,7 +49,8 @@ type Compiled struct {
 // crule is one compiled rule.
 type crule struct {
 	line    int
-	text    string
+	text    string          // as RuleText returns it
+	reason  string          // of the decisions it allows
 	all     bool            // from holds *
 	users   map[string]bool // from's users, groups expanded
 	proto   wire.Proto
@@ -132,6 +133,8 @@ func Compile(doc *Document, env Env, opt Options) (*Compiled, []string, error) {
 		}
 		cr.text = strings.Join(r.From, ", ") + " → " + strings.Join(texts, ", ")
 		c.rules = append(c.rules, cr)
+		cr.reason = "allowed by " + c.ruleName(i+1) + ": " + cr.text
+		c.rules[i] = cr
 	}
 	c.users = sortedKeys(named)
 	c.grants = make(map[string][]wire.Grant, len(c.users))

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 
@@ -28,13 +27,12 @@ func (c *Compiled) Decide(user string, dst netip.Addr, port uint16, proto wire.P
 		}
 		for _, t := range r.targets {
 			if t.prefix.Contains(dst) && allows(t.ports, r.proto, port, proto) {
-				d.Allow, d.Rule, d.RuleText = true, i+1, r.text
-				d.Reason = fmt.Sprintf("allowed by %s: %s", c.ruleName(i+1), r.text)
+				d.Allow, d.Rule, d.RuleText, d.Reason = true, i+1, r.text, r.reason
 				return d
 			}
 		}
 	}
-	d.Reason = fmt.Sprintf("denied by policy: no rule lets %s reach %s", who(user), flowText(dst, port, proto))
+	d.Reason = "denied by policy: no rule lets " + who(user) + " reach " + flowText(dst, port, proto)
 	return d
 }
 

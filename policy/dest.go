@@ -3,7 +3,9 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/routes"
@@ -55,7 +57,7 @@ func ParseDest(s string) (Dest, error) {
 			}
 		}
 	case port == "*" || strings.Contains(port, "-"):
-		return Dest{}, fmt.Errorf("%q: a flow goes to one port, not %s", s, port)
+		return Dest{}, fmt.Errorf("%q: a flow goes to one port, not %s", s, printable(port))
 	default:
 		r, err := wire.ParsePortRange(port)
 		if err != nil {
@@ -91,7 +93,7 @@ func (d Dest) String() string {
 	if d.Proto == wire.ProtoICMP {
 		return host + "/icmp"
 	}
-	return fmt.Sprintf("%s:%d/%s", host, d.Port, d.Proto)
+	return host + ":" + strconv.Itoa(int(d.Port)) + "/" + string(d.Proto)
 }
 
 // Resolve returns d's address, looking a named host up in hosts.
@@ -100,8 +102,11 @@ func (d Dest) Resolve(hosts map[string]netip.Addr) (netip.Addr, error) {
 		return d.Addr, nil
 	}
 	a, ok := hosts[d.Host]
-	if !ok {
+	switch {
+	case !ok:
 		return netip.Addr{}, fmt.Errorf("host %q is not declared (warren hosts add %s IP)", d.Host, d.Host)
+	case !a.IsValid():
+		return netip.Addr{}, fmt.Errorf("host %q has no address", d.Host)
 	}
 	return hostAddr(a), nil
 }
@@ -182,7 +187,7 @@ func splitHostPort(s string, portOptional bool) (host, port string, err error) {
 		case rest == "" && portOptional:
 			return host, "", nil
 		case rest == "":
-			return "", "", fmt.Errorf("no port: write %s:PORTS (22, 8000-8999 or *)", s)
+			return "", "", fmt.Errorf("no port: write %s:PORTS (22, 8000-8999 or *)", printable(s))
 		case rest[0] != ':':
 			return "", "", fmt.Errorf("want :PORTS after ]")
 		}
@@ -195,7 +200,7 @@ func splitHostPort(s string, portOptional bool) (host, port string, err error) {
 	}
 	host, port, ok := cutLast(s, ":")
 	if !ok {
-		return "", "", fmt.Errorf("no port: write %s:PORTS (22, 8000-8999 or *)", s)
+		return "", "", fmt.Errorf("no port: write %s:PORTS (22, 8000-8999 or *)", printable(s))
 	}
 	if strings.Contains(host, ":") {
 		return "", "", fmt.Errorf("write an IPv6 destination in brackets, as in [2001:db8::1]:22")
@@ -213,9 +218,9 @@ func parseHost(s string) (p netip.Prefix, name string, err error) {
 	if a, err := netip.ParseAddr(s); err == nil {
 		switch {
 		case a.Zone() != "":
-			return netip.Prefix{}, "", fmt.Errorf("%s has a zone; policies name addresses without one", s)
+			return netip.Prefix{}, "", fmt.Errorf("%s has a zone; policies name addresses without one", printable(s))
 		case a.Is4In6():
-			return netip.Prefix{}, "", fmt.Errorf("%s is an IPv4-mapped IPv6 address; did you mean %v?", s, a.Unmap())
+			return netip.Prefix{}, "", fmt.Errorf("%s is an IPv4-mapped IPv6 address; did you mean %v?", printable(s), a.Unmap())
 		}
 		return netip.PrefixFrom(a, a.BitLen()), "", nil
 	}
@@ -226,6 +231,17 @@ func parseHost(s string) (p netip.Prefix, name string, err error) {
 		return netip.Prefix{}, "", fmt.Errorf("%q is not an address, a CIDR prefix or a host name", s)
 	}
 	return netip.Prefix{}, s, nil
+}
+
+// printable returns s for a message, quoted when it holds a character
+// that does not print (so a message stays one line).
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // cutLast slices s around the last sep.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/tailscale/hujson"
 )
@@ -119,12 +120,15 @@ func Parse(text []byte) (*Document, error) {
 	if len(bytes.TrimSpace(text)) == 0 {
 		return nil, &Error{Line: 1, Msg: "the document is empty (write {} and rules)"}
 	}
+	if err := checkDepth(text); err != nil {
+		return nil, err // before hujson, which recurses once per level
+	}
 	buf := bytes.Clone(text) // Standardize rewrites comments in place.
 	v, err := hujson.Parse(buf)
 	if err != nil {
 		return nil, syntaxError(err)
 	}
-	p := &parser{text: buf, doc: &Document{lines: map[string]int{"": 1}}}
+	p := newParser(buf)
 	if err := p.top(&v); err != nil {
 		return nil, err
 	}
@@ -142,18 +146,54 @@ func Parse(text []byte) (*Document, error) {
 	return doc, nil
 }
 
+// maxDepth bounds the nesting of arrays and objects; a document needs 4.
+const maxDepth = 32
+
+// checkDepth refuses text nested deeper than maxDepth, skipping strings
+// and comments. Anything else wrong with the text is left to hujson.
+func checkDepth(text []byte) error {
+	depth := 0
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '"':
+			for i++; i < len(text) && text[i] != '"'; i++ {
+				if text[i] == '\\' {
+					i++
+				}
+			}
+		case c == '/' && i+1 < len(text) && text[i+1] == '/':
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(text) && text[i+1] == '*':
+			end := bytes.Index(text[i+2:], []byte("*/"))
+			if end < 0 {
+				return nil
+			}
+			i += 2 + end + 1
+		case c == '[' || c == '{':
+			if depth++; depth > maxDepth {
+				return &Error{Line: lineAt(text, i), Msg: fmt.Sprintf("arrays and objects are nested deeper than %d levels", maxDepth)}
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return nil
+}
+
 // syntaxError rewrites hujson's "hujson: line 3, column 5: ..." as
 // "line 3: ... (column 5)".
 func syntaxError(err error) error {
 	var line, col int
 	if _, serr := fmt.Sscanf(err.Error(), "hujson: line %d, column %d:", &line, &col); serr != nil {
-		return &Error{Msg: "not valid JSON: " + strings.TrimPrefix(err.Error(), "hujson: ")}
+		return &Error{Msg: "not valid JSON: " + oneLine(strings.TrimPrefix(err.Error(), "hujson: "))}
 	}
 	msg := err.Error()
 	if inner := errors.Unwrap(err); inner != nil {
 		msg = inner.Error()
 	}
-	return &Error{Line: line, Msg: fmt.Sprintf("not valid JSON: %s (column %d)", msg, col)}
+	return &Error{Line: line, Msg: fmt.Sprintf("not valid JSON: %s (column %d)", oneLine(msg), col)}
 }
 
 // decodeError locates an encoding/json error. The walk in parser.top
@@ -168,11 +208,22 @@ func decodeError(std []byte, err error) error {
 	case errors.As(err, &se):
 		off = se.Offset
 	}
-	msg := strings.TrimPrefix(err.Error(), "json: ")
+	msg := oneLine(strings.TrimPrefix(err.Error(), "json: "))
 	if off < 0 {
 		return &Error{Msg: msg}
 	}
 	return &Error{Line: lineAt(std, int(min(max(off-1, 0), int64(len(std))))), Msg: msg}
+}
+
+// oneLine escapes what does not print in a message from a JSON parser,
+// which may quote the offending input.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return '?'
+	}, s)
 }
 
 func lineAt(text []byte, off int) int { return 1 + bytes.Count(text[:off], []byte("\n")) }
@@ -182,16 +233,32 @@ func lineAt(text []byte, off int) int { return 1 + bytes.Count(text[:off], []byt
 // the wrong type, each at its own line (encoding/json names neither the
 // line of an unknown key nor, exactly, of a type error).
 type parser struct {
-	text []byte
-	doc  *Document
+	newlines []int // offsets of the text's newlines
+	doc      *Document
+}
+
+func newParser(text []byte) *parser {
+	p := &parser{doc: &Document{lines: map[string]int{"": 1}}}
+	for i, c := range text {
+		if c == '\n' {
+			p.newlines = append(p.newlines, i)
+		}
+	}
+	return p
+}
+
+// line returns the 1-based line of the byte at off.
+func (p *parser) line(off int) int {
+	n, _ := slices.BinarySearch(p.newlines, off)
+	return 1 + n
 }
 
 func (p *parser) record(path string, v *hujson.Value) {
-	p.doc.lines[path] = lineAt(p.text, v.StartOffset)
+	p.doc.lines[path] = p.line(v.StartOffset)
 }
 
 func (p *parser) errAt(v *hujson.Value, format string, args ...any) error {
-	return &Error{Line: lineAt(p.text, v.StartOffset), Msg: fmt.Sprintf(format, args...)}
+	return &Error{Line: p.line(v.StartOffset), Msg: fmt.Sprintf(format, args...)}
 }
 
 func kindName(v *hujson.Value) string {

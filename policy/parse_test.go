@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -112,6 +113,8 @@ func TestParseErrors(t *testing.T) {
 		{"test with a range", "{\"tests\": [{\"user\": \"a@example.com\", \"allow\": [\n\"10.0.0.1:22-23\"]}]}", `line 2: test destination "10.0.0.1:22-23": a flow goes to one port, not 22-23`},
 		{"test with any", "{\"tests\": [{\"user\": \"a@example.com\", \"allow\": [\n\"10.0.0.1:22/any\"]}]}", `line 2: test destination "10.0.0.1:22/any": a flow has one protocol: tcp, udp or icmp`},
 		{"comment inside a rule", "{\"rules\": [{\"from\": [\"*\"], /* a\ncomment */ \"to\": [\n\"10.0.0.0/8\"]}]}", `line 3: destination "10.0.0.0/8": no port: write 10.0.0.0/8:PORTS (22, 8000-8999 or *)`},
+		{"too deep", "{\"rules\": [{\"from\": [\"*\"], \"to\": [\n" + strings.Repeat("[", 40), "line 2: arrays and objects are nested deeper than 32 levels"},
+		{"deep only inside strings and comments", "{\"rules\": [{\"from\": [\"*\"], \"to\": [\"" + strings.Repeat("[", 40) + "\\\"\"]}]\n// " + strings.Repeat("{", 40) + "\n/* " + strings.Repeat("{", 40) + " */}", `line 1: destination "` + strings.Repeat("[", 40) + `\"": missing ] after the IPv6 address`},
 		{"too large", "{" + strings.Repeat(" ", MaxDocumentSize) + "}", "the document is larger than 1048576 bytes"},
 	}
 	for _, tt := range tests {
@@ -196,5 +199,28 @@ func TestParseDest(t *testing.T) {
 				t.Errorf("ParseDest(String()) = %+v, %v, want %+v", again, err, got)
 			}
 		})
+	}
+}
+
+func TestDestResolve(t *testing.T) {
+	hosts := map[string]netip.Addr{"db": addr("::ffff:192.168.1.20"), "broken": {}}
+	tests := []struct {
+		dest Dest
+		want string // address or error
+	}{
+		{Dest{Addr: addr("10.0.0.1")}, "10.0.0.1"},
+		{Dest{Host: "db"}, "192.168.1.20"},
+		{Dest{Host: "cache"}, `host "cache" is not declared (warren hosts add cache IP)`},
+		{Dest{Host: "broken"}, `host "broken" has no address`},
+	}
+	for _, tt := range tests {
+		a, err := tt.dest.Resolve(hosts)
+		got := a.String()
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("Resolve(%+v) = %s, want %s", tt.dest, got, tt.want)
+		}
 	}
 }
