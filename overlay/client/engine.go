@@ -17,6 +17,7 @@ import (
 
 	"github.com/warrennet/warren/overlay/agent"
 	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/overlay/flowtrack"
 	"github.com/warrennet/warren/overlay/nodestate"
 	"github.com/warrennet/warren/overlay/relay"
 	"github.com/warrennet/warren/overlay/wgdev"
@@ -102,7 +103,7 @@ type Engine struct {
 // session is one up period: the devices and the control session.
 type session struct {
 	id     *nodestate.Identity
-	tun    tun.Device
+	filter *flowtrack.Device // the TUN, as wireguard-go sees it
 	dev    *wgdev.Device
 	relay  Relay
 	router Router
@@ -232,8 +233,11 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", e.cfg.Interface, err)
 	}
+	// Between wireguard-go and the TUN: connectors may answer the flows
+	// this machine opens, and reach nothing else on it.
+	filter := flowtrack.New(td, flowtrack.Config{Logger: e.log})
 	bind, rel := e.cfg.NewBind()
-	dev, err := wgdev.New(td, bind, e.log)
+	dev, err := wgdev.New(filter, bind, e.log)
 	if err != nil {
 		td.Close()
 		return nil, err
@@ -244,7 +248,7 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{id: id, tun: td, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), applied: make(chan struct{})}
+	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), applied: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		s.runErr = agent.Run(ctx, agent.Config{
