@@ -34,6 +34,8 @@ type view struct {
 	policy   split.Policy
 	routed   []split.Route
 	guards   []split.Guard
+	// access is the access policy as the netmap states it.
+	access wire.NetMapPolicy
 }
 
 // connectors lists the connectors that serve at least one tunnelled
@@ -130,7 +132,7 @@ func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) e
 // compute derives the view of nm: which prefixes are tunnelled, through
 // which connector, and why the rest is not.
 func (e *Engine) compute(ctx context.Context, s *session, nm *wire.NetMap) *view {
-	v := &view{version: nm.Version, self: nm.Self, routes: nm.Routes, peers: map[string]wire.Peer{}, byKey: map[wire.Key]wire.Peer{}}
+	v := &view{version: nm.Version, self: nm.Self, routes: nm.Routes, access: nm.Policy, peers: map[string]wire.Peer{}, byKey: map[wire.Key]wire.Peer{}}
 	for _, p := range nm.Peers {
 		if p.Role == wire.RoleConnector {
 			v.peers[p.Name] = p

@@ -93,7 +93,32 @@ type Progress struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Why answers `warren why IP`: what this machine does with one address.
+// WhyQuery is what `warren why` asks about: an address, and a port and
+// protocol if the question is about one flow.
+type WhyQuery struct {
+	IP netip.Addr
+	// Port is set with HasPort. Proto is empty unless given: a port alone
+	// means TCP; "icmp" alone asks about pings.
+	Port    uint16
+	HasPort bool
+	Proto   wire.Proto
+}
+
+// Flow reports whether q names one flow (a port, or ICMP), and which.
+func (q WhyQuery) Flow() (port uint16, proto wire.Proto, ok bool) {
+	switch {
+	case q.Proto == wire.ProtoICMP:
+		return 0, wire.ProtoICMP, true
+	case !q.HasPort:
+		return 0, "", false
+	case q.Proto == "":
+		return q.Port, wire.ProtoTCP, true
+	}
+	return q.Port, q.Proto, true
+}
+
+// Why answers `warren why IP[:PORT][/PROTO]`: what this machine does with
+// one address, and what the access policy says about it.
 type Why struct {
 	IP        netip.Addr `json:"ip"`
 	Tunnelled bool       `json:"tunnelled"`
@@ -107,6 +132,16 @@ type Why struct {
 	// LocalLAN names this machine's directly connected prefix that also
 	// holds IP, if any, and what wins.
 	LocalLAN string `json:"local_lan,omitempty"`
+	// PolicyMode is the access policy's mode in the applied netmap.
+	PolicyMode wire.PolicyMode `json:"policy_mode,omitempty"`
+	// Policy is the access policy's decision for the flow asked about;
+	// nil when the question named no flow (no port) or IP is not
+	// tunnelled (the policy applies at the connector only).
+	Policy *wire.PolicyDecision `json:"policy,omitempty"`
+	// PolicyReason says in one line what the access policy lets this
+	// node reach at IP (Policy.Reason when a flow was asked about);
+	// empty when IP is not tunnelled.
+	PolicyReason string `json:"policy_reason,omitempty"`
 }
 
 // Prefs are the daemon's settings.
