@@ -33,8 +33,49 @@ type Status struct {
 	NetMapVersion uint64        `json:"netmap_version"`
 	Peers         []PeerStatus  `json:"peers"`
 	Routes        []RouteStatus `json:"routes"`
+	// Policy is the access policy as the applied netmap states it; its
+	// Mode is empty before the first netmap. The user this node belongs
+	// to is Node.User.
+	Policy PolicyStatus `json:"policy"`
+	// Inbound is the filter that lets connectors reach this machine only
+	// with answers to the flows it opened.
+	Inbound Inbound `json:"inbound"`
+	// Denials are the last flows of this node that connectors refused,
+	// newest first (at most MaxDenials).
+	Denials []Denial `json:"denials,omitempty"`
 	// Warnings are things a person should look at, one line each.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// PolicyStatus is the access policy as this node sees it.
+type PolicyStatus struct {
+	Mode wire.PolicyMode `json:"mode,omitempty"`
+	// Grants counts the destinations the policy lets this node reach
+	// (enforced mode only).
+	Grants int `json:"grants"`
+}
+
+// Inbound is the state of the laptop's inbound filter.
+type Inbound struct {
+	// Flows is how many flows this machine opened are remembered.
+	Flows int `json:"flows"`
+	// Dropped counts the packets from connectors that answered none.
+	Dropped uint64 `json:"dropped"`
+}
+
+// MaxDenials is how many denials Status keeps.
+const MaxDenials = 20
+
+// Denial is a flow of this node that a connector refused.
+type Denial struct {
+	// At is when the connector refused it (the last time, if Count > 1).
+	At        time.Time      `json:"at"`
+	Dest      netip.AddrPort `json:"dest"`
+	Proto     wire.Proto     `json:"proto"`
+	Connector string         `json:"connector,omitempty"`
+	Reason    string         `json:"reason"`
+	// Count is how many such refusals in a row this entry stands for.
+	Count int `json:"count"`
 }
 
 // Coordinator is the state of the control connection.
