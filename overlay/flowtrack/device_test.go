@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,5 +300,78 @@ func TestSweep(t *testing.T) {
 	}
 	if n := h.d.Stats().Flows; n != 1 {
 		t.Errorf("%d flows after the sweep, want 1", n)
+	}
+}
+
+// TestConcurrent runs one reader and several writers at once, with
+// sweeps and evictions, for the race detector: the answers to a flow the
+// laptop keeps using pass throughout, the probes never do.
+func TestConcurrent(t *testing.T) {
+	tn := &fakeTUN{}
+	d := New(tn, Config{MaxFlows: 256})
+	var clock atomic.Int64
+	d.clock = clock.Load
+	keep := tcp(ap(laptop4, 40000), ap(lan4, 22), ack)
+	reply := tcp(ap(lan4, 22), ap(laptop4, 40000), ack)
+	probe := tcp(ap(conn4, 1), ap(laptop4, 22), syn)
+	read := func(pkts ...[]byte) {
+		tn.mu.Lock()
+		tn.queued = append(tn.queued, pkts...)
+		tn.mu.Unlock()
+		bufs := make([][]byte, len(pkts))
+		for i := range bufs {
+			bufs[i] = make([]byte, wgOffset+1500)
+		}
+		d.Read(bufs, make([]int, len(bufs)), wgOffset)
+	}
+	read(keep)
+
+	stop := make(chan struct{})
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			clock.Add(int64(100 * time.Millisecond)) // a sweep every 10 reads
+			read(keep, udp(ap(laptop4, uint16(10000+i%5000)), ap(lan4, 53)))
+		}
+	})
+	const writers, writes = 3, 1000
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range writes {
+				bufs := [][]byte{
+					append(make([]byte, wgOffset), reply...),
+					append(make([]byte, wgOffset), probe...),
+					append(make([]byte, wgOffset), udp(ap(lan4, 53), ap(laptop4, 10001))...),
+				}
+				if _, err := d.Write(bufs, wgOffset); err != nil {
+					t.Errorf("Write: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	reader.Wait()
+
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	replies := 0
+	for _, p := range tn.written {
+		switch {
+		case bytes.Equal(p, reply):
+			replies++
+		case bytes.Equal(p, probe):
+			t.Fatal("a probe passed")
+		}
+	}
+	if replies != writers*writes {
+		t.Errorf("%d replies passed, want %d", replies, writers*writes)
 	}
 }
