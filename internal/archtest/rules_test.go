@@ -28,6 +28,7 @@ var (
 		"./overlay/nodestate/...",
 		"./overlay/atomicfile/...",
 		"./overlay/procs/...",
+		"./overlay/flowtrack/...",
 		"./netstack/...",
 		"./platform/...",
 	}

@@ -62,7 +62,10 @@ type Config struct {
 	Apply func(ctx context.Context, nm *wire.NetMap) error
 	// OnState reports the control stream's state; optional.
 	OnState func(connected bool, err error)
-	Logger  *slog.Logger
+	// OnDenial receives the denials the coordinator reports for this
+	// node; optional. See coordclient.SessionConfig.OnDenial.
+	OnDenial func(wire.FlowRecord)
+	Logger   *slog.Logger
 	// HeartbeatInterval and HeartbeatTimeout: zero means the defaults.
 	HeartbeatInterval, HeartbeatTimeout time.Duration
 	Backoff                             coordclient.Backoff
@@ -98,6 +101,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return cfg.Apply(ctx, nm)
 		},
 		OnState:           cfg.OnState,
+		OnDenial:          cfg.OnDenial,
 		Logger:            log,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		HeartbeatTimeout:  cfg.HeartbeatTimeout,

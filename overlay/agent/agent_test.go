@@ -95,9 +95,25 @@ func TestRunSavesAndReplaysNetMaps(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Config{Dir: dir, Identity: id, Apply: apply}) }()
+	denials := make(chan wire.FlowRecord, 1)
+	go func() {
+		done <- Run(ctx, Config{Dir: dir, Identity: id, Apply: apply, OnDenial: func(r wire.FlowRecord) { denials <- r }})
+	}()
 	want := srv.Bump()
 	waitFor(t, func() bool { return srv.Acked("laptop") == want })
+
+	// Denials the coordinator reports reach OnDenial.
+	if n, err := srv.SendDenial("laptop", wire.FlowRecord{ID: "d1", Decision: wire.DecisionDeny, Reason: "denied"}); n != 1 || err != nil {
+		t.Fatalf("SendDenial = %d, %v", n, err)
+	}
+	select {
+	case r := <-denials:
+		if r.ID != "d1" {
+			t.Errorf("OnDenial got %+v, want record d1", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnDenial was not called")
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v", err)

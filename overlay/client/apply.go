@@ -35,6 +35,8 @@ type view struct {
 	// guards are the hard guards and, when the LAN wins, the LANs: what
 	// result was computed with, and what Why explains with.
 	guards []split.Guard
+	// access is the access policy as the netmap states it.
+	access wire.NetMapPolicy
 }
 
 // connectors lists the connectors that serve at least one tunnelled
@@ -131,7 +133,7 @@ func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) e
 // compute derives the view of nm: which prefixes are tunnelled, through
 // which connector, and why the rest is not.
 func (e *Engine) compute(ctx context.Context, s *session, nm *wire.NetMap) *view {
-	v := &view{version: nm.Version, self: nm.Self, routes: nm.Routes, peers: map[string]wire.Peer{}, byKey: map[wire.Key]wire.Peer{}}
+	v := &view{version: nm.Version, self: nm.Self, routes: nm.Routes, access: nm.Policy, peers: map[string]wire.Peer{}, byKey: map[wire.Key]wire.Peer{}}
 	for _, p := range nm.Peers {
 		if p.Role == wire.RoleConnector {
 			v.peers[p.Name] = p

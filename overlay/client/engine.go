@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/warrennet/warren/overlay/agent"
 	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/overlay/flowtrack"
 	"github.com/warrennet/warren/overlay/nodestate"
 	"github.com/warrennet/warren/overlay/relay"
 	"github.com/warrennet/warren/overlay/wgdev"
@@ -93,6 +95,9 @@ type Engine struct {
 	coordErr  string
 	connected bool
 	since     time.Time
+	// denials are the last flows connectors refused this node, newest
+	// first, at most ctl.MaxDenials.
+	denials []ctl.Denial
 
 	// routed is what the tunnel routes (the installed prefixes), which
 	// the Bind must never reach directly.
@@ -102,7 +107,7 @@ type Engine struct {
 // session is one up period: the devices and the control session.
 type session struct {
 	id     *nodestate.Identity
-	tun    tun.Device
+	filter *flowtrack.Device // the TUN, as wireguard-go sees it
 	dev    *wgdev.Device
 	relay  Relay
 	router Router
@@ -232,8 +237,11 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", e.cfg.Interface, err)
 	}
+	// Between wireguard-go and the TUN: connectors may answer the flows
+	// this machine opens, and reach nothing else on it.
+	filter := flowtrack.New(td, flowtrack.Config{Logger: e.log})
 	bind, rel := e.cfg.NewBind()
-	dev, err := wgdev.New(td, bind, e.log)
+	dev, err := wgdev.New(filter, bind, e.log)
 	if err != nil {
 		td.Close()
 		return nil, err
@@ -244,7 +252,7 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{id: id, tun: td, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), applied: make(chan struct{})}
+	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), applied: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		s.runErr = agent.Run(ctx, agent.Config{
@@ -252,6 +260,7 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 			Identity: id,
 			Apply:    func(ctx context.Context, nm *wire.NetMap) error { return e.apply(ctx, s, nm) },
 			OnState:  e.onState,
+			OnDenial: e.onDenial,
 			Logger:   e.log,
 		})
 		if errors.Is(s.runErr, context.Canceled) {
@@ -276,6 +285,34 @@ func (e *Engine) onState(connected bool, err error) {
 	e.coordErr = ""
 	if err != nil && !connected {
 		e.coordErr = err.Error()
+	}
+}
+
+// onDenial keeps a denial the coordinator reported for status. A denial
+// like the newest one (same destination, connector and reason) is counted
+// into it, so a retrying program does not push everything else out.
+func (e *Engine) onDenial(rec wire.FlowRecord) {
+	at := rec.Start
+	if at.IsZero() {
+		at = time.Now()
+	}
+	d := ctl.Denial{At: at, Dest: rec.Dst, Proto: rec.Proto, Connector: rec.Connector, Reason: rec.Reason, Count: 1}
+	e.log.Debug("a connector refused a flow", "dest", rec.Dst, "proto", rec.Proto, "connector", rec.Connector, "reason", rec.Reason)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.denials) > 0 {
+		top := &e.denials[0]
+		if top.Dest == d.Dest && top.Proto == d.Proto && top.Connector == d.Connector && top.Reason == d.Reason {
+			top.Count++
+			if d.At.After(top.At) {
+				top.At = d.At
+			}
+			return
+		}
+	}
+	e.denials = slices.Insert(e.denials, 0, d)
+	if len(e.denials) > ctl.MaxDenials {
+		e.denials = e.denials[:ctl.MaxDenials]
 	}
 }
 

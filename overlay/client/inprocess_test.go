@@ -241,6 +241,11 @@ func TestClientToConnectorInProcess(t *testing.T) {
 	if st.State != ctl.StateUp || len(st.Routes) != 1 || !st.Routes[0].Live || !st.Relay.Connected {
 		t.Errorf("status = %+v", st)
 	}
+	// The flows above went through the inbound filter, whose answers it
+	// let back in.
+	if st.Inbound.Flows < 2 {
+		t.Errorf("inbound filter holds %d flows, want the TCP and UDP flows at least", st.Inbound.Flows)
+	}
 
 	// routes rm reaches the client's routes within 2 s.
 	if err := s.Coord.RemoveRoute(ctx, "192.0.2.0/24"); err != nil {

@@ -28,6 +28,7 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 	st.Coordinator.Connected = e.connected
 	st.Coordinator.Error = e.coordErr
 	st.Coordinator.Since = e.since
+	st.Denials = slices.Clone(e.denials)
 	e.mu.Unlock()
 	if s == nil {
 		return st
@@ -40,6 +41,12 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 	}
 	st.State = ctl.StateUp
 	st.NetMapVersion = v.version
+	if v.self.User != "" {
+		st.Node.User = v.self.User // as the coordinator knows the node now
+	}
+	st.Policy = ctl.PolicyStatus{Mode: policyMode(v.access), Grants: len(v.access.Grants)}
+	fs := s.filter.Stats()
+	st.Inbound = ctl.Inbound{Flows: fs.Flows, Dropped: fs.Dropped}
 	relayStatus := s.relay.Status()
 	if relayStatus.Relay.IsValid() {
 		st.Relay = ctl.Relay{Endpoint: relayStatus.Relay.String(), Connected: relayStatus.Connected}

@@ -11,8 +11,11 @@ import (
 )
 
 // Why implements ctl.Backend: the split-tunnel decision for one address,
-// from the netmap applied now, and whether it shadows a local LAN.
-func (e *Engine) Why(ctx context.Context, ip netip.Addr) (ctl.Why, error) {
+// from the netmap applied now, whether it shadows a local LAN, and, for a
+// tunnelled address, what the access policy lets this node reach there
+// (the decision for one flow when q names one).
+func (e *Engine) Why(ctx context.Context, q ctl.WhyQuery) (ctl.Why, error) {
+	ip := q.IP
 	e.mu.Lock()
 	s := e.running
 	e.mu.Unlock()
@@ -24,7 +27,7 @@ func (e *Engine) Why(ctx context.Context, ip netip.Addr) (ctl.Why, error) {
 		return ctl.Why{}, errors.New("no netmap applied yet: see warren status")
 	}
 	ex := split.Explain(v.policy, v.routed, v.guards, ip)
-	w := ctl.Why{IP: ex.IP, Tunnelled: ex.Tunnelled, Reason: ex.Reason}
+	w := ctl.Why{IP: ex.IP, Tunnelled: ex.Tunnelled, Reason: ex.Reason, PolicyMode: policyMode(v.access)}
 	if ex.Route != nil {
 		w.Route, w.Connector = ex.Route.Prefix, ex.Route.Connector
 	}
@@ -36,6 +39,15 @@ func (e *Engine) Why(ctx context.Context, ip netip.Addr) (ctl.Why, error) {
 			w.LocalLAN = fmt.Sprintf("%s is also on this machine's LAN %s: the tunnel wins", ex.IP, lan)
 		} else {
 			w.LocalLAN = fmt.Sprintf("%s is on this machine's LAN %s, which carries it", ex.IP, lan)
+		}
+	}
+	// The policy applies at the connectors: to tunnelled traffic only.
+	if ex.Tunnelled {
+		if port, proto, ok := q.Flow(); ok {
+			d := decide(v.access, v.self, ex.IP, port, proto)
+			w.Policy, w.PolicyReason = &d, d.Reason
+		} else {
+			w.PolicyReason = reachable(v.access, v.self, ex.IP)
 		}
 	}
 	return w, nil

@@ -52,6 +52,7 @@ type recorder struct {
 	mu      sync.Mutex
 	applied []*wire.NetMap
 	states  []state
+	denials []wire.FlowRecord
 	// fail, if set, decides whether Apply fails for a netmap.
 	fail func(nm *wire.NetMap) error
 }
@@ -82,6 +83,18 @@ func (r *recorder) onState(connected bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.states = append(r.states, state{connected, err})
+}
+
+func (r *recorder) onDenial(rec wire.FlowRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.denials = append(r.denials, rec)
+}
+
+func (r *recorder) denialLog() []wire.FlowRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]wire.FlowRecord(nil), r.denials...)
 }
 
 // last returns the last netmap applied, or nil.
@@ -159,6 +172,7 @@ func nodeConfig(t *testing.T, fake *coordclienttest.Server, name string, rec *re
 		Credential:        resp.Credential,
 		Apply:             rec.apply,
 		OnState:           rec.onState,
+		OnDenial:          rec.onDenial,
 		HeartbeatInterval: 20 * time.Millisecond,
 		HeartbeatTimeout:  300 * time.Millisecond,
 		Backoff:           coordclient.Backoff{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond},

@@ -31,6 +31,12 @@ type SessionConfig struct {
 	// reason whenever a stream ends or an attempt to open one fails,
 	// including the last one before Run returns. It must not block long.
 	OnState func(connected bool, err error)
+	// OnDenial, if set, is called with each denial the coordinator
+	// reports on the stream (a connector refused one of this client's
+	// flows), in the order they arrive. It is called from the goroutine
+	// that reads the stream, which reads nothing more until it returns:
+	// it must not block.
+	OnDenial func(wire.FlowRecord)
 	// Logger receives the session's logs; nil discards them.
 	Logger *slog.Logger
 	// HeartbeatInterval is how often the node pings; zero means

@@ -417,3 +417,55 @@ func TestNewSessionValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionDenialsAndUnknownMessages: denials reach OnDenial; a message
+// of a type the node does not know is skipped and the stream stays up; a
+// malformed message of a known type ends the stream.
+func TestSessionDenialsAndUnknownMessages(t *testing.T) {
+	fake := coordclienttest.New(t, coordclienttest.Heartbeat(20*time.Millisecond, time.Second))
+	rec := &recorder{}
+	start(t, nodeConfig(t, fake, "laptop", rec))
+	waitFor(t, "the first stream", func() bool { return fake.Acked("laptop") == fake.Version() })
+
+	send := func(m any) {
+		t.Helper()
+		if n, err := fake.Send("laptop", m); n != 1 || err != nil {
+			t.Fatalf("Send = %d, %v; want 1 stream", n, err)
+		}
+	}
+	send(map[string]any{"type": "policy-hint", "hint": map[string]int{"x": 1}})
+	send(map[string]any{"type": "netmap-v2", "netmap": "not an object"})
+	denial := wire.FlowRecord{
+		ID: "c1-7", User: "alice@example.com", Node: "laptop", Proto: wire.ProtoTCP,
+		Dst: netip.MustParseAddrPort("192.168.0.10:8080"), Decision: wire.DecisionDeny,
+		Reason: "denied by policy: no rule lets alice@example.com reach 192.168.0.10:8080/tcp",
+		Start:  time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC),
+	}
+	if n, err := fake.SendDenial("laptop", denial); n != 1 || err != nil {
+		t.Fatalf("SendDenial = %d, %v", n, err)
+	}
+	waitFor(t, "the denial", func() bool { return len(rec.denialLog()) == 1 })
+	if got := rec.denialLog()[0]; got != denial {
+		t.Errorf("OnDenial got %+v, want %+v", got, denial)
+	}
+	// The unknown messages did not end the stream: a netmap pushed after
+	// them arrives on it.
+	v := fake.Bump()
+	waitFor(t, "the netmap after the unknown messages", func() bool { return fake.Acked("laptop") == v })
+	if got := fake.Connects("laptop"); got != 1 {
+		t.Errorf("the node connected %d times, want 1: an unknown message ended the stream", got)
+	}
+
+	// A denial without its record is a broken coordinator: the stream
+	// ends and the node connects again.
+	send(map[string]any{"type": "denial"})
+	waitFor(t, "a reconnect after the malformed denial", func() bool { return fake.Connects("laptop") == 2 })
+	if !rec.hasState(false, func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "denial message without a record")
+	}) {
+		t.Errorf("OnState never reported the malformed denial; states: %+v", rec.stateLog())
+	}
+	if got := len(rec.denialLog()); got != 1 {
+		t.Errorf("OnDenial called %d times, want 1", got)
+	}
+}

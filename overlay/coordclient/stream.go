@@ -118,7 +118,7 @@ func (s *Session) stream(ctx context.Context, hc *http.Client, applyLog *rateLim
 	}
 	done := make(chan error, 2) // one send per loop, never blocks
 	var wg sync.WaitGroup
-	wg.Go(func() { done <- c.readLoop(resp.Body, s.log) })
+	wg.Go(func() { done <- c.readLoop(resp.Body, s.log, s.cfg.OnDenial) })
 	wg.Go(func() { done <- c.writeLoop(sctx, pw, s.cfg.HeartbeatInterval) })
 
 	err = s.serve(ctx, c, done, applyLog)
@@ -158,8 +158,12 @@ func (c *streamConn) sinceLastRecv() time.Duration {
 
 // readLoop reads the coordinator's messages until the body fails. It never
 // waits on serve: a netmap that arrives while Apply runs replaces any
-// older one not yet taken.
-func (c *streamConn) readLoop(body io.Reader, log *slog.Logger) error {
+// older one not yet taken. Denials go to onDenial, if set.
+//
+// A message of a type this node does not know is skipped (a newer
+// coordinator may send more); a malformed message of a known type ends
+// the stream.
+func (c *streamConn) readLoop(body io.Reader, log *slog.Logger, onDenial func(wire.FlowRecord)) error {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), maxMessage)
 	for sc.Scan() {
@@ -170,20 +174,32 @@ func (c *streamConn) readLoop(body io.Reader, log *slog.Logger) error {
 		}
 		var m wire.StreamMessage
 		if err := json.Unmarshal(line, &m); err != nil {
+			// A message of a newer type may use a field name of ours
+			// for something else: only its type has to make sense.
+			var head struct {
+				Type wire.MessageType `json:"type"`
+			}
+			if json.Unmarshal(line, &head) != nil || knownMessage(head.Type) {
+				return fmt.Errorf("reading the control stream: %w", err)
+			}
+			m = wire.StreamMessage{Type: head.Type}
+		}
+		if !knownMessage(m.Type) {
+			// It still proves the stream alive.
+			log.Debug("ignoring unknown control message", "type", string(m.Type))
+			continue
+		}
+		if err := m.Validate(); err != nil {
 			return fmt.Errorf("reading the control stream: %w", err)
 		}
 		switch m.Type {
 		case wire.MsgNetMap:
-			if m.NetMap == nil {
-				return errors.New("reading the control stream: netmap message without a netmap")
-			}
 			c.latest.Store(m.NetMap)
 			signal(c.netmapReady)
-		case wire.MsgPing:
-		default:
-			// A newer coordinator may send more; it still proves the
-			// stream alive.
-			log.Debug("ignoring unknown control message", "type", string(m.Type))
+		case wire.MsgDenial:
+			if onDenial != nil {
+				onDenial(*m.Denial)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -193,6 +209,16 @@ func (c *streamConn) readLoop(body io.Reader, log *slog.Logger) error {
 		return fmt.Errorf("reading the control stream: %w", err)
 	}
 	return errors.New("the coordinator closed the control stream")
+}
+
+// knownMessage reports whether a node knows what to do with a message of
+// type t (acks are the node's own to send: one arriving is ignored).
+func knownMessage(t wire.MessageType) bool {
+	switch t {
+	case wire.MsgNetMap, wire.MsgPing, wire.MsgDenial, wire.MsgAck:
+		return true
+	}
+	return false
 }
 
 // writeLoop sends a ping every interval and each ack serve asks for, until

@@ -10,8 +10,8 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
+	"strconv"
 	"syscall"
 )
 
@@ -124,9 +124,17 @@ func (c *Client) Down(ctx context.Context) error {
 	return nil
 }
 
-// Why asks the daemon what it does with traffic for ip.
-func (c *Client) Why(ctx context.Context, ip netip.Addr) (*Why, error) {
-	resp, err := c.do(ctx, http.MethodGet, pathWhy+"?ip="+url.QueryEscape(ip.String()), nil)
+// Why asks the daemon what it does with traffic for q.IP, and what the
+// access policy decides about the flow q names, if any.
+func (c *Client) Why(ctx context.Context, q WhyQuery) (*Why, error) {
+	v := url.Values{"ip": {q.IP.String()}}
+	if q.HasPort {
+		v.Set("port", strconv.Itoa(int(q.Port)))
+	}
+	if q.Proto != "" {
+		v.Set("proto", string(q.Proto))
+	}
+	resp, err := c.do(ctx, http.MethodGet, pathWhy+"?"+v.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}

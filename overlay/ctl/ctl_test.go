@@ -4,18 +4,22 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/warrennet/warren/overlay/wire"
 )
 
 type fakeBackend struct {
 	upErr   error
 	downed  bool
 	lanWins bool
+	lastWhy WhyQuery
 }
 
 func (f *fakeBackend) Status(context.Context) Status {
@@ -28,9 +32,10 @@ func (f *fakeBackend) Up(_ context.Context, req UpRequest, progress func(string)
 	return f.upErr
 }
 
-func (f *fakeBackend) Why(_ context.Context, ip netip.Addr) (Why, error) {
+func (f *fakeBackend) Why(_ context.Context, q WhyQuery) (Why, error) {
+	f.lastWhy = q
 	if !f.downed {
-		return Why{IP: ip, Tunnelled: true, Reason: ip.String() + " is tunnelled"}, nil
+		return Why{IP: q.IP, Tunnelled: true, Reason: q.IP.String() + " is tunnelled"}, nil
 	}
 	return Why{}, errors.New("the tunnel is down")
 }
@@ -93,9 +98,20 @@ func TestClientServer(t *testing.T) {
 	if diff := cmp.Diff([]string{"enrolling with T", "connecting"}, steps); diff != "" {
 		t.Errorf("progress (-want +got):\n%s", diff)
 	}
-	why, err := c.Why(ctx, netip.MustParseAddr("192.168.0.10"))
-	if err != nil || !why.Tunnelled || why.Reason != "192.168.0.10 is tunnelled" {
-		t.Errorf("Why = %+v, %v", why, err)
+	ip := netip.MustParseAddr("192.168.0.10")
+	for _, q := range []WhyQuery{
+		{IP: ip},
+		{IP: ip, Port: 8080, HasPort: true},
+		{IP: ip, Port: 0, HasPort: true, Proto: wire.ProtoUDP},
+		{IP: netip.MustParseAddr("2001:db8::1"), Proto: wire.ProtoICMP},
+	} {
+		why, err := c.Why(ctx, q)
+		if err != nil || !why.Tunnelled || why.Reason != q.IP.String()+" is tunnelled" {
+			t.Errorf("Why(%+v) = %+v, %v", q, why, err)
+		}
+		if b.lastWhy != q {
+			t.Errorf("the daemon got %+v, want %+v", b.lastWhy, q)
+		}
 	}
 	yes := true
 	if p, err := c.EditPrefs(ctx, PrefsEdit{LANWins: &yes}); err != nil || !p.LANWins {
@@ -111,8 +127,61 @@ func TestClientServer(t *testing.T) {
 	if err := c.Down(ctx); err != nil || !b.downed {
 		t.Errorf("Down = %v, downed %v", err, b.downed)
 	}
-	if _, err := c.Why(ctx, netip.MustParseAddr("192.168.0.10")); err == nil || err.Error() != "the tunnel is down" {
+	if _, err := c.Why(ctx, WhyQuery{IP: ip}); err == nil || err.Error() != "the tunnel is down" {
 		t.Errorf("Why while down = %v", err)
+	}
+}
+
+func TestParseWhyQuery(t *testing.T) {
+	tests := []struct {
+		query string
+		want  WhyQuery
+		err   string
+	}{
+		{"ip=192.168.0.10", WhyQuery{IP: netip.MustParseAddr("192.168.0.10")}, ""},
+		{"ip=::ffff:192.168.0.10&port=22", WhyQuery{IP: netip.MustParseAddr("192.168.0.10"), Port: 22, HasPort: true}, ""},
+		{"ip=192.168.0.10&port=53&proto=udp", WhyQuery{IP: netip.MustParseAddr("192.168.0.10"), Port: 53, HasPort: true, Proto: wire.ProtoUDP}, ""},
+		{"ip=192.168.0.10&proto=icmp", WhyQuery{IP: netip.MustParseAddr("192.168.0.10"), Proto: wire.ProtoICMP}, ""},
+		{"ip=192.168.0.300", WhyQuery{}, `"192.168.0.300" is not an IP address`},
+		{"ip=fe80::1%25eth0", WhyQuery{}, `"fe80::1%eth0" is not an IP address`},
+		{"ip=192.168.0.10&port=65536", WhyQuery{}, `"65536" is not a port number (0-65535)`},
+		{"ip=192.168.0.10&port=22&proto=any", WhyQuery{}, `protocol "any" is not one of: tcp, udp, icmp`},
+	}
+	for _, tt := range tests {
+		v, _ := url.ParseQuery(tt.query)
+		got, err := parseWhyQuery(v)
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("%s: error %v, want %q", tt.query, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%s = %+v, %v; want %+v", tt.query, got, err, tt.want)
+		}
+	}
+}
+
+func TestWhyQueryFlow(t *testing.T) {
+	ip := netip.MustParseAddr("192.168.0.10")
+	tests := []struct {
+		q          WhyQuery
+		port       uint16
+		proto      wire.Proto
+		wantIsFlow bool
+	}{
+		{WhyQuery{IP: ip}, 0, "", false},
+		{WhyQuery{IP: ip, Proto: wire.ProtoUDP}, 0, "", false},
+		{WhyQuery{IP: ip, Port: 8080, HasPort: true}, 8080, wire.ProtoTCP, true},
+		{WhyQuery{IP: ip, Port: 53, HasPort: true, Proto: wire.ProtoUDP}, 53, wire.ProtoUDP, true},
+		{WhyQuery{IP: ip, Proto: wire.ProtoICMP}, 0, wire.ProtoICMP, true},
+		{WhyQuery{IP: ip, Port: 7, HasPort: true, Proto: wire.ProtoICMP}, 0, wire.ProtoICMP, true},
+	}
+	for _, tt := range tests {
+		port, proto, ok := tt.q.Flow()
+		if port != tt.port || proto != tt.proto || ok != tt.wantIsFlow {
+			t.Errorf("%+v.Flow() = %d, %q, %v; want %d, %q, %v", tt.q, port, proto, ok, tt.port, tt.proto, tt.wantIsFlow)
+		}
 	}
 }
 

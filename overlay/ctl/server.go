@@ -9,9 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/warrennet/warren/overlay/wire"
 )
 
 // Backend is what the daemon offers its socket.
@@ -25,8 +29,9 @@ type Backend interface {
 	// Down removes the tunnel and everything installed for it. The node
 	// stays enrolled.
 	Down(ctx context.Context) error
-	// Why explains what happens to traffic for ip.
-	Why(ctx context.Context, ip netip.Addr) (Why, error)
+	// Why explains what happens to traffic for q.IP and, if q names a
+	// flow, what the access policy decides about it.
+	Why(ctx context.Context, q WhyQuery) (Why, error)
 	// EditPrefs changes the settings edit names, keeps the others, and
 	// applies the result to the running tunnel.
 	EditPrefs(ctx context.Context, edit PrefsEdit) (Prefs, error)
@@ -98,12 +103,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		writeJSON(w, http.StatusOK, p)
 	})
 	mux.HandleFunc("GET "+pathWhy, func(w http.ResponseWriter, r *http.Request) {
-		ip, err := netip.ParseAddr(r.URL.Query().Get("ip"))
+		q, err := parseWhyQuery(r.URL.Query())
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, Progress{Done: true, Error: fmt.Sprintf("%q is not an IP address", r.URL.Query().Get("ip"))})
+			writeJSON(w, http.StatusBadRequest, Progress{Done: true, Error: err.Error()})
 			return
 		}
-		why, err := s.b.Why(r.Context(), ip)
+		why, err := s.b.Why(r.Context(), q)
 		if err != nil {
 			writeJSON(w, http.StatusConflict, Progress{Done: true, Error: err.Error()})
 			return
@@ -168,4 +173,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// parseWhyQuery reads ?ip=IP[&port=PORT][&proto=PROTO].
+func parseWhyQuery(v url.Values) (WhyQuery, error) {
+	var q WhyQuery
+	ip, err := netip.ParseAddr(v.Get("ip"))
+	if err != nil || ip.Zone() != "" {
+		return q, fmt.Errorf("%q is not an IP address", v.Get("ip"))
+	}
+	q.IP = ip.Unmap()
+	if p := v.Get("port"); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return q, fmt.Errorf("%q is not a port number (0-65535)", p)
+		}
+		q.Port, q.HasPort = uint16(n), true
+	}
+	switch pr := wire.Proto(v.Get("proto")); pr {
+	case "", wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP:
+		q.Proto = pr
+	default:
+		return q, fmt.Errorf("protocol %q is not one of: tcp, udp, icmp", pr)
+	}
+	return q, nil
 }

@@ -33,8 +33,49 @@ type Status struct {
 	NetMapVersion uint64        `json:"netmap_version"`
 	Peers         []PeerStatus  `json:"peers"`
 	Routes        []RouteStatus `json:"routes"`
+	// Policy is the access policy as the applied netmap states it; its
+	// Mode is empty before the first netmap. The user this node belongs
+	// to is Node.User.
+	Policy PolicyStatus `json:"policy"`
+	// Inbound is the filter that lets connectors reach this machine only
+	// with answers to the flows it opened.
+	Inbound Inbound `json:"inbound"`
+	// Denials are the last flows of this node that connectors refused,
+	// newest first (at most MaxDenials).
+	Denials []Denial `json:"denials,omitempty"`
 	// Warnings are things a person should look at, one line each.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// PolicyStatus is the access policy as this node sees it.
+type PolicyStatus struct {
+	Mode wire.PolicyMode `json:"mode,omitempty"`
+	// Grants counts the destinations the policy lets this node reach
+	// (enforced mode only).
+	Grants int `json:"grants"`
+}
+
+// Inbound is the state of the laptop's inbound filter.
+type Inbound struct {
+	// Flows is how many flows this machine opened are remembered.
+	Flows int `json:"flows"`
+	// Dropped counts the packets from connectors that answered none.
+	Dropped uint64 `json:"dropped"`
+}
+
+// MaxDenials is how many denials Status keeps.
+const MaxDenials = 20
+
+// Denial is a flow of this node that a connector refused.
+type Denial struct {
+	// At is when the connector refused it (the last time, if Count > 1).
+	At        time.Time      `json:"at"`
+	Dest      netip.AddrPort `json:"dest"`
+	Proto     wire.Proto     `json:"proto"`
+	Connector string         `json:"connector,omitempty"`
+	Reason    string         `json:"reason"`
+	// Count is how many such refusals in a row this entry stands for.
+	Count int `json:"count"`
 }
 
 // Coordinator is the state of the control connection.
@@ -93,7 +134,32 @@ type Progress struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Why answers `warren why IP`: what this machine does with one address.
+// WhyQuery is what `warren why` asks about: an address, and a port and
+// protocol if the question is about one flow.
+type WhyQuery struct {
+	IP netip.Addr
+	// Port is set with HasPort. Proto is empty unless given: a port alone
+	// means TCP; "icmp" alone asks about pings.
+	Port    uint16
+	HasPort bool
+	Proto   wire.Proto
+}
+
+// Flow reports whether q names one flow (a port, or ICMP), and which.
+func (q WhyQuery) Flow() (port uint16, proto wire.Proto, ok bool) {
+	switch {
+	case q.Proto == wire.ProtoICMP:
+		return 0, wire.ProtoICMP, true
+	case !q.HasPort:
+		return 0, "", false
+	case q.Proto == "":
+		return q.Port, wire.ProtoTCP, true
+	}
+	return q.Port, q.Proto, true
+}
+
+// Why answers `warren why IP[:PORT][/PROTO]`: what this machine does with
+// one address, and what the access policy says about it.
 type Why struct {
 	IP        netip.Addr `json:"ip"`
 	Tunnelled bool       `json:"tunnelled"`
@@ -107,6 +173,16 @@ type Why struct {
 	// LocalLAN names this machine's directly connected prefix that also
 	// holds IP, if any, and what wins.
 	LocalLAN string `json:"local_lan,omitempty"`
+	// PolicyMode is the access policy's mode in the applied netmap.
+	PolicyMode wire.PolicyMode `json:"policy_mode,omitempty"`
+	// Policy is the access policy's decision for the flow asked about;
+	// nil when the question named no flow (no port) or IP is not
+	// tunnelled (the policy applies at the connector only).
+	Policy *wire.PolicyDecision `json:"policy,omitempty"`
+	// PolicyReason says in one line what the access policy lets this
+	// node reach at IP (Policy.Reason when a flow was asked about);
+	// empty when IP is not tunnelled.
+	PolicyReason string `json:"policy_reason,omitempty"`
 }
 
 // Prefs are the daemon's settings.

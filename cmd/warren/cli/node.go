@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/overlay/wire"
 )
 
 // ConnectorOptions configures the connector role.
@@ -174,7 +175,11 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 		fmt.Fprintln(w, "not enrolled: run warren up --token TOKEN")
 		return w.Flush()
 	case st.State == ctl.StateDown:
-		fmt.Fprintf(w, "down (node %s, %s): run warren up\n", st.Node.Name, st.Node.Address)
+		user := ""
+		if st.Node.User != "" {
+			user = ", user " + st.Node.User
+		}
+		fmt.Fprintf(w, "down (node %s, %s%s): run warren up\n", st.Node.Name, st.Node.Address, user)
 		return w.Flush()
 	}
 	coord := "connected"
@@ -185,7 +190,11 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 		}
 		coord += " (the tunnel keeps its last netmap)"
 	}
-	fmt.Fprintf(w, "%s on %s as %s (%s)\n", st.State, st.Interface, st.Node.Name, st.Node.Address)
+	as := fmt.Sprintf("%s (%s)", st.Node.Name, st.Node.Address)
+	if st.Node.User != "" {
+		as = fmt.Sprintf("%s (%s), user %s", st.Node.Name, st.Node.Address, st.Node.User)
+	}
+	fmt.Fprintf(w, "%s on %s as %s\n", st.State, st.Interface, as)
 	fmt.Fprintf(w, "coordinator %s: %s\n", st.Coordinator.URL, coord)
 	if st.Relay.Endpoint != "" {
 		relay := "not registered yet"
@@ -200,6 +209,21 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 		}
 		fmt.Fprintf(w, "relay %s: %s\n", st.Relay.Endpoint, relay)
 	}
+	switch st.Policy.Mode {
+	case wire.PolicyEnforced:
+		fmt.Fprintf(w, "access policy: enforced, %s allowed (warren why IP:PORT explains one)\n", plural(st.Policy.Grants, "destination", "destinations"))
+	case wire.PolicyAllowAll:
+		fmt.Fprintln(w, "access policy: none set (allow-all): every routed destination is reachable")
+	}
+	inbound := fmt.Sprintf("inbound: only answers to this machine's own flows (%s tracked", plural(st.Inbound.Flows, "flow", "flows"))
+	if st.Inbound.Dropped > 0 {
+		packets := "packets"
+		if st.Inbound.Dropped == 1 {
+			packets = "packet"
+		}
+		inbound += fmt.Sprintf(", %d %s dropped", st.Inbound.Dropped, packets)
+	}
+	fmt.Fprintln(w, inbound+")")
 	fmt.Fprintf(w, "netmap v%d\n\n", st.NetMapVersion)
 	if len(st.Peers) > 0 {
 		fmt.Fprintln(w, "CONNECTOR\tADDRESS\tONLINE\tPATH\tHANDSHAKE\tRX\tTX")
@@ -223,6 +247,21 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 	for _, warn := range st.Warnings {
 		fmt.Fprintln(w, "warning: "+warn)
 	}
+	if len(st.Denials) > 0 {
+		fmt.Fprintln(w, "\nRecent denials:")
+		fmt.Fprintln(w, "  WHEN\tDESTINATION\tCONNECTOR\tWHY")
+		for _, d := range st.Denials {
+			dest := d.Dest.String() + "/" + string(d.Proto)
+			if d.Proto == wire.ProtoICMP {
+				dest = d.Dest.Addr().String() + "/icmp"
+			}
+			why := d.Reason
+			if d.Count > 1 {
+				why += fmt.Sprintf(" (%d times)", d.Count)
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", ago(now.Sub(d.At)), dest, d.Connector, why)
+		}
+	}
 	return w.Flush()
 }
 
@@ -244,4 +283,11 @@ func bytesHuman(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -18,6 +18,8 @@ import (
 func TestStatusText(t *testing.T) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	node := wire.Node{Name: "laptop", Role: wire.RoleClient, Address: netip.MustParseAddr("100.96.0.2")}
+	alice := node
+	alice.User = "alice@example.com"
 	tests := []struct {
 		golden string
 		st     ctl.Status
@@ -37,6 +39,33 @@ func TestStatusText(t *testing.T) {
 				{Prefix: netip.MustParsePrefix("10.20.0.0/16"), Connector: "aws", Reason: "connector aws is offline"},
 			},
 			Warnings: []string{"admin exclude 192.168.0.128/25 shadows route 192.168.0.0/24 via office"},
+		}},
+		{"status-down-user.txt", ctl.Status{State: ctl.StateDown, Enrolled: true, Node: alice}},
+		{"status-policy.txt", ctl.Status{
+			State: ctl.StateUp, Enrolled: true, Node: alice, Interface: "warren0", NetMapVersion: 14,
+			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Connected: true},
+			Relay:       ctl.Relay{Endpoint: "198.51.100.10:8443", Connected: true},
+			Peers: []ctl.PeerStatus{
+				{Name: "office", Role: wire.RoleConnector, Address: netip.MustParseAddr("100.96.0.1"), Online: true, Path: "relay", LastHandshake: now.Add(-3 * time.Second)},
+			},
+			Routes: []ctl.RouteStatus{
+				{Prefix: netip.MustParsePrefix("192.168.0.0/24"), Connector: "office", Live: true, Reason: "via office (relay)"},
+			},
+			Policy:  ctl.PolicyStatus{Mode: wire.PolicyEnforced, Grants: 3},
+			Inbound: ctl.Inbound{Flows: 12, Dropped: 1},
+			Denials: []ctl.Denial{
+				{At: now.Add(-30 * time.Second), Dest: netip.MustParseAddrPort("192.168.0.10:8080"), Proto: wire.ProtoTCP, Connector: "office",
+					Reason: "denied by policy: no rule lets alice@example.com reach 192.168.0.10:8080/tcp", Count: 3},
+				{At: now.Add(-10 * time.Minute), Dest: netip.MustParseAddrPort("192.168.0.20:0"), Proto: wire.ProtoICMP, Connector: "office",
+					Reason: "denied by policy: no rule lets alice@example.com reach 192.168.0.20/icmp", Count: 1},
+			},
+		}},
+		{"status-allow-all.txt", ctl.Status{
+			State: ctl.StateUp, Enrolled: true, Node: alice, Interface: "warren0", NetMapVersion: 3,
+			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Connected: true},
+			Routes:      []ctl.RouteStatus{},
+			Policy:      ctl.PolicyStatus{Mode: wire.PolicyAllowAll},
+			Inbound:     ctl.Inbound{Flows: 1, Dropped: 40},
 		}},
 		{"status-coordinator-lost.txt", ctl.Status{
 			State: ctl.StateUp, Enrolled: true, Node: node, Interface: "warren0", NetMapVersion: 12,

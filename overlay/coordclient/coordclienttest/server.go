@@ -62,6 +62,7 @@ type Server struct {
 	routes   map[netip.Prefix]wire.Route
 	streams  map[*stream]struct{}
 	silent   bool
+	policy   wire.NetMapPolicy  // what each client's netmap carries
 	fail     map[string]failure // by "METHOD /path"
 	nextAddr netip.Addr
 	nextID   int
@@ -82,6 +83,7 @@ type node struct {
 type stream struct {
 	node    string
 	changed chan struct{} // cap 1: the node's netmap may have changed
+	extra   chan []byte   // lines Send queued for the stream
 	kill    chan struct{} // closed to end the stream
 	killed  bool          // guarded by Server.mu
 }
@@ -199,6 +201,47 @@ func (s *Server) DropStreams() int {
 		}
 	}
 	return n
+}
+
+// Send queues m, encoded as one JSON line, on every open stream of the
+// named node and returns how many streams it was queued on. m may be any
+// value: tests send message types no coordinator knows yet.
+func (s *Server) Send(name string, m any) (int, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for st := range s.streams {
+		if st.node == name && !st.killed {
+			select {
+			case st.extra <- b:
+				n++
+			default:
+			}
+		}
+	}
+	return n, nil
+}
+
+// SendDenial reports rec to the named client, as the coordinator does
+// when a connector refuses one of its flows.
+func (s *Server) SendDenial(name string, rec wire.FlowRecord) (int, error) {
+	return s.Send(name, wire.StreamMessage{Type: wire.MsgDenial, Denial: &rec})
+}
+
+// SetPolicy sets the access policy every client's netmap carries and
+// pushes the change.
+func (s *Server) SetPolicy(p wire.NetMapPolicy) uint64 {
+	s.mu.Lock()
+	s.policy = p
+	v := s.changeLocked()
+	chs := s.changedLocked()
+	s.mu.Unlock()
+	notify(chs)
+	return v
 }
 
 // SetSilent stops (true) or resumes (false) everything the fake sends on
@@ -415,7 +458,7 @@ func (s *Server) enroll(secret string, req wire.EnrollRequest) (wire.EnrollRespo
 	tok.info.Uses++
 	s.nextID++
 	n := &node{credential: newSecret()}
-	n.Node = wire.Node{ID: fmt.Sprintf("n%d", s.nextID), Name: name, Role: tok.info.Role, PublicKey: req.PublicKey, Address: s.nextAddr}
+	n.Node = wire.Node{ID: fmt.Sprintf("n%d", s.nextID), Name: name, Role: tok.info.Role, User: tok.info.User, PublicKey: req.PublicKey, Address: s.nextAddr}
 	n.EnrolledAt = time.Now().UTC()
 	s.nextAddr = s.nextAddr.Next()
 	s.nodes[name] = n
@@ -448,7 +491,7 @@ func (s *Server) createToken(req wire.CreateTokenRequest) (wire.CreateTokenRespo
 	defer s.mu.Unlock()
 	s.nextID++
 	t := &token{secret: newSecret(), info: wire.TokenInfo{
-		ID: fmt.Sprintf("t%d", s.nextID), Name: req.Name, Role: req.Role,
+		ID: fmt.Sprintf("t%d", s.nextID), Name: req.Name, Role: req.Role, User: req.User,
 		Reusable: req.Reusable, CreatedAt: time.Now().UTC(),
 	}}
 	if req.ExpiresIn > 0 {
@@ -647,6 +690,9 @@ func defaultSplit() wire.SplitPolicy {
 func (s *Server) netMapLocked(name string) *wire.NetMap {
 	self := s.nodes[name]
 	nm := &wire.NetMap{Version: s.version, Self: self.Node, Peers: []wire.Peer{}, Routes: s.routeListLocked(), Split: defaultSplit()}
+	if self.Role == wire.RoleClient {
+		nm.Policy = s.policy
+	}
 	for _, n := range s.nodes {
 		if n.Name == name || n.Role == self.Role {
 			continue
@@ -691,7 +737,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	others := s.changedLocked() // peers see this node come online
-	st := &stream{node: name, changed: make(chan struct{}, 1), kill: make(chan struct{})}
+	st := &stream{node: name, changed: make(chan struct{}, 1), extra: make(chan []byte, 64), kill: make(chan struct{})}
 	s.streams[st] = struct{}{}
 	s.nodes[name].connects++
 	s.mu.Unlock()
@@ -753,6 +799,10 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			if time.Since(time.Unix(0, lastRecv.Load())) > s.cfg.heartbeatTimeout {
 				return
 			}
+		case line := <-st.extra:
+			if writeLine(w, rc, line) != nil {
+				return
+			}
 		case <-st.kill:
 			return
 		case <-readDone:
@@ -770,6 +820,10 @@ func writeMsg(w http.ResponseWriter, rc *http.ResponseController, m wire.StreamM
 	if err != nil {
 		return err
 	}
+	return writeLine(w, rc, b)
+}
+
+func writeLine(w http.ResponseWriter, rc *http.ResponseController, b []byte) error {
 	if _, err := w.Write(append(b, '\n')); err != nil {
 		return err
 	}
