@@ -172,9 +172,12 @@ func isTransient(err error) bool {
 
 // HandlePing implements netstack.FlowHandler: ping the real host and let
 // the stack answer the client only if it answered.
-func (c *Connector) HandlePing(ctx context.Context, f netstack.Flow, payload []byte) bool {
+func (c *Connector) HandlePing(ctx context.Context, f netstack.Flow, payload []byte) netstack.PingVerdict {
 	if err := c.admit(f); err != nil {
-		return false
+		return netstack.PingProhibited
 	}
-	return c.pinger.ping(ctx, f.Dst.Addr(), payload)
+	if c.pinger.ping(ctx, f.Dst.Addr(), payload) {
+		return netstack.PingReply
+	}
+	return netstack.PingDrop
 }
