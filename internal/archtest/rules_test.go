@@ -17,7 +17,7 @@ import "slices"
 
 // The layers.
 var (
-	pure = []string{"./routes/...", "./split/...", "./overlay/wire/..."}
+	pure = []string{"./routes/...", "./split/...", "./overlay/wire/...", "./policy/..."}
 
 	mechanisms = []string{
 		"./overlay/wgdev/...",
@@ -80,6 +80,10 @@ var rules = []rule{
 	{
 		from: []string{"./overlay/wire/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/wire/...", "./routes/..."}, how: transitive,
 		why: "wire is the protocol's values: among Warren packages it may import only routes",
+	},
+	{
+		from: []string{"./policy/..."}, forbid: []string{"./..."}, allow: []string{"./policy/...", "./routes/...", "./overlay/wire/..."}, how: transitive,
+		why: "policy is pure: among Warren packages it may import only routes and wire",
 	},
 	{
 		from: pure, forbid: effects, how: direct,
