@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"log/slog"
+	"net/netip"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
@@ -44,8 +45,13 @@ func quote(ip, payload []byte, proto tcpip.TransportProtocolNumber) []byte {
 // prohibited (ICMPv4 type 3 code 13; ICMPv6 type 1 code 1) that answers
 // the packet q quotes (as quote returns): from its destination to its
 // source, with q as the message body. It returns nil if q does not start
-// with an IP header.
+// with an IP header, and, as RFC 1122 and RFC 4443 require of every ICMP
+// error, for a packet sent to a multicast, broadcast or unspecified
+// address or from one that is not unicast.
 func prohibited(q []byte) []byte {
+	if !errorAllowed(q) {
+		return nil
+	}
 	switch {
 	case len(q) >= header.IPv4MinimumSize && q[0]>>4 == 4:
 		orig := header.IPv4(q)
@@ -85,6 +91,26 @@ func prohibited(q []byte) []byte {
 		return b
 	}
 	return nil
+}
+
+// errorAllowed reports whether an ICMP error may answer the packet q
+// quotes: it was sent from a unicast address to a unicast address.
+func errorAllowed(q []byte) bool {
+	var src, dst netip.Addr
+	switch {
+	case len(q) >= header.IPv4MinimumSize && q[0]>>4 == 4:
+		src = netip.AddrFrom4(header.IPv4(q).SourceAddress().As4())
+		dst = netip.AddrFrom4(header.IPv4(q).DestinationAddress().As4())
+	case len(q) >= header.IPv6MinimumSize && q[0]>>4 == 6:
+		src = netip.AddrFrom16(header.IPv6(q).SourceAddress().As16())
+		dst = netip.AddrFrom16(header.IPv6(q).DestinationAddress().As16())
+	default:
+		return false
+	}
+	unicast := func(a netip.Addr) bool {
+		return !a.IsUnspecified() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	}
+	return unicast(src) && unicast(dst)
 }
 
 // sendProhibited queues the administratively prohibited answer to the

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -250,7 +251,32 @@ func TestQuote(t *testing.T) {
 	if got := quote(v4, payload[:3], header.UDPProtocolNumber); len(got) != len(v4)+3 {
 		t.Errorf("a short payload quotes %d bytes, want %d", len(got), len(v4)+3)
 	}
-	for _, bad := range [][]byte{nil, {0x45}, make([]byte, 30)} {
+	// No ICMP error for a packet to a broadcast, multicast or unspecified
+	// address, nor from an address that is not unicast.
+	ip4 := func(src, dst string) []byte {
+		b := make([]byte, header.IPv4MinimumSize+quoteLen)
+		header.IPv4(b).Encode(&header.IPv4Fields{
+			TotalLength: uint16(len(b)), TTL: 64, Protocol: uint8(header.UDPProtocolNumber),
+			SrcAddr: tcpip.AddrFrom4(netip.MustParseAddr(src).As4()), DstAddr: tcpip.AddrFrom4(netip.MustParseAddr(dst).As4()),
+		})
+		return b
+	}
+	ip6 := func(src, dst string) []byte {
+		b := make([]byte, header.IPv6MinimumSize+quoteLen)
+		header.IPv6(b).Encode(&header.IPv6Fields{
+			PayloadLength: quoteLen, TransportProtocol: header.UDPProtocolNumber, HopLimit: 64,
+			SrcAddr: tcpip.AddrFrom16(netip.MustParseAddr(src).As16()), DstAddr: tcpip.AddrFrom16(netip.MustParseAddr(dst).As16()),
+		})
+		return b
+	}
+	if prohibited(ip4("100.96.0.2", "192.0.2.1")) == nil || prohibited(ip6("fd7a:115c:a1e0::2", "2001:db8::1")) == nil {
+		t.Fatal("no prohibition for unicast packets")
+	}
+	for _, bad := range [][]byte{
+		nil, {0x45}, make([]byte, 30),
+		ip4("100.96.0.2", "255.255.255.255"), ip4("100.96.0.2", "224.0.0.1"), ip4("100.96.0.2", "0.0.0.0"), ip4("0.0.0.0", "192.0.2.1"),
+		ip6("fd7a:115c:a1e0::2", "ff02::1"), ip6("fd7a:115c:a1e0::2", "::"), ip6("::", "2001:db8::1"),
+	} {
 		if b := prohibited(bad); b != nil {
 			t.Errorf("prohibited(% x) = % x, want nil", bad, b)
 		}
