@@ -266,7 +266,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	if err := h.pair.startWireGuard(ctx, wgBin, h.dir); err != nil {
 		return nil, fmt.Errorf("stock wireguard-go: %w", err)
 	}
-	if err := h.startEcho(ctx, h.pair.ns(pairB)); err != nil {
+	if err := h.startEcho(ctx, h.pair.ns(pairB), echoPort); err != nil {
 		return nil, err
 	}
 	wgPIDs := map[string]int{}
@@ -294,7 +294,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	if h.lab, err = netlab.New(ctx); err != nil {
 		return nil, err
 	}
-	if err := h.startEcho(ctx, h.lab.NS(netlab.LANHost)); err != nil {
+	if err := h.startEcho(ctx, h.lab.NS(netlab.LANHost), echoPort); err != nil {
 		return nil, err
 	}
 	if h.warren, err = deployWarren(ctx, h.lab, warrenBin, filepath.Join(h.dir, "relay"), true); err != nil {
@@ -434,7 +434,7 @@ func (h *harness) setupNaive(ctx context.Context, clientPID int) (*path, string)
 	if err != nil {
 		return nil, err.Error()
 	}
-	if err := h.startEcho(ctx, h.pair.ns(pairC)); err != nil {
+	if err := h.startEcho(ctx, h.pair.ns(pairC), echoPort); err != nil {
 		return nil, fmt.Sprintf("echo server: %v", err)
 	}
 	return &path{name: "naive", clientNS: h.pair.ns(pairA), serverNS: h.pair.ns(pairC), target: naiveTun,
@@ -456,7 +456,7 @@ func (h *harness) setupDirect(ctx context.Context, bin string) (p *path, missing
 	if h.directLab, err = netlab.New(ctx); err != nil {
 		return nil, fmt.Sprintf("building the second lab: %v", err), nil
 	}
-	if err := h.startEcho(ctx, h.directLab.NS(netlab.LANHost)); err != nil {
+	if err := h.startEcho(ctx, h.directLab.NS(netlab.LANHost), echoPort); err != nil {
 		return nil, fmt.Sprintf("echo server: %v", err), nil
 	}
 	d, err := deployWarren(ctx, h.directLab, bin, filepath.Join(h.dir, "direct"), false)
@@ -497,9 +497,9 @@ func (h *harness) checkRoute(ctx context.Context, run int, name string, d *warre
 	return via
 }
 
-// startEcho starts this binary as a TCP echo server on echoPort in ns.
-func (h *harness) startEcho(ctx context.Context, ns string) error {
-	p, err := h.procs.start(ns, "env", modeEnv+"="+modeEcho, addrEnv+"=0.0.0.0:"+echoPort, h.exe)
+// startEcho starts this binary as a TCP echo server on port in ns.
+func (h *harness) startEcho(ctx context.Context, ns, port string) error {
+	p, err := h.procs.start(ns, "env", modeEnv+"="+modeEcho, addrEnv+"=0.0.0.0:"+port, h.exe)
 	if err != nil {
 		return err
 	}
