@@ -15,6 +15,8 @@
 // It owns only its benchmark (`make bench`, as root; it skips otherwise)
 // and the results it writes. It has no non-test code, drives Warren only
 // through the built binary and must not import Warren packages other than
-// test/netlab. Everything runs in network namespaces it creates and
+// test/netlab; the one exception is the unit test of the access-policy
+// generator, which checks the document against the pure policy package
+// (the compiler and the connector's Matcher) without root. Everything runs in network namespaces it creates and
 // deletes; nothing is created in the root namespace.
 package dataplane
