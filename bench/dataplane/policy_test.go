@@ -94,6 +94,38 @@ type policyLoad struct {
 	info *policyInfo
 }
 
+// policyPath returns the policy path, the direct path with the document
+// loaded around each of its figures, and what loads it. When there is
+// none (no direct path, or the document could not be loaded), it
+// returns no path and says why in rep: the other paths are still
+// measured. It returns an error only when ctx ends.
+func (h *harness) policyPath(ctx context.Context, direct *path, rep *report) (*path, *policyLoad, error) {
+	if direct == nil {
+		rep.PolicyMissing = "no direct path"
+		return nil, nil, nil
+	}
+	h.progress("policy path: the direct path with a generated %d-rule access policy loaded around each of its figures", policyRules)
+	pl, missing, err := h.setupPolicy(ctx, h.direct)
+	if err != nil {
+		return nil, nil, err
+	}
+	if missing != "" {
+		rep.PolicyMissing = missing
+		h.progress("policy path MISSING, its figures are left out: %s", oneLine(missing, 500))
+		return nil, nil, nil
+	}
+	rep.Policy = pl.info
+	if !pl.info.Enforced {
+		n := fmt.Sprintf("policy path: with the policy set the connector let a connect to %s:%d through, which no rule allows: "+
+			"its figures are of a loaded but unenforced policy", netlab.LANHostIP, policyProbePort)
+		rep.Notes = append(rep.Notes, n)
+		h.progress("  warning: %s", n)
+	}
+	p := *direct
+	p.name = "policy"
+	return &p, pl, nil
+}
+
 // setupPolicy generates the document for the direct deployment d,
 // declares its hosts, starts the probe's echo server, and loads and
 // resets it once to see whether the connector enforces it. When it
@@ -138,10 +170,11 @@ func (h *harness) setupPolicy(ctx context.Context, d *warrenDeployment) (pl *pol
 	}
 	info.Enforced = true // wait for it, this once
 	t, err := pl.set(ctx)
-	if err != nil {
+	if errors.Is(err, errNotInForce) {
+		info.Enforced = false
+	} else if err != nil {
 		return nil, err.Error(), nil
 	}
-	info.Enforced = t.InForceMs > 0
 	if _, err := pl.reset(ctx); err != nil {
 		return nil, err.Error(), nil
 	}
@@ -160,8 +193,13 @@ func mustPort(s string) uint16 {
 	return uint16(n)
 }
 
-// set loads the document and, when the connector enforces it, waits
-// until the probe is refused. It returns the timings so far.
+// errNotInForce is set's error when the connector did not refuse the
+// probe with the document set.
+var errNotInForce = errors.New("the policy is not in force at the connector")
+
+// set loads the document and, when the connector enforces documents,
+// waits until the probe is refused (else errNotInForce). It returns the
+// timings so far.
 func (pl *policyLoad) set(ctx context.Context) (policyLoadTiming, error) {
 	var t policyLoadTiming
 	start := time.Now()
@@ -177,9 +215,7 @@ func (pl *policyLoad) set(ctx context.Context) (policyLoadTiming, error) {
 		if ctx.Err() != nil {
 			return t, ctx.Err()
 		}
-		pl.h.progress("  warning: the connector did not refuse %s:%d with the policy set (%v): the policy figures are of an unenforced policy",
-			netlab.LANHostIP, policyProbePort, err)
-		return t, nil
+		return t, fmt.Errorf("%w: a connect to %s:%d, which no rule allows: %v", errNotInForce, netlab.LANHostIP, policyProbePort, err)
 	}
 	t.InForceMs = ms(time.Since(start))
 	return t, nil
@@ -206,12 +242,16 @@ func (pl *policyLoad) reset(ctx context.Context) (policyLoadTiming, error) {
 }
 
 // around returns figure do taken with the document loaded: set before,
-// reset after, the timings kept in the report. A figure taken is kept
-// even when the reset after it fails; the error says so.
+// reset after, the timings kept in the report. When the document is not
+// in force, the figure is not taken. A figure taken is kept even when the
+// reset after it fails; the error says so.
 func (pl *policyLoad) around(ctx context.Context, run int, figure string, do func(*path, *pathResult) (string, error)) func(*path, *pathResult) (string, error) {
 	return func(p *path, into *pathResult) (string, error) {
 		t, err := pl.set(ctx)
 		if err != nil {
+			if _, rerr := pl.reset(ctx); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
 			return "", err
 		}
 		msg, err := do(p, into)
