@@ -5,11 +5,13 @@
 // and through Warren on both of its paths, each
 // in its own test/netlab topology: laptop → relay → connector → LAN host
 // with both nodes --relay-only, and laptop → connector → LAN host over the
-// direct path punched through both NATs; TCP connect time and 1-byte
-// request/response round trips; retransmits; CPU-seconds per GB and peak
-// RSS of each process. Each Warren figure is also printed as a ratio to
+// direct path punched through both NATs, and again on the direct path
+// with a generated 200-rule access policy loaded (policy_test.go); TCP
+// connect time and 1-byte request/response round trips; retransmits;
+// CPU-seconds per GB and peak RSS of each process. Each Warren figure is also printed as a ratio to
 // stock wireguard-go and to the naive connector in the same run, relay
-// throughput as a ratio to direct, and everything is written as JSON.
+// throughput as a ratio to direct, the policy path's figures as a ratio
+// to the direct path's, and everything is written as JSON.
 // It asserts no speed: machines are noisy.
 //
 // It owns only its benchmark (`make bench`, as root; it skips otherwise)
