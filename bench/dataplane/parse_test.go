@@ -584,6 +584,10 @@ func TestPolicyReportNotEnforced(t *testing.T) {
 	if got := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(got, "NOT ENFORCED: with the document set, the connector let a connect through to lanhost:7008") {
 		t.Errorf("output does not say the policy was not enforced:\n%s", out.String())
 	}
+	// The ratio is shown, but judged against no goal.
+	if f := r.figure(policyVsNone("upload_gbps")); f.Direct == nil || *f.Direct != 1 || f.DirectVerdict != "no data: not enforced" {
+		t.Errorf("policy ÷ none, upload: %v, verdict %q; want 1, \"no data: not enforced\"", f.Direct, f.DirectVerdict)
+	}
 }
 
 // TestPolicyJSON checks the report's JSON keeps its keys and adds the

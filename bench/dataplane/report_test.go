@@ -468,9 +468,14 @@ func (r *report) addPolicyVsNone() {
 		base := r.figure(d.key)
 		f := figure{Key: policyVsNone(d.key), Label: fmt.Sprintf("%d-rule policy ÷ none, %s ⁵", policyRules, d.policy), Unit: "×",
 			Direct: base.PolicyToDirect, DirectRuns: base.PolicyRuns, Goal: d.policyGoal.text}
-		f.DirectVerdict = policyVerdict(f.Direct, d.policyGoal)
-		if f.Direct == nil && r.PolicyMissing != "" {
+		switch {
+		case f.Direct == nil && r.PolicyMissing != "":
 			f.DirectVerdict = "no data: no policy path"
+		case r.Policy != nil && !r.Policy.Enforced:
+			// The figures are of a document set but not applied.
+			f.DirectVerdict = "no data: not enforced"
+		default:
+			f.DirectVerdict = policyVerdict(f.Direct, d.policyGoal)
 		}
 		r.Figures = append(r.Figures, f)
 	}
