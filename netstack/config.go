@@ -177,6 +177,52 @@ func (f Flow) String() string {
 // LogValue makes a Flow log as one string.
 func (f Flow) LogValue() slog.Value { return slog.StringValue(f.String()) }
 
+// PingVerdict is a FlowHandler's answer to an echo request.
+type PingVerdict uint8
+
+// Ping verdicts.
+const (
+	// PingDrop sends nothing back: the real host did not answer.
+	PingDrop PingVerdict = iota
+	// PingReply answers the client with an echo reply from the flow's
+	// destination: the real host answered.
+	PingReply
+	// PingProhibited answers the client with an ICMP destination
+	// unreachable, administratively prohibited (see Prohibiter): the
+	// handler refuses the flow.
+	PingProhibited
+)
+
+func (v PingVerdict) String() string {
+	switch v {
+	case PingDrop:
+		return "drop"
+	case PingReply:
+		return "reply"
+	case PingProhibited:
+		return "prohibited"
+	default:
+		return fmt.Sprintf("verdict(%d)", uint8(v))
+	}
+}
+
+// Prohibiter is what HandleUDP's conn also offers, for a handler that
+// refuses the flow.
+//
+// Prohibit answers the datagram that opened the flow with an ICMP
+// destination unreachable, administratively prohibited (ICMPv4 type 3
+// code 13, ICMPv6 type 1 code 1), sent from the flow's destination and
+// quoting that datagram's IP header and first 8 bytes of its payload (its
+// UDP header), as RFC 792 and RFC 4443 ask; then it closes the flow, as
+// Close does. Datagrams already queued on the flow are dropped, and the
+// flow's next datagram opens a new flow (and a new HandleUDP call), which
+// the handler refuses again. Prohibit never blocks: when the queue toward
+// the tunnel is full the message is dropped and counted. Calls after the
+// first, or after Close, do nothing.
+type Prohibiter interface {
+	Prohibit()
+}
+
 // BatchReader is what HandleUDP's conn also offers: ReadBatch blocks for
 // the next datagram as Read does, then takes as many more as are already
 // queued, up to len(bufs), one per buffer, with their lengths in sizes.
@@ -209,14 +255,19 @@ type FlowHandler interface {
 	// and each Write sends one datagram back to the client from f.Dst. The
 	// stack closes conn after UDPIdleTimeout without traffic either way,
 	// and when HandleUDP returns; the next datagram then opens a new flow.
-	// conn is also a BatchReader.
+	// conn is also a BatchReader and a Prohibiter: a handler that refuses
+	// the flow calls Prohibit before it returns, so the client learns at
+	// once (a handler that just returns drops the flow silently).
 	HandleUDP(ctx context.Context, f Flow, conn net.Conn)
 
 	// HandlePing is called for an ICMP or ICMPv6 echo request to an address
 	// that is not one of the node's own, with the echo data (payload is the
-	// handler's to keep). Returning true makes the stack answer the client
-	// with an echo reply from f.Dst carrying the same identifier, sequence
-	// number and data; false drops the request. The handler is expected to
-	// have pinged the real host, so it may take as long as a ping does.
-	HandlePing(ctx context.Context, f Flow, payload []byte) bool
+	// handler's to keep). PingReply makes the stack answer the client with
+	// an echo reply from f.Dst carrying the same identifier, sequence
+	// number and data; PingProhibited with an ICMP administratively
+	// prohibited quoting the request (as Prohibiter's); PingDrop (or any
+	// other value) drops the request. The handler is expected to have
+	// pinged the real host before it says PingReply, so it may take as long
+	// as a ping does.
+	HandlePing(ctx context.Context, f Flow, payload []byte) PingVerdict
 }

@@ -21,9 +21,14 @@
 //   - UDP flows keyed by (source, destination), bounded, closed when idle;
 //   - echo requests to foreign addresses, answered only when the handler
 //     says the real host answered;
+//   - the ICMP administratively prohibited a handler asks for when it
+//     refuses a UDP flow (Prohibiter) or an echo request (PingProhibited),
+//     quoting the offending packet's headers; a refused TCP flow gets a
+//     RST;
 //   - Proxy, the half-close-aware copy the handler uses for TCP flows,
-//     which passes a reset on either side to the other as a reset, and on
-//     Linux reads a kernel socket straight into gVisor's send buffer.
+//     which passes a reset on either side to the other as a reset, on
+//     Linux reads a kernel socket straight into gVisor's send buffer, and
+//     counts the bytes each way as they move (ProxyMeter).
 //
 // What it does not do: policy. Which sources may reach which destinations,
 // and how the real host is dialled or pinged, is the FlowHandler's

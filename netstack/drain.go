@@ -3,6 +3,7 @@ package netstack
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -26,7 +27,7 @@ type drain struct {
 	p     *proxyRun
 	src   *tcpConn
 	dst   net.Conn
-	n     *int64        // bytes written to dst; read once done is closed
+	n     *atomic.Int64 // bytes written to dst
 	done  chan struct{} // closed when the direction has ended
 	entry waiter.Entry
 
@@ -36,9 +37,9 @@ type drain struct {
 	ended   bool
 }
 
-// startDrain starts copying src to dst; *n holds the bytes written, and
+// startDrain starts copying src to dst, adding the bytes written to n;
 // done is closed when the direction ends, as pipe's goroutine would.
-func (p *proxyRun) startDrain(dst net.Conn, src *tcpConn, n *int64, done chan struct{}) {
+func (p *proxyRun) startDrain(dst net.Conn, src *tcpConn, n *atomic.Int64, done chan struct{}) {
 	d := &drain{p: p, src: src, dst: dst, n: n, done: done}
 	d.entry = waiter.NewFunctionEntry(waiter.ReadableEvents|waiter.EventHUp|waiter.EventErr, d.notify)
 	src.wq.EventRegister(&d.entry)
@@ -72,7 +73,7 @@ func (d *drain) run() {
 		case nil:
 			d.src.ep.ModerateRecvBuf(res.Count) // receive-buffer autotuning, as gonet's Read does
 			nw, werr := d.dst.Write((*bp)[:res.Count])
-			*d.n += int64(nw)
+			d.n.Add(int64(nw))
 			if werr != nil {
 				d.p.abort(werr)
 				d.end()

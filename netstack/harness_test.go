@@ -120,7 +120,7 @@ func leakedGoroutines() []string {
 type funcs struct {
 	tcp  func(ctx context.Context, f Flow, accept func() (net.Conn, error))
 	udp  func(ctx context.Context, f Flow, conn net.Conn)
-	ping func(ctx context.Context, f Flow, payload []byte) bool
+	ping func(ctx context.Context, f Flow, payload []byte) PingVerdict
 }
 
 func (h *funcs) HandleTCP(ctx context.Context, f Flow, accept func() (net.Conn, error)) {
@@ -135,8 +135,11 @@ func (h *funcs) HandleUDP(ctx context.Context, f Flow, conn net.Conn) {
 	}
 }
 
-func (h *funcs) HandlePing(ctx context.Context, f Flow, payload []byte) bool {
-	return h.ping != nil && h.ping(ctx, f, payload)
+func (h *funcs) HandlePing(ctx context.Context, f Flow, payload []byte) PingVerdict {
+	if h.ping == nil {
+		return PingDrop
+	}
+	return h.ping(ctx, f, payload)
 }
 
 // testLogger logs to the test.
@@ -434,7 +437,9 @@ func (h *dialHandler) HandleTCP(ctx context.Context, f Flow, accept func() (net.
 
 func (h *dialHandler) HandleUDP(ctx context.Context, f Flow, conn net.Conn) {}
 
-func (h *dialHandler) HandlePing(ctx context.Context, f Flow, payload []byte) bool { return false }
+func (h *dialHandler) HandlePing(ctx context.Context, f Flow, payload []byte) PingVerdict {
+	return PingDrop
+}
 
 // dialProxied starts a pair whose handler proxies dst to the loopback
 // address target, and dials dst from the client. It returns the client's

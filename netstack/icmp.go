@@ -19,11 +19,12 @@ import (
 // each packet before gVisor sees it: an ICMP or ICMPv6 echo request whose
 // destination is not one of Config.Addresses is taken out of the stream
 // and handed (copied) to HandlePing in a goroutine of its own, at most
-// MaxPings at once. If the handler returns true, the stack builds the
+// MaxPings at once. If the handler says PingReply, the stack builds the
 // echo reply itself (addresses swapped, same identifier, sequence number
 // and data, fresh checksums, TTL/hop limit 64) and queues it toward Read
-// without blocking. Requests to our own addresses go to gVisor, which
-// answers them.
+// without blocking; PingProhibited queues an ICMP administratively
+// prohibited quoting the request (prohibit.go) instead. Requests to our
+// own addresses go to gVisor, which answers them.
 //
 // A fragmented request to a foreign address is dropped at its first
 // fragment (reassembly then times out), so gVisor never sees a whole
@@ -38,6 +39,7 @@ type echoRequest struct {
 	src, dst netip.Addr
 	tos      uint8  // IPv4 TOS or IPv6 traffic class, echoed back
 	icmp     []byte // the ICMP message: header, identifier, sequence, data
+	ip       []byte // the IP header (IPv4 with options; IPv6 fixed), for quote
 }
 
 // interceptPing reports whether p, an IP packet from the tunnel with at
@@ -66,6 +68,7 @@ func (s *Stack) interceptPing(p []byte) bool {
 	s.handlers.Add(1)
 	s.mu.Unlock()
 	req.icmp = append([]byte(nil), req.icmp...) // p is the caller's buffer
+	req.ip = append([]byte(nil), req.ip...)
 	go s.runPing(req)
 	return true
 }
@@ -80,7 +83,20 @@ func (s *Stack) runPing(req echoRequest) {
 	}()
 	f := Flow{Src: netip.AddrPortFrom(req.src, 0), Dst: netip.AddrPortFrom(req.dst, 0), Proto: ProtoICMP}
 	payload := append([]byte(nil), req.icmp[header.ICMPv4MinimumSize:]...)
-	if !s.cfg.Handler.HandlePing(s.ctx, f, payload) || s.ctx.Err() != nil {
+	verdict := s.cfg.Handler.HandlePing(s.ctx, f, payload)
+	if s.ctx.Err() != nil {
+		return
+	}
+	switch verdict {
+	case PingReply:
+	case PingProhibited:
+		proto := header.ICMPv4ProtocolNumber
+		if req.src.Is6() {
+			proto = header.ICMPv6ProtocolNumber
+		}
+		s.sendProhibited(quote(req.ip, req.icmp, proto))
+		return
+	default:
 		return
 	}
 	if !s.link.enqueueBytes(req.reply()) {
@@ -123,6 +139,7 @@ func parseEcho4(p []byte) (req echoRequest, whole, ok bool) {
 		dst:  netip.AddrFrom4(h.DestinationAddress().As4()),
 		tos:  p[1],
 		icmp: icmp,
+		ip:   p[:hlen],
 	}
 	if h.More() {
 		return req, false, true // the checksum covers fragments we do not have
@@ -145,6 +162,7 @@ func parseEcho6(p []byte) (req echoRequest, whole, ok bool) {
 		src: netip.AddrFrom16(h.SourceAddress().As16()),
 		dst: netip.AddrFrom16(h.DestinationAddress().As16()),
 		tos: tc,
+		ip:  p[:header.IPv6MinimumSize],
 	}
 	// Walk the extension headers to the upper-layer header.
 	next, off, fragmented := h.NextHeader(), header.IPv6MinimumSize, false

@@ -130,9 +130,12 @@ func TestPing(t *testing.T) {
 				Payload string
 			}
 			calls := make(chan call, 10)
-			h := &funcs{ping: func(ctx context.Context, f Flow, payload []byte) bool {
+			h := &funcs{ping: func(ctx context.Context, f Flow, payload []byte) PingVerdict {
 				calls <- call{f, string(payload)}
-				return f.Dst.Addr() == tc.answered
+				if f.Dst.Addr() == tc.answered {
+					return PingReply
+				}
+				return PingDrop
 			}}
 			p := newPair(t, Config{Handler: h})
 			var (

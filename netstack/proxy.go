@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // The copy buffers. A direction that is moving bulk data reads into a
@@ -29,6 +30,18 @@ var (
 // Counts are the bytes Proxy moved in each direction.
 type Counts struct {
 	AToB, BToA int64
+}
+
+// Meter counts the bytes a ProxyMeter run has moved so far, in each
+// direction: a flow's counters while it lives. It may be read at any time
+// from any goroutine; only ProxyMeter adds to it.
+type Meter struct {
+	AToB, BToA atomic.Int64
+}
+
+// Counts returns what m has counted so far.
+func (m *Meter) Counts() Counts {
+	return Counts{AToB: m.AToB.Load(), BToA: m.BToA.Load()}
 }
 
 // Proxy copies a to b and b to a until both directions are done, then
@@ -55,6 +68,15 @@ func Proxy(ctx context.Context, a, b net.Conn) error {
 // returned is the first failure (ctx.Err() if ctx ended it); errors
 // caused by that abort are not reported, and two clean EOFs return nil.
 func ProxyCount(ctx context.Context, a, b net.Conn) (Counts, error) {
+	var m Meter
+	err := ProxyMeter(ctx, a, b, &m)
+	return m.Counts(), err
+}
+
+// ProxyMeter is ProxyCount counting into m as the bytes move, so that
+// m shows the flow's progress while it runs. m must not be shared with
+// another run.
+func ProxyMeter(ctx context.Context, a, b net.Conn, m *Meter) error {
 	p := &proxyRun{a: a, b: b}
 	stop := context.AfterFunc(ctx, func() { p.abort(ctx.Err()) })
 	defer stop()
@@ -63,26 +85,25 @@ func ProxyCount(ctx context.Context, a, b net.Conn) (Counts, error) {
 	// of its own, or, out of a flow of this Stack, in one that runs only
 	// while there is something to copy (drain.go): an idle connector flow
 	// costs the collector one goroutine stack, not two or three.
-	var c Counts
 	done := make(chan struct{})
 	switch {
 	case isFlow(a):
-		p.startDrain(b, a.(*tcpConn), &c.AToB, done)
-		c.BToA = p.pipe(a, b)
+		p.startDrain(b, a.(*tcpConn), &m.AToB, done)
+		p.pipe(a, b, &m.BToA)
 	case isFlow(b):
-		p.startDrain(a, b.(*tcpConn), &c.BToA, done)
-		c.AToB = p.pipe(b, a)
+		p.startDrain(a, b.(*tcpConn), &m.BToA, done)
+		p.pipe(b, a, &m.AToB)
 	default:
 		go func() {
 			defer close(done)
-			c.AToB = p.pipe(b, a)
+			p.pipe(b, a, &m.AToB)
 		}()
-		c.BToA = p.pipe(a, b)
+		p.pipe(a, b, &m.BToA)
 	}
 	<-done
 	stop()
 	p.abort(nil) // close both; keeps the error recorded first, if any
-	return c, p.err
+	return p.err
 }
 
 // proxyRun is the shared state of one ProxyCount.
@@ -128,13 +149,12 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// pipe copies src to dst until src ends, half-closes dst, and returns the
-// bytes written.
-func (p *proxyRun) pipe(dst, src net.Conn) int64 {
-	if n, ok := p.pipeDirect(dst, src); ok {
-		return n
+// pipe copies src to dst until src ends and half-closes dst, adding the
+// bytes written to n as it goes.
+func (p *proxyRun) pipe(dst, src net.Conn, n *atomic.Int64) {
+	if p.pipeDirect(dst, src, n) {
+		return
 	}
-	var n int64
 	bulk := false // the last read brought more than a small message
 	for {
 		pool := &proxySmallBufs
@@ -147,11 +167,11 @@ func (p *proxyRun) pipe(dst, src net.Conn) int64 {
 		bulk = nr > proxySmallBufSize/2
 		if nr > 0 {
 			nw, werr := dst.Write(buf[:nr])
-			n += int64(nw)
+			n.Add(int64(nw))
 			if werr != nil {
 				pool.Put(bp)
 				p.abort(werr)
-				return n
+				return
 			}
 		}
 		pool.Put(bp)
@@ -163,7 +183,7 @@ func (p *proxyRun) pipe(dst, src net.Conn) int64 {
 		default:
 			p.abort(rerr)
 		}
-		return n
+		return
 	}
 }
 

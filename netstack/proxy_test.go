@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -220,5 +221,65 @@ func TestProxyIdleFlowHoldsASmallBuffer(t *testing.T) {
 	send(100) // a small message: idle again
 	if n := waiting("after a small message"); n != proxySmallBufSize {
 		t.Errorf("after a small message the next read gets %d bytes, want %d", n, proxySmallBufSize)
+	}
+}
+
+// TestProxyMeter checks that a Meter shows the bytes moved while the run
+// goes on, on a Stack's flow (drain and the socket copy) and between two
+// sockets (pipe).
+func TestProxyMeter(t *testing.T) {
+	checkLeaks(t)
+	echo := echoServer(t)
+	dst := netip.MustParseAddrPort("192.0.2.10:80")
+	meters := make(chan *Meter, 1)
+	h := &funcs{tcp: func(ctx context.Context, f Flow, accept func() (net.Conn, error)) {
+		lan, err := net.Dial("tcp", echo.addr())
+		if err != nil {
+			return
+		}
+		tunnel, err := accept()
+		if err != nil {
+			lan.Close()
+			return
+		}
+		m := new(Meter)
+		meters <- m
+		ProxyMeter(ctx, tunnel, lan, m)
+	}}
+	p := newPair(t, Config{Handler: h})
+	c, err := p.dialTCP(context.Background(), dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := recv(t, "the flow's meter", meters)
+	for i, msg := range []string{"hello", "and more"} {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, len(msg))); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(len("hello"))
+		if i == 1 {
+			want += int64(len(msg))
+		}
+		waitFor(t, "the meter to count", func() bool { return m.Counts() == Counts{AToB: want, BToA: want} })
+	}
+
+	client, a := tcpPair(t)
+	b, server := tcpPair(t)
+	var sm Meter
+	done := make(chan error, 1)
+	go func() { done <- ProxyMeter(context.Background(), a, b, &sm) }()
+	client.Write([]byte("abc"))
+	io.ReadFull(server, make([]byte, 3))
+	server.Write([]byte("de"))
+	io.ReadFull(client, make([]byte, 2))
+	waitFor(t, "the socket meter to count", func() bool { return sm.Counts() == Counts{AToB: 3, BToA: 2} })
+	client.CloseWrite()
+	server.CloseWrite()
+	if err := recv(t, "ProxyMeter", done); err != nil {
+		t.Errorf("ProxyMeter: %v", err)
 	}
 }

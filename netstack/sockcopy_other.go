@@ -2,8 +2,11 @@
 
 package netstack
 
-import "net"
+import (
+	"net"
+	"sync/atomic"
+)
 
 // pipeDirect copies without a user-space buffer only on Linux
 // (sockcopy_linux.go); elsewhere ProxyCount always copies through one.
-func (p *proxyRun) pipeDirect(dst, src net.Conn) (int64, bool) { return 0, false }
+func (p *proxyRun) pipeDirect(dst, src net.Conn, n *atomic.Int64) bool { return false }

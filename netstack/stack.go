@@ -90,11 +90,14 @@ type counters struct {
 	badPackets    atomic.Uint64
 	oversized     atomic.Uint64
 	segmented     atomic.Uint64
+
+	prohibited        atomic.Uint64
+	prohibitedDropped atomic.Uint64
 }
 
 // limiters rate-limit the per-packet and per-flow log lines.
 type limiters struct {
-	badPacket, oversized, tcpBound, tcpHandshake, udpBound, udpEndpoint, pingBound, pingQueue rateLimited
+	badPacket, oversized, tcpBound, tcpHandshake, udpBound, udpEndpoint, pingBound, pingQueue, prohibited rateLimited
 }
 
 // New builds a Stack from cfg. The Stack is up at once: Events delivers
@@ -169,8 +172,7 @@ func (s *Stack) configure() error {
 	// is checked first and counts a superset of gVisor's requests.
 	s.tcpFwd = tcp.NewForwarder(s.ipstack, tcpRcvBufDefault, s.cfg.MaxInFlightTCP, s.handleTCPRequest)
 	s.ipstack.SetTransportProtocolHandler(tcp.ProtocolNumber, s.handleTCPPacket)
-	udpFwd := udp.NewForwarder(s.ipstack, s.handleUDPRequest)
-	s.ipstack.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
+	s.ipstack.SetTransportProtocolHandler(udp.ProtocolNumber, s.handleUDPPacket)
 	return nil
 }
 
@@ -406,6 +408,8 @@ type Stats struct {
 	PingsInFlight   int    // HandlePing calls running
 	PingsAnswered   uint64 // echo replies sent for foreign addresses
 	PingsDropped    uint64 // echo requests dropped at MaxPings, or replies for a full queue
+	Prohibited      uint64 // ICMP administratively prohibited sent (Prohibit, PingProhibited)
+	ProhibitedDrops uint64 // ... dropped for a full queue toward the tunnel
 	BadPackets      uint64 // malformed packets dropped: by Write, or offload packets from gVisor
 	Oversized       uint64 // packets Read dropped as larger than the caller's buffer
 	Segmented       uint64 // TCP offload packets from gVisor that Read split into segments
@@ -428,6 +432,8 @@ func (s *Stack) Stats() Stats {
 	st.UDPDropped = s.stats.udpDropped.Load()
 	st.PingsAnswered = s.stats.pingsAnswered.Load()
 	st.PingsDropped = s.stats.pingsDropped.Load()
+	st.Prohibited = s.stats.prohibited.Load()
+	st.ProhibitedDrops = s.stats.prohibitedDropped.Load()
 	st.BadPackets = s.stats.badPackets.Load()
 	st.Oversized = s.stats.oversized.Load()
 	st.Segmented = s.stats.segmented.Load()

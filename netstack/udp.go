@@ -10,6 +10,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -29,26 +30,32 @@ type flowKey struct {
 // datagrams to its connected endpoint, so the forwarder only sees a flow's
 // first datagram; s.udpFlows counts and reaps the flows.
 type udpFlow struct {
-	s    *Stack
-	key  flowKey
-	ep   tcpip.Endpoint // conn's, for ReadBatch
-	conn *gonet.UDPConn
-	last atomic.Int64 // time of the last datagram either way, Unix ns
-	once sync.Once
+	s   *Stack
+	key flowKey
+	// quote is the first datagram's IP header and UDP header, for
+	// Prohibit; immutable.
+	quote []byte
+	ep    tcpip.Endpoint // conn's, for ReadBatch
+	conn  *gonet.UDPConn
+	last  atomic.Int64 // time of the last datagram either way, Unix ns
+	once  sync.Once
 }
 
-// handleUDPRequest is gVisor's UDP forwarder handler, called
-// synchronously in Write for a datagram no endpoint claims: the first of
-// a new flow. It reports every datagram handled, those it drops too, so
+// handleUDPPacket is the UDP default handler, called synchronously in
+// Write for a datagram no endpoint claims: the first of a new flow. It
+// does what gVisor's udp.Forwarder does, and keeps the datagram's headers
+// for Prohibit. It reports every datagram handled, those it drops too, so
 // that gVisor never answers one with an ICMP port unreachable.
-func (s *Stack) handleUDPRequest(r *udp.ForwarderRequest) bool {
-	s.acceptUDP(r)
+func (s *Stack) handleUDPPacket(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
+	q := quote(pkt.NetworkHeader().Slice(), pkt.TransportHeader().Slice(), udp.ProtocolNumber)
+	s.acceptUDP(udp.NewForwarderRequest(s.ipstack, id, pkt.Clone()), q)
 	return true
 }
 
-// acceptUDP opens a flow for r's datagram, or drops it when the flow is
-// being created or torn down, or the flows are at their bound.
-func (s *Stack) acceptUDP(r *udp.ForwarderRequest) {
+// acceptUDP opens a flow for r's datagram, whose headers q quotes, or
+// drops it when the flow is being created or torn down, or the flows are
+// at their bound.
+func (s *Stack) acceptUDP(r *udp.ForwarderRequest, q []byte) {
 	id := r.ID()
 	key := flowKey{src: addrPort(id.RemoteAddress, id.RemotePort), dst: addrPort(id.LocalAddress, id.LocalPort)}
 
@@ -88,7 +95,7 @@ func (s *Stack) acceptUDP(r *udp.ForwarderRequest) {
 	// a few milliseconds of a fast flow, less than the handler may be
 	// kept from reading on a busy machine, and UDP has no back-pressure.
 	ep.SocketOptions().SetReceiveBufferSize(udpRcvBuf, true)
-	fl := &udpFlow{s: s, key: key, ep: ep, conn: gonet.NewUDPConn(&wq, ep)}
+	fl := &udpFlow{s: s, key: key, quote: q, ep: ep, conn: gonet.NewUDPConn(&wq, ep)}
 	fl.touch()
 
 	s.mu.Lock()
@@ -121,16 +128,17 @@ func (fl *udpFlow) idle(now time.Time) time.Duration {
 
 // close closes the flow's endpoint (waking a blocked Read) and forgets
 // the flow, so its next datagram opens a new one. Idempotent.
-func (fl *udpFlow) close() {
-	fl.once.Do(func() {
-		fl.conn.Close()
-		s := fl.s
-		s.mu.Lock()
-		if s.udpFlows[fl.key] == fl {
-			delete(s.udpFlows, fl.key)
-		}
-		s.mu.Unlock()
-	})
+func (fl *udpFlow) close() { fl.once.Do(fl.doClose) }
+
+// doClose is close's body; it runs once, in fl.once.
+func (fl *udpFlow) doClose() {
+	fl.conn.Close()
+	s := fl.s
+	s.mu.Lock()
+	if s.udpFlows[fl.key] == fl {
+		delete(s.udpFlows, fl.key)
+	}
+	s.mu.Unlock()
 }
 
 // reapUDP closes flows idle for longer than UDPIdleTimeout, checking four
@@ -172,6 +180,7 @@ type udpConn struct {
 var (
 	_ net.Conn    = (*udpConn)(nil)
 	_ BatchReader = (*udpConn)(nil)
+	_ Prohibiter  = (*udpConn)(nil)
 )
 
 // Read reads the flow's next datagram from the client.
@@ -223,6 +232,18 @@ func (c *udpConn) Write(b []byte) (int, error) {
 func (c *udpConn) Close() error {
 	c.fl.close()
 	return nil
+}
+
+// Prohibit implements Prohibiter.
+func (c *udpConn) Prohibit() {
+	first := false
+	c.fl.once.Do(func() {
+		first = true
+		c.fl.doClose()
+	})
+	if first {
+		c.fl.s.sendProhibited(c.fl.quote)
+	}
 }
 
 // LocalAddr is the flow's destination: the address the client sent to.

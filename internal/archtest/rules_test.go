@@ -28,6 +28,7 @@ var (
 		"./overlay/nodestate/...",
 		"./overlay/atomicfile/...",
 		"./overlay/procs/...",
+		"./overlay/flowlog/...",
 		"./netstack/...",
 		"./platform/...",
 	}
@@ -162,6 +163,10 @@ var rules = []rule{
 	{
 		from: []string{"./overlay/coordclient/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coordclient/...", "./overlay/wire/...", "./routes/..."}, how: transitive,
 		why: "the coordinator client is the API's other end: among Warren packages it imports only wire",
+	},
+	{
+		from: []string{"./overlay/flowlog/..."}, forbid: slices.Concat([]string{"./..."}, dataPlane), allow: []string{"./overlay/flowlog/...", "./overlay/wire/...", "./routes/..."}, how: transitive,
+		why: "the flow log is a spool and a shipper to a Sink its consumer passes in: among Warren packages it imports only wire",
 	},
 	{
 		from: []string{"./overlay/nodestate/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/nodestate/...", "./overlay/wire/...", "./overlay/atomicfile/...", "./routes/..."}, how: transitive,

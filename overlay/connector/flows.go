@@ -3,108 +3,136 @@ package connector
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
 	"github.com/warrennet/warren/netstack"
+	"github.com/warrennet/warren/overlay/wire"
 )
 
-// admit reports why a flow may not be served, or nil.
-func (c *Connector) admit(f netstack.Flow) error {
-	p := c.policy.Load()
-	if _, ok := p.clients[f.Src.Addr()]; !ok {
-		return fmt.Errorf("source %s is not an enrolled client", f.Src.Addr())
-	}
-	dst := f.Dst.Addr()
-	if dst.IsLoopback() || dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsMulticast() || dst.IsUnspecified() {
-		return fmt.Errorf("destination %s is never served", dst)
-	}
-	if _, ok := p.served.Lookup(dst); !ok {
-		return fmt.Errorf("destination %s is outside the prefixes this connector serves", dst)
-	}
-	return nil
-}
-
-// HandleTCP implements netstack.FlowHandler: dial the LAN host first,
-// then complete the client's handshake, then copy both ways.
+// HandleTCP implements netstack.FlowHandler: admit the flow, dial the LAN
+// host, write a PROXY v2 header if the route asks for one, then complete
+// the client's handshake and copy both ways. A refused flow, or one whose
+// dial fails, gets a RST: nothing reaches Dial before admit allowed it.
 func (c *Connector) HandleTCP(ctx context.Context, f netstack.Flow, accept func() (net.Conn, error)) {
-	if err := c.admit(f); err != nil {
-		c.log.Debug("refusing flow", "flow", f, "err", err)
+	lf, d := c.begin(ctx, f)
+	if lf == nil {
 		return // RST
 	}
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	dctx, cancel := context.WithTimeout(lf.ctx, c.cfg.DialTimeout)
 	lan, err := c.cfg.Dial(dctx, "tcp", f.Dst.String())
 	cancel()
 	if err != nil {
 		c.log.Debug("dialing LAN host", "dst", f.Dst, "err", err)
+		c.end(lf, "dial failed: "+err.Error())
 		return // RST
+	}
+	if d.proxy {
+		if err := writeProxyHeader(lan, f.Src, f.Dst, d.client.user, d.client.name); err != nil {
+			lan.Close()
+			c.end(lf, err.Error())
+			return
+		}
 	}
 	tunnel, err := accept()
 	if err != nil {
 		lan.Close()
+		c.end(lf, "the client's handshake failed")
 		return
 	}
-	if err := netstack.Proxy(ctx, tunnel, lan); err != nil && !errors.Is(err, context.Canceled) {
-		c.log.Debug("flow ended", "flow", f, "err", err)
-	}
+	err = netstack.ProxyMeter(lf.ctx, tunnel, lan, &lf.meter)
+	c.end(lf, endNote(ctx, err))
 }
 
-// HandleUDP implements netstack.FlowHandler: one connected UDP socket per
-// flow, copying datagrams both ways until either side ends. The stack
-// closes tunnel once the flow has been idle both ways for its idle timeout,
-// which ends both directions; neither direction has a timeout of its own,
-// so a flow that only ever goes one way (syslog, a metrics feed) keeps its
-// LAN socket, and its source port, for as long as it flows.
+// endNote says how a flow that was served ended, when that is not just
+// its two ends closing.
+func endNote(ctx context.Context, err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case ctx.Err() != nil:
+		return "the connector stopped"
+	case errors.Is(err, context.Canceled):
+		return "" // cut: end says why
+	}
+	return "ended with: " + err.Error()
+}
+
+// HandleUDP implements netstack.FlowHandler: admit the flow, then open one
+// connected UDP socket for it and copy datagrams both ways until either
+// side ends. A refused flow gets ICMP administratively prohibited. The
+// stack closes tunnel once the flow has been idle both ways for its idle
+// timeout, which ends both directions; neither direction has a timeout of
+// its own, so a flow that only ever goes one way (syslog, a metrics feed)
+// keeps its LAN socket, and its source port, for as long as it flows.
 func (c *Connector) HandleUDP(ctx context.Context, f netstack.Flow, tunnel net.Conn) {
 	defer tunnel.Close()
-	if err := c.admit(f); err != nil {
-		c.log.Debug("refusing flow", "flow", f, "err", err)
+	lf, _ := c.begin(ctx, f)
+	if lf == nil {
+		if p, ok := tunnel.(netstack.Prohibiter); ok {
+			p.Prohibit()
+		}
 		return
 	}
-	lan, err := c.cfg.Dial(ctx, "udp", f.Dst.String())
+	lan, err := c.cfg.Dial(lf.ctx, "udp", f.Dst.String())
 	if err != nil {
 		c.log.Debug("dialing LAN host", "dst", f.Dst, "err", err)
+		c.end(lf, "dial failed: "+err.Error())
 		return
 	}
 	defer lan.Close()
-	// pump copies one datagram per Read and Write.
-	pump := func(dst, src net.Conn) {
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := src.Read(buf)
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				continue // the LAN host's ICMP port unreachable, reported on the socket
-			}
-			if err != nil {
-				return
-			}
-			if _, err := dst.Write(buf[:n]); err != nil && !isTransient(err) {
-				return
-			}
-		}
-	}
-	toLAN := func() { pump(lan, tunnel) }
+	up, down := &lf.meter.AToB, &lf.meter.BToA
+	toLAN := func() { pump(lan, tunnel, up) }
 	if br, ok := tunnel.(netstack.BatchReader); ok {
 		if uc, ok := lan.(*net.UDPConn); ok {
-			toLAN = func() { pumpToLAN(uc, br, f.Dst.Addr().Is4()) }
+			toLAN = func() { pumpToLAN(uc, br, f.Dst.Addr().Is4(), up) }
 		}
 	}
 	done := make(chan struct{}, 2)
 	go func() { toLAN(); done <- struct{}{} }()
-	go func() { pump(tunnel, lan); done <- struct{}{} }()
+	go func() { pump(tunnel, lan, down); done <- struct{}{} }()
+	ended := 0
 	select {
 	case <-done:
-	case <-ctx.Done():
+		ended++
+	case <-lf.ctx.Done():
 	}
 	tunnel.Close()
 	lan.Close()
-	<-done
-	<-done
+	for ; ended < 2; ended++ {
+		<-done
+	}
+	note := ""
+	if ctx.Err() != nil {
+		note = "the connector stopped"
+	}
+	c.end(lf, note)
+}
+
+// pump copies one datagram per Read and Write, adding the bytes written
+// to n.
+func pump(dst, src net.Conn, n *atomic.Int64) {
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := src.Read(buf)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			continue // the LAN host's ICMP port unreachable, reported on the socket
+		}
+		if err != nil {
+			return
+		}
+		w, err := dst.Write(buf[:k])
+		n.Add(int64(w))
+		if err != nil && !isTransient(err) {
+			return
+		}
+	}
 }
 
 // udpBatch is the most datagrams pumpToLAN reads and sends at once, and
@@ -118,12 +146,13 @@ const (
 // pumpToLAN forwards the client's datagrams, read as batches through br,
 // to the LAN socket lan: every datagram already queued goes out
 // in one sendmmsg, instead of a write each, which on a fast flow cost the
-// connector most of its time and the flow a third of its datagrams.
+// connector most of its time and the flow a third of its datagrams. The
+// bytes sent are added to n.
 //
 // It starts with one buffer and doubles them, up to udpBatch, each time a
 // batch fills them all: a DNS lookup's flow keeps 64 KiB, as a single
 // read would, and only a fast flow holds the 4 MiB of a full batch.
-func pumpToLAN(lan *net.UDPConn, br netstack.BatchReader, ip4 bool) {
+func pumpToLAN(lan *net.UDPConn, br netstack.BatchReader, ip4 bool, n *atomic.Int64) {
 	bufs := [][]byte{make([]byte, udpBufSize)}
 	sizes := make([]int, udpBatch)
 	msgs := make([]ipv4.Message, udpBatch) // ipv6.Message is the same type
@@ -137,22 +166,25 @@ func pumpToLAN(lan *net.UDPConn, br netstack.BatchReader, ip4 bool) {
 		send = ipv6.NewPacketConn(lan).WriteBatch
 	}
 	for {
-		n, err := br.ReadBatch(bufs, sizes)
+		k, err := br.ReadBatch(bufs, sizes)
 		if err != nil {
 			return
 		}
-		for i := range n {
+		for i := range k {
 			msgs[i].Buffers[0] = bufs[i][:sizes[i]]
 		}
-		if n == len(bufs) && n < udpBatch {
-			for range min(n, udpBatch-n) {
+		if k == len(bufs) && k < udpBatch {
+			for range min(k, udpBatch-k) {
 				bufs = append(bufs, make([]byte, udpBufSize))
 			}
 		}
-		for out := msgs[:n]; len(out) > 0; {
+		for out := msgs[:k]; len(out) > 0; {
 			sent, err := send(out, 0)
 			switch {
 			case err == nil:
+				for _, m := range out[:sent] {
+					n.Add(int64(m.N))
+				}
 				out = out[sent:]
 			case isTransient(err):
 				out = out[1:] // this one is lost, as a write's would be
@@ -170,11 +202,31 @@ func isTransient(err error) bool {
 	return errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF)
 }
 
-// HandlePing implements netstack.FlowHandler: ping the real host and let
-// the stack answer the client only if it answered.
-func (c *Connector) HandlePing(ctx context.Context, f netstack.Flow, payload []byte) bool {
-	if err := c.admit(f); err != nil {
-		return false
+// HandlePing implements netstack.FlowHandler: admit the echo request,
+// then ping the real host and let the stack answer the client only if it
+// answered. A refused request gets ICMP administratively prohibited and is
+// never sent on. Each request is a flow of its own in the flow log.
+func (c *Connector) HandlePing(ctx context.Context, f netstack.Flow, payload []byte) netstack.PingVerdict {
+	d := admit(c.adm.Load(), f)
+	if !d.allow {
+		c.deny(f, d)
+		return netstack.PingProhibited
 	}
-	return c.pinger.ping(ctx, f.Dst.Addr(), payload)
+	rec := wire.FlowRecord{
+		ID: c.ids.next(), User: d.client.user, Node: d.client.name,
+		Src: f.Src, Dst: f.Dst, Proto: wire.ProtoICMP,
+		Decision: wire.DecisionAllow, Rule: d.rule, Reason: d.reason,
+		Start: time.Now(), BytesUp: uint64(len(payload)),
+	}
+	answered := c.ping(ctx, f.Dst.Addr(), payload)
+	rec.End = time.Now()
+	verdict := netstack.PingDrop
+	if answered {
+		verdict = netstack.PingReply
+		rec.BytesDown = uint64(len(payload))
+	} else {
+		rec.Reason = clip(rec.Reason+"; no answer", maxReason)
+	}
+	c.records.Record(rec)
+	return verdict
 }

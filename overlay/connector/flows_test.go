@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -93,17 +94,25 @@ func TestPumpToLAN(t *testing.T) {
 	}
 	close(r.batches)
 	done := make(chan struct{})
+	var sent atomic.Int64
 	go func() {
-		pumpToLAN(lan, r, true)
+		pumpToLAN(lan, r, true, &sent)
 		close(done)
 	}()
 	if got := receive(t, ln, len(want)); !slices.Equal(got, want) {
 		t.Errorf("received %q, want %q", got, want)
 	}
+	wantBytes := 0
+	for _, d := range want {
+		wantBytes += len(d)
+	}
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("pumpToLAN did not return after the tunnel side ended")
+	}
+	if got := sent.Load(); got != int64(wantBytes) {
+		t.Errorf("counted %d bytes sent, want %d", got, wantBytes)
 	}
 	// 1, then 3*64 in batches of 1, 2, 4, ..., 64, 64, ...
 	if r.most != udpBatch {
@@ -132,7 +141,7 @@ func TestPumpToLANSurvivesRefusal(t *testing.T) {
 	r := &scriptedReader{batches: make(chan [][]byte)}
 	done := make(chan struct{})
 	go func() {
-		pumpToLAN(lan, r, true)
+		pumpToLAN(lan, r, true, new(atomic.Int64))
 		close(done)
 	}()
 	r.batches <- datagrams("lost", 1) // the port unreachable comes back
