@@ -266,7 +266,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	if err := h.pair.startWireGuard(ctx, wgBin, h.dir); err != nil {
 		return nil, fmt.Errorf("stock wireguard-go: %w", err)
 	}
-	if err := h.startEcho(ctx, h.pair.ns(pairB)); err != nil {
+	if err := h.startEcho(ctx, h.pair.ns(pairB), echoPort); err != nil {
 		return nil, err
 	}
 	wgPIDs := map[string]int{}
@@ -294,7 +294,7 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	if h.lab, err = netlab.New(ctx); err != nil {
 		return nil, err
 	}
-	if err := h.startEcho(ctx, h.lab.NS(netlab.LANHost)); err != nil {
+	if err := h.startEcho(ctx, h.lab.NS(netlab.LANHost), echoPort); err != nil {
 		return nil, err
 	}
 	if h.warren, err = deployWarren(ctx, h.lab, warrenBin, filepath.Join(h.dir, "relay"), true); err != nil {
@@ -336,6 +336,14 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 	time.Sleep(2 * time.Second)
 	idle := readMemories(wggo, naive, warren, direct)
 
+	// The policy path is the direct one with an access policy loaded
+	// around each of its figures; set up after the idle readings, which
+	// are of Warren without one.
+	policy, pl, err := h.policyPath(ctx, direct, rep)
+	if err != nil {
+		return nil, err
+	}
+
 	for r := range h.cfg.Runs {
 		rr := runResult{Run: r + 1, Routes: map[string]string{}}
 		h.progress("run %d/%d", r+1, h.cfg.Runs)
@@ -347,11 +355,14 @@ func (h *harness) run(ctx context.Context) (*report, error) {
 		if direct != nil {
 			paths = append(paths, runPath{p: direct, into: &rr.Direct, all: true, d: h.direct})
 		}
+		if policy != nil {
+			paths = append(paths, runPath{p: policy, into: &rr.Policy, all: true, d: h.direct, policy: pl})
+		}
 		if err := h.measureRun(ctx, paths, &rr); err != nil {
 			return nil, err
 		}
 		for _, rp := range paths {
-			if rp.d != nil {
+			if rp.d != nil && rp.policy == nil { // the policy path's is the direct path's
 				rr.Routes[rp.p.name] = h.checkRoute(ctx, rr.Run, rp.p.name, rp.d, rep)
 			}
 		}
@@ -434,7 +445,7 @@ func (h *harness) setupNaive(ctx context.Context, clientPID int) (*path, string)
 	if err != nil {
 		return nil, err.Error()
 	}
-	if err := h.startEcho(ctx, h.pair.ns(pairC)); err != nil {
+	if err := h.startEcho(ctx, h.pair.ns(pairC), echoPort); err != nil {
 		return nil, fmt.Sprintf("echo server: %v", err)
 	}
 	return &path{name: "naive", clientNS: h.pair.ns(pairA), serverNS: h.pair.ns(pairC), target: naiveTun,
@@ -456,7 +467,7 @@ func (h *harness) setupDirect(ctx context.Context, bin string) (p *path, missing
 	if h.directLab, err = netlab.New(ctx); err != nil {
 		return nil, fmt.Sprintf("building the second lab: %v", err), nil
 	}
-	if err := h.startEcho(ctx, h.directLab.NS(netlab.LANHost)); err != nil {
+	if err := h.startEcho(ctx, h.directLab.NS(netlab.LANHost), echoPort); err != nil {
 		return nil, fmt.Sprintf("echo server: %v", err), nil
 	}
 	d, err := deployWarren(ctx, h.directLab, bin, filepath.Join(h.dir, "direct"), false)
@@ -497,9 +508,9 @@ func (h *harness) checkRoute(ctx context.Context, run int, name string, d *warre
 	return via
 }
 
-// startEcho starts this binary as a TCP echo server on echoPort in ns.
-func (h *harness) startEcho(ctx context.Context, ns string) error {
-	p, err := h.procs.start(ns, "env", modeEnv+"="+modeEcho, addrEnv+"=0.0.0.0:"+echoPort, h.exe)
+// startEcho starts this binary as a TCP echo server on port in ns.
+func (h *harness) startEcho(ctx context.Context, ns, port string) error {
+	p, err := h.procs.start(ns, "env", modeEnv+"="+modeEcho, addrEnv+"=0.0.0.0:"+port, h.exe)
 	if err != nil {
 		return err
 	}
@@ -507,13 +518,16 @@ func (h *harness) startEcho(ctx context.Context, ns string) error {
 }
 
 // runPath is one path of a run: where its figures go, whether it gets
-// the full set (or the upload only), and for a Warren path its
-// deployment, whose route is checked after the run.
+// the full set (or the upload only), for a Warren path its deployment,
+// whose route is checked after the run, and for the policy path the
+// access policy loaded around each of its figures (only the figures
+// marked policy).
 type runPath struct {
-	p    *path
-	into *pathResult
-	all  bool
-	d    *warrenDeployment
+	p      *path
+	into   *pathResult
+	all    bool
+	d      *warrenDeployment
+	policy *policyLoad
 }
 
 // measureRun takes one run's figures. Each figure is taken on every path
@@ -521,12 +535,14 @@ type runPath struct {
 // are measured seconds apart, not minutes: on a shared VM the machine's
 // speed drifts over minutes, and each Warren figure is read as a ratio to
 // stock's of the same run. A direct path is looked for again before each
-// of its figures (the path is kept only while in use).
+// of its figures (the path is kept only while in use), and on the policy
+// path (the same deployment) too.
 func (h *harness) measureRun(ctx context.Context, paths []runPath, rr *runResult) error {
 	type figure struct {
-		name string
-		all  bool // taken only on paths that get the full set
-		do   func(p *path, into *pathResult) (string, error)
+		name   string
+		all    bool // taken only on paths that get the full set
+		policy bool // taken on the policy path too
+		do     func(p *path, into *pathResult) (string, error)
 	}
 	xfer := func(dst func(*pathResult) **transfer, reverse bool, streams int) func(*path, *pathResult) (string, error) {
 		return func(p *path, into *pathResult) (string, error) {
@@ -567,29 +583,33 @@ func (h *harness) measureRun(ctx context.Context, paths []runPath, rr *runResult
 		}
 	}
 	figures := []figure{
-		{"upload", false, xfer(func(r *pathResult) **transfer { return &r.Upload }, false, 1)},
-		{"download (-R)", true, xfer(func(r *pathResult) **transfer { return &r.Download }, true, 1)},
-		{fmt.Sprintf("upload -P %d", h.cfg.Streams), true, xfer(func(r *pathResult) **transfer { return &r.Upload8 }, false, h.cfg.Streams)},
-		{"TCP connect", true, lat(func(r *pathResult) **latency { return &r.Connect }, modeConnect, h.cfg.Connects)},
-		{"1-byte RTT", true, lat(func(r *pathResult) **latency { return &r.RR }, modeRR, h.cfg.RoundTrips)},
-		{"RTT, download", true, loaded(func(r *pathResult) **latency { return &r.RRLoaded }, true)},
-		{"RTT, upload", true, loaded(func(r *pathResult) **latency { return &r.RRUpLoaded }, false)},
+		{"upload", false, true, xfer(func(r *pathResult) **transfer { return &r.Upload }, false, 1)},
+		{"download (-R)", true, true, xfer(func(r *pathResult) **transfer { return &r.Download }, true, 1)},
+		{fmt.Sprintf("upload -P %d", h.cfg.Streams), true, false, xfer(func(r *pathResult) **transfer { return &r.Upload8 }, false, h.cfg.Streams)},
+		{"TCP connect", true, true, lat(func(r *pathResult) **latency { return &r.Connect }, modeConnect, h.cfg.Connects)},
+		{"1-byte RTT", true, false, lat(func(r *pathResult) **latency { return &r.RR }, modeRR, h.cfg.RoundTrips)},
+		{"RTT, download", true, false, loaded(func(r *pathResult) **latency { return &r.RRLoaded }, true)},
+		{"RTT, upload", true, false, loaded(func(r *pathResult) **latency { return &r.RRUpLoaded }, false)},
 	}
 	for _, f := range figures {
 		for _, rp := range paths {
-			if f.all && !rp.all {
+			if f.all && !rp.all || rp.policy != nil && !f.policy {
 				continue
 			}
 			p := rp.p
-			if rp.d != nil && p.name == "direct" {
-				if err := h.findDirect(ctx, rp.d, rr, f.name); err != nil {
+			if rp.d != nil && rp.d == h.direct {
+				if err := h.findDirect(ctx, p.name, rp.d, rr, f.name); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
 					continue
 				}
 			}
-			msg, err := f.do(p, rp.into)
+			do := f.do
+			if rp.policy != nil {
+				do = rp.policy.around(ctx, rr.Run, f.name, f.do)
+			}
+			msg, err := do(p, rp.into)
 			if ctx.Err() != nil {
 				return fmt.Errorf("%s %s: %w", p.name, f.name, ctx.Err())
 			}
@@ -605,22 +625,23 @@ func (h *harness) measureRun(ctx context.Context, paths []runPath, rr *runResult
 	return ctx.Err()
 }
 
-// findDirect waits for d's direct path before a figure on it; when there
-// is none, the figure is left out with an error in the run.
-func (h *harness) findDirect(ctx context.Context, d *warrenDeployment, rr *runResult, figure string) error {
+// findDirect waits for d's direct path before a figure on it (on the
+// path named name: direct or policy); when there is none, the figure is
+// left out with an error in the run.
+func (h *harness) findDirect(ctx context.Context, name string, d *warrenDeployment, rr *runResult, figure string) error {
 	start := time.Now()
 	via, _, err := d.waitDirect(ctx, directWait)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if err != nil {
-		e := fmt.Sprintf("run %d direct %s: no direct path, figure left out: %v", rr.Run, figure, err)
+		e := fmt.Sprintf("run %d %s %s: no direct path, figure left out: %v", rr.Run, name, figure, err)
 		rr.Errors = append(rr.Errors, e)
-		h.progress("  %-7s %-14s ERROR no direct path: %v", "direct", figure, err)
+		h.progress("  %-7s %-14s ERROR no direct path: %v", name, figure, err)
 		return err
 	}
 	if waited := time.Since(start); waited > time.Second {
-		h.progress("  %-7s %s (waited %v)", "direct", via, waited.Round(100*time.Millisecond))
+		h.progress("  %-7s %s (waited %v)", name, via, waited.Round(100*time.Millisecond))
 	}
 	return nil
 }

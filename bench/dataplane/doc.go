@@ -5,16 +5,20 @@
 // and through Warren on both of its paths, each
 // in its own test/netlab topology: laptop → relay → connector → LAN host
 // with both nodes --relay-only, and laptop → connector → LAN host over the
-// direct path punched through both NATs; TCP connect time and 1-byte
-// request/response round trips; retransmits; CPU-seconds per GB and peak
-// RSS of each process. Each Warren figure is also printed as a ratio to
+// direct path punched through both NATs, and again on the direct path
+// with a generated 200-rule access policy loaded (policy_test.go); TCP
+// connect time and 1-byte request/response round trips; retransmits;
+// CPU-seconds per GB and peak RSS of each process. Each Warren figure is also printed as a ratio to
 // stock wireguard-go and to the naive connector in the same run, relay
-// throughput as a ratio to direct, and everything is written as JSON.
+// throughput as a ratio to direct, the policy path's figures as a ratio
+// to the direct path's, and everything is written as JSON.
 // It asserts no speed: machines are noisy.
 //
 // It owns only its benchmark (`make bench`, as root; it skips otherwise)
 // and the results it writes. It has no non-test code, drives Warren only
 // through the built binary and must not import Warren packages other than
-// test/netlab. Everything runs in network namespaces it creates and
+// test/netlab; the one exception is the unit test of the access-policy
+// generator, which checks the document against the pure policy package
+// (the compiler and the connector's Matcher) without root. Everything runs in network namespaces it creates and
 // deletes; nothing is created in the root namespace.
 package dataplane

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -438,5 +439,219 @@ func TestParseIperfDetail(t *testing.T) {
 	}
 	if _, err := parseIperfDetail([]byte(`{"error":"unable to connect"}`)); err == nil || !strings.Contains(err.Error(), "unable to connect") {
 		t.Errorf("an iperf3 error gave %v", err)
+	}
+}
+
+// TestPolicyReport checks the policy path's medians and same-run ratios
+// to the direct path, the goal rows' verdicts (shown, not asserted), the
+// printed section, the metrics and the JSON keys.
+func TestPolicyReport(t *testing.T) {
+	x := func(gbps float64) *transfer { return &transfer{GbitPerSecond: gbps} }
+	c := func(p50, p99 float64) *latency { return &latency{N: 100, P50us: p50, P99us: p99} }
+	type run struct{ up, down, connect, pUp, pDown, pConnect float64 } // 0: not taken
+	pr := func(up, down, connect float64) pathResult {
+		var p pathResult
+		if up != 0 {
+			p.Upload = x(up)
+		}
+		if down != 0 {
+			p.Download = x(down)
+		}
+		if connect != 0 {
+			p.Connect = c(connect, 2*connect)
+		}
+		return p
+	}
+	f := func(v float64) *float64 { return &v }
+	for _, tt := range []struct {
+		name                         string
+		runs                         []run
+		missing                      string
+		up, down, connect            *float64 // policy ÷ direct medians
+		upVerdict, downVerdict       string
+		connectVerdict, connectValue string
+	}{
+		{
+			name: "within 5 %",
+			// Upload ratios 1.0, 0.96, 0.5: the median is 0.96, not
+			// the ratio of the medians (2.0/2.0).
+			runs: []run{{2, 2, 400, 2, 2, 400}, {2.5, 2, 500, 2.4, 1.9, 520}, {4, 2, 400, 2, 2, 410}},
+			up:   f(0.96), down: f(1), connect: f(1.025),
+			upVerdict: "meets goal", downVerdict: "meets goal", connectVerdict: "meets goal", connectValue: "410",
+		},
+		{
+			name: "slower connects, slower download",
+			runs: []run{{2, 2, 400, 2, 1.8, 440}},
+			up:   f(1), down: f(0.9), connect: f(1.1),
+			upVerdict: "meets goal", downVerdict: "misses goal", connectVerdict: "misses goal", connectValue: "440",
+		},
+		{
+			name: "a run without a policy figure is left out",
+			runs: []run{{2, 2, 400, 0, 0, 0}, {2, 2, 400, 2, 2, 400}},
+			up:   f(1), down: f(1), connect: f(1),
+			upVerdict: "meets goal", downVerdict: "meets goal", connectVerdict: "meets goal", connectValue: "400",
+		},
+		{
+			name:      "no policy path",
+			runs:      []run{{2, 2, 400, 0, 0, 0}},
+			missing:   "warren policy set: exit status 1",
+			upVerdict: "no data: no policy path", downVerdict: "no data: no policy path", connectVerdict: "no data: no policy path",
+			connectValue: "—",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &report{Config: config{Streams: 8}, PolicyMissing: tt.missing}
+			if tt.missing == "" {
+				r.Policy = &policyInfo{Rules: policyRules, Groups: 24, Users: 145, User: benchUser, AllowRule: 198, Bytes: 42000, Enforced: true,
+					Loads: []policyLoadTiming{{InForceMs: 120, ClearedMs: 90}, {InForceMs: 80, ClearedMs: 70}, {InForceMs: 100, ClearedMs: 60}}}
+			}
+			for _, v := range tt.runs {
+				r.Runs = append(r.Runs, runResult{WGGo: pr(2, 2, 300), Direct: pr(v.up, v.down, v.connect), Policy: pr(v.pUp, v.pDown, v.pConnect)})
+			}
+			r.summarize()
+			for _, row := range []struct {
+				key     string
+				want    *float64
+				verdict string
+				goal    string
+			}{
+				{"upload_gbps", tt.up, tt.upVerdict, "≥ 0.95×"},
+				{"download_gbps", tt.down, tt.downVerdict, "≥ 0.95×"},
+				{"connect_p50_us", tt.connect, tt.connectVerdict, "≤ 1.05×"},
+			} {
+				base, got := r.figure(row.key), r.figure(policyVsNone(row.key))
+				if base == nil || got == nil {
+					t.Fatalf("no figure %s or its policy row", row.key)
+				}
+				if diff := cmp.Diff(row.want, got.Direct, cmpApprox); diff != "" {
+					t.Errorf("%s policy ÷ none (-want +got):\n%s", row.key, diff)
+				}
+				if diff := cmp.Diff(row.want, base.PolicyToDirect, cmpApprox); diff != "" {
+					t.Errorf("%s PolicyToDirect (-want +got):\n%s", row.key, diff)
+				}
+				if got.DirectVerdict != row.verdict || got.Goal != row.goal || got.Verdict != "" || got.Warren != nil {
+					t.Errorf("%s row: verdict %q goal %q (relay: %v %q); want %q, %q", row.key, got.DirectVerdict, got.Goal, got.Warren, got.Verdict, row.verdict, row.goal)
+				}
+			}
+			if f := r.figure("connect_p99_us"); f.Policy == nil && tt.missing == "" {
+				t.Error("connect p99: no policy value")
+			}
+			if r.figure(policyVsNone("connect_p99_us")) != nil || r.figure(policyVsNone("rtt_p50_us")) != nil {
+				t.Error("a policy row for a figure without a policy goal")
+			}
+			if f := r.figure("rtt_p50_us"); f.Policy != nil || f.PolicyRuns != 0 {
+				t.Errorf("1-byte RTT has policy figures (%v): the policy path does not take it", f.Policy)
+			}
+
+			var out bytes.Buffer
+			r.print(&out)
+			got := strings.Join(strings.Fields(out.String()), " ")
+			want := []string{"200-rule policy ÷ none, upload ⁵", "200-rule policy ÷ none, connect p50 ⁵"}
+			if tt.missing != "" {
+				want = append(want, "policy MISSING, no figures: warren policy set", "access policy: MISSING")
+			} else {
+				want = append(want, "reaches lanhost's iperf3 and echo ports by rule 198 only",
+					"by rule 198 only. In force 100 ms after policy set began (median of 3 loads), allow-all again 70 ms after policy reset",
+					"TCP connect p50 µs 400 "+tt.connectValue+" "+format(tt.connect, "×")+" ≤ 1.05× "+tt.connectVerdict,
+					"policy ÷ direct, run by run: upload ")
+			}
+			for _, w := range want {
+				if !strings.Contains(got, w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+
+			ms := map[string]float64{}
+			for _, m := range r.metrics() {
+				ms[m.unit] = m.value
+			}
+			if v, ok := ms["policy-up-x-none"]; (tt.up != nil) != ok || ok && math.Abs(v-*tt.up) > 1e-9 {
+				t.Errorf("metric policy-up-x-none = %v, %v; want %v", v, ok, tt.up)
+			}
+		})
+	}
+}
+
+// cmpApprox compares ratios of float figures.
+var cmpApprox = cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })
+
+func TestPolicyReportNotEnforced(t *testing.T) {
+	r := &report{Config: config{Streams: 8}, Policy: &policyInfo{Rules: policyRules, Enforced: false}}
+	r.Runs = []runResult{{Direct: pathResult{Upload: &transfer{GbitPerSecond: 2}}, Policy: pathResult{Upload: &transfer{GbitPerSecond: 2}}}}
+	r.summarize()
+	var out bytes.Buffer
+	r.print(&out)
+	if got := strings.Join(strings.Fields(out.String()), " "); !strings.Contains(got, "NOT ENFORCED: with the document set, the connector let a connect through to lanhost:7008") {
+		t.Errorf("output does not say the policy was not enforced:\n%s", out.String())
+	}
+	// The ratio is shown, but judged against no goal.
+	if f := r.figure(policyVsNone("upload_gbps")); f.Direct == nil || *f.Direct != 1 || f.DirectVerdict != "no data: not enforced" {
+		t.Errorf("policy ÷ none, upload: %v, verdict %q; want 1, \"no data: not enforced\"", f.Direct, f.DirectVerdict)
+	}
+}
+
+// TestPolicyJSON checks the report's JSON keeps its keys and adds the
+// policy path's.
+func TestPolicyJSON(t *testing.T) {
+	r := &report{Config: config{Streams: 8}, Policy: &policyInfo{Rules: policyRules, Enforced: true, Loads: []policyLoadTiming{{Run: 1, Figure: "upload", SetMs: 50, InForceMs: 80}}}}
+	r.Runs = []runResult{{WGGo: pathResult{Upload: &transfer{GbitPerSecond: 2}}, Direct: pathResult{Upload: &transfer{GbitPerSecond: 2}},
+		Policy: pathResult{Upload: &transfer{GbitPerSecond: 1.9}}}}
+	r.summarize()
+	path := t.TempDir() + "/latest.json"
+	if err := r.write(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Policy  map[string]any   `json:"policy"`
+		Runs    []map[string]any `json:"runs"`
+		Figures []map[string]any `json:"figures"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	if j.Policy["rules"] != float64(policyRules) || j.Policy["enforced"] != true || j.Policy["loads"] == nil {
+		t.Errorf("policy: %v", j.Policy)
+	}
+	for _, k := range []string{"wggo", "warren", "direct", "naive", "direct_policy"} {
+		if _, ok := j.Runs[0][k]; !ok {
+			t.Errorf("runs[0] lacks %q", k)
+		}
+	}
+	figs := map[string]map[string]any{}
+	for _, f := range j.Figures {
+		figs[f["key"].(string)] = f
+	}
+	up := figs["upload_gbps"]
+	if up["direct"] != 2.0 || up["direct_ratio_to_wggo"] != 1.0 || up["direct_policy"] != 1.9 || math.Abs(up["policy_ratio_to_direct"].(float64)-0.95) > 1e-9 {
+		t.Errorf("upload_gbps: %v", up)
+	}
+	row := figs["policy_vs_none_upload_gbps"]
+	if row == nil || math.Abs(row["direct"].(float64)-0.95) > 1e-9 || row["goal"] != "≥ 0.95×" || row["direct_verdict"] != "meets goal" {
+		t.Errorf("policy_vs_none_upload_gbps: %v", row)
+	}
+}
+
+func TestProbeRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		s       samplesOut
+		refused bool
+		err     bool
+	}{
+		{"connected", samplesOut{Samples: []int64{300000}}, false, false},
+		{"refused", samplesOut{Failures: 1, FirstError: "dial tcp 192.168.0.10:7008: connect: connection refused"}, true, false},
+		{"timed out", samplesOut{Failures: 1, FirstError: "dial tcp 192.168.0.10:7008: i/o timeout"}, false, true},
+		{"nothing", samplesOut{}, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			refused, err := probeRefused(tt.s)
+			if refused != tt.refused || (err != nil) != tt.err {
+				t.Errorf("got %v, %v; want refused %v, error %v", refused, err, tt.refused, tt.err)
+			}
+		})
 	}
 }

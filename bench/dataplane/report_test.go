@@ -26,8 +26,13 @@ type report struct {
 	DirectStatus string `json:"direct_status,omitempty"`
 	// DirectMissing says why the direct path has no figures at all;
 	// NaiveMissing the same for the naive connector.
-	DirectMissing string       `json:"direct_missing,omitempty"`
-	NaiveMissing  string       `json:"naive_missing,omitempty"`
+	DirectMissing string `json:"direct_missing,omitempty"`
+	NaiveMissing  string `json:"naive_missing,omitempty"`
+	// Policy is the access policy the policy path loads (the direct path
+	// with a generated document set around each of its figures), and
+	// PolicyMissing why that path has no figures when it has none.
+	Policy        *policyInfo  `json:"policy,omitempty"`
+	PolicyMissing string       `json:"policy_missing,omitempty"`
 	Notes         []string     `json:"notes,omitempty"`
 	Figures       []figure     `json:"figures"`
 	Memory        []procMemory `json:"memory"`
@@ -55,6 +60,9 @@ type runResult struct {
 	Direct pathResult `json:"direct"`
 	// Naive is the naive connector's (stock tun/netstack + io.Copy).
 	Naive pathResult `json:"naive"`
+	// Policy is the direct path's with the access policy loaded: upload,
+	// download and TCP connect only.
+	Policy pathResult `json:"direct_policy"`
 	// Routes are the route's path in `warren status` after each Warren
 	// path's figures, by path name ("relay", "direct ADDR:PORT").
 	Routes map[string]string `json:"routes_after,omitempty"`
@@ -103,6 +111,13 @@ type figure struct {
 	Naive         *float64 `json:"naive,omitempty"`
 	RelayToNaive  *float64 `json:"relay_ratio_to_naive,omitempty"`
 	DirectToNaive *float64 `json:"direct_ratio_to_naive,omitempty"`
+	// Policy is the policy path's median (the direct path with the
+	// access policy loaded), PolicyToDirect the median of each run's
+	// policy figure ÷ that run's direct one, PolicyRuns how many runs
+	// gave both. The policy ÷ none rows judge the goal.
+	Policy         *float64 `json:"direct_policy,omitempty"`
+	PolicyToDirect *float64 `json:"policy_ratio_to_direct,omitempty"`
+	PolicyRuns     int      `json:"policy_runs,omitempty"`
 }
 
 // bound is a floor or goal on a figure.
@@ -139,6 +154,12 @@ type figureDef struct {
 	count       bool
 	get         func(*pathResult) (float64, bool)
 	floor, goal *bound
+	// policy is the figure's short name where the policy path is
+	// compared with the direct path; empty for a figure the policy path
+	// does not take. policyGoal, when set, is the goal on the policy ÷
+	// none ratio, shown in a row of its own.
+	policy     string
+	policyGoal *bound
 }
 
 func xferGet(pick func(*pathResult) *transfer, val func(*transfer) (float64, bool)) func(*pathResult) (float64, bool) {
@@ -195,14 +216,21 @@ var (
 	// On the worse of the relay ÷ direct medians, up and down.
 	relayVsDirectFloor = &bound{v: 0.5, text: "≥ 0.5×"}
 	relayVsDirectGoal  = &bound{v: 0.8, text: "≥ 0.8×"}
+	// The access policy's cost (issue 15: "within 5 % of no policy"):
+	// throughput at least 0.95×, connect time at most 1.05× the direct
+	// path's without a policy. A goal, shown, never asserted.
+	policyFasterGoal = &bound{v: 0.95, text: "≥ 0.95×"}
+	policySlowerGoal = &bound{atMost: true, v: 1.05, text: "≤ 1.05×"}
 )
 
 func figureDefs(streams int) []figureDef {
 	defs := []figureDef{
 		{key: "upload_gbps", label: "upload, 1 stream", unit: "Gbit/s", veth: true, get: xferGet(upload, gbps),
-			floor: &bound{ratio: true, v: 0.6, text: "≥ 0.6×"}, goal: &bound{ratio: true, v: 1.0, text: "≥ 1.0×"}},
+			floor: &bound{ratio: true, v: 0.6, text: "≥ 0.6×"}, goal: &bound{ratio: true, v: 1.0, text: "≥ 1.0×"},
+			policy: "upload", policyGoal: policyFasterGoal},
 		{key: "download_gbps", label: "download (-R), 1 stream", unit: "Gbit/s", get: xferGet(download, gbps),
-			floor: &bound{ratio: true, v: 0.4, text: "≥ 0.4×"}, goal: &bound{ratio: true, v: 1.0, text: "≥ 1.0×"}},
+			floor: &bound{ratio: true, v: 0.4, text: "≥ 0.4×"}, goal: &bound{ratio: true, v: 1.0, text: "≥ 1.0×"},
+			policy: "download", policyGoal: policyFasterGoal},
 		{key: "upload_parallel_gbps", label: fmt.Sprintf("upload, -P %d", streams), unit: "Gbit/s", get: xferGet(upload8, gbps)},
 		{key: "upload_retrans_pct", count: true, label: "retransmits, upload", unit: "%", get: xferGet(upload, retrans), floor: retransFloor, goal: retransGoal},
 		{key: "download_retrans_pct", count: true, label: "retransmits, download ¹", unit: "%", get: xferGet(download, retrans), floor: retransFloor, goal: retransGoal},
@@ -213,9 +241,10 @@ func figureDefs(streams int) []figureDef {
 		{key: "upload_udp_rcvbuf_errors", count: true, label: "UDP receive-buffer drops, upload ³", unit: "pkts", get: xferGet(upload, udpDrops)},
 		{key: "download_udp_rcvbuf_errors", count: true, label: "UDP receive-buffer drops, download ³", unit: "pkts", get: xferGet(download, udpDrops)},
 		{key: "connect_p50_us", label: "TCP connect p50", unit: "µs", get: latGet(connect, p50),
-			floor: &bound{atMost: true, v: 1000, text: "≤ 1 ms"}, goal: &bound{atMost: true, v: 600, text: "≤ 600 µs"}},
+			floor: &bound{atMost: true, v: 1000, text: "≤ 1 ms"}, goal: &bound{atMost: true, v: 600, text: "≤ 600 µs"},
+			policy: "connect p50", policyGoal: policySlowerGoal},
 		{key: "connect_p99_us", label: "TCP connect p99", unit: "µs", get: latGet(connect, p99),
-			floor: &bound{atMost: true, v: 3000, text: "≤ 3 ms"}},
+			floor: &bound{atMost: true, v: 3000, text: "≤ 3 ms"}, policy: "connect p99"},
 		{key: "rtt_p50_us", label: "1-byte RTT p50", unit: "µs", get: latGet(rr, p50),
 			floor: &bound{atMost: true, v: 400, text: "≤ 400 µs"}, goal: &bound{atMost: true, v: 250, text: "≤ 250 µs"}},
 		{key: "rtt_p99_us", label: "1-byte RTT p99", unit: "µs", get: latGet(rr, p99),
@@ -278,9 +307,17 @@ func (r *report) summarize() {
 	r.Figures = nil
 	for _, d := range figureDefs(r.Config.Streams) {
 		f := figure{Key: d.key, Label: d.label, Unit: d.unit}
-		var vs, ws, ns, xs, ds, ratios, dratios, nratios, ndratios []float64
+		var vs, ws, ns, xs, ds, ratios, dratios, nratios, ndratios, ps, pratios []float64
 		for i := range r.Runs {
 			run := &r.Runs[i]
+			if d.policy != "" {
+				if v, ok := d.get(&run.Policy); ok {
+					ps = append(ps, v)
+					if dv, ok := d.get(&run.Direct); ok && dv != 0 {
+						pratios = append(pratios, v/dv)
+					}
+				}
+			}
 			if d.veth {
 				if v, ok := d.get(&run.Veth); ok {
 					vs = append(vs, v)
@@ -315,6 +352,7 @@ func (r *report) summarize() {
 		f.Warren, f.Ratio, f.Runs = medianPtr(xs), medianPtr(ratios), len(xs)
 		f.Direct, f.DirectRatio, f.DirectRuns = medianPtr(ds), medianPtr(dratios), len(ds)
 		f.Naive, f.RelayToNaive, f.DirectToNaive = medianPtr(ns), medianPtr(nratios), medianPtr(ndratios)
+		f.Policy, f.PolicyToDirect, f.PolicyRuns = medianPtr(ps), medianPtr(pratios), len(pratios)
 		r.addFigure(f, d.floor, d.goal)
 	}
 	// Memory, one value per process: idle (after set-up, the laptops
@@ -354,6 +392,7 @@ func (r *report) summarize() {
 		r.addFigure(f, p.floor, p.goal)
 	}
 	r.addRelayVsDirect()
+	r.addPolicyVsNone()
 	r.Errors = nil
 	for _, run := range r.Runs {
 		r.Errors = append(r.Errors, run.Errors...)
@@ -414,6 +453,47 @@ func (r *report) addRelayVsDirect() {
 	}
 }
 
+// policyVsNone is the key of the policy ÷ none row of the figure key.
+func policyVsNone(key string) string { return "policy_vs_none_" + key }
+
+// addPolicyVsNone appends a row for each figure with a goal on the
+// access policy's cost: in the direct column, the median of each run's
+// policy figure ÷ that run's direct one, and whether it meets the goal.
+// The goal is shown, not asserted: the bench judges, never fails.
+func (r *report) addPolicyVsNone() {
+	for _, d := range figureDefs(r.Config.Streams) {
+		if d.policyGoal == nil {
+			continue
+		}
+		base := r.figure(d.key)
+		f := figure{Key: policyVsNone(d.key), Label: fmt.Sprintf("%d-rule policy ÷ none, %s ⁵", policyRules, d.policy), Unit: "×",
+			Direct: base.PolicyToDirect, DirectRuns: base.PolicyRuns, Goal: d.policyGoal.text}
+		switch {
+		case f.Direct == nil && r.PolicyMissing != "":
+			f.DirectVerdict = "no data: no policy path"
+		case r.Policy != nil && !r.Policy.Enforced:
+			// The figures are of a document set but not applied.
+			f.DirectVerdict = "no data: not enforced"
+		default:
+			f.DirectVerdict = policyVerdict(f.Direct, d.policyGoal)
+		}
+		r.Figures = append(r.Figures, f)
+	}
+}
+
+// policyVerdict says whether a policy ÷ none ratio meets its goal.
+func policyVerdict(ratio *float64, goal *bound) string {
+	ok, known := goal.met(ratio, nil)
+	switch {
+	case !known:
+		return "no data"
+	case ok:
+		return "meets goal"
+	default:
+		return "misses goal"
+	}
+}
+
 func (r *report) figure(key string) *figure {
 	for i := range r.Figures {
 		if r.Figures[i].Key == key {
@@ -463,6 +543,13 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "          direct  a second lab, Warren's default: laptop daemon → home NAT → site NAT → connector (gVisor) → lanhost,\n")
 		fmt.Fprintf(w, "                  punched through both NATs; each run waits for warren status to show it (%s)\n", routeVia(r.DirectStatus))
 	}
+	switch {
+	case r.PolicyMissing != "":
+		fmt.Fprintf(w, "          policy  MISSING, no figures: %s\n", oneLine(r.PolicyMissing, 300))
+	case r.Policy != nil:
+		fmt.Fprintf(w, "          policy  the direct path with a generated %d-rule access policy loaded around its upload, download and\n", r.Policy.Rules)
+		fmt.Fprintf(w, "                  TCP connects (see below)\n")
+	}
 	fmt.Fprintf(w, "method:   iperf3 -t %d -O %d -J; %d TCP connects and %d 1-byte round trips after %d warm-up, from a Go client\n\n",
 		c.Seconds, c.Omit, c.Connects, c.RoundTrips, c.Warmup)
 
@@ -492,10 +579,13 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "  path existed; \"verdict direct\" judges the same bounds on the direct path, the default where both NATs allow")
 	fmt.Fprintln(w, "  it. relay ÷ direct: each run's relay Gbit/s ÷ the same run's direct Gbit/s, median per direction; the")
 	fmt.Fprintln(w, "  floor and goal (T5, both directions) judge the worse of the two medians.")
+	fmt.Fprintln(w, "⁵ the direct path with the access policy loaded ÷ the same path without one: each run's figure ÷ the same run's,")
+	fmt.Fprintln(w, "  median; the goal (within 5 %) is shown, not asserted.")
 	if up := r.figure("upload_gbps"); up != nil && up.Veth != nil && up.WGGo != nil && *up.Veth != 0 {
 		fmt.Fprintf(w, "stock wireguard-go ÷ veth, upload: %.3f\n", *up.WGGo / *up.Veth)
 	}
 	r.printRunRatios(w)
+	r.printPolicy(w)
 	r.printNaive(w)
 	r.printExtras(w)
 	if len(r.Memory) > 0 {
@@ -697,6 +787,9 @@ func (r *report) metrics() []metric {
 		{"connect_p50_us", "direct-connect-p50-us", direct},
 		{"rtt_p50_us", "direct-rtt-p50-us", direct},
 		{"relay_vs_direct", "relay-x-direct-worse", relay},
+		{policyVsNone("upload_gbps"), "policy-up-x-none", direct},
+		{policyVsNone("download_gbps"), "policy-down-x-none", direct},
+		{policyVsNone("connect_p50_us"), "policy-connect-p50-x-none", direct},
 	} {
 		if f := r.figure(m.key); f != nil {
 			if v := m.pick(f); v != nil {
@@ -742,5 +835,80 @@ func (r *report) printRunRatios(w io.Writer) {
 		if len(dirs) > 0 {
 			fmt.Fprintf(w, "%s ÷ wg-go, run by run: %s\n", p.name, strings.Join(dirs, "; "))
 		}
+	}
+}
+
+// policyRows are the figures the access-policy table shows.
+var policyRows = []string{"upload_gbps", "download_gbps", "connect_p50_us", "connect_p99_us"}
+
+// printPolicy writes the policy path's figures against the direct path's
+// of the same runs, the goal on each ratio, the ratios run by run, and
+// how long the connector took to apply each set and reset.
+func (r *report) printPolicy(w io.Writer) {
+	if r.PolicyMissing != "" {
+		fmt.Fprintf(w, "\naccess policy: MISSING, no figures: %s\n", oneLine(r.PolicyMissing, 300))
+		return
+	}
+	p := r.Policy
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(w, "\naccess policy (the policy path): the direct path with a generated %d-rule document loaded, set before each\n", p.Rules)
+	fmt.Fprintf(w, "of these figures (warren policy set) and reset after: %d groups, %d users, %d hosts, %d bytes. The laptop's user,\n",
+		p.Groups, p.Users, len(p.Hosts), p.Bytes)
+	fmt.Fprintf(w, "%s, reaches lanhost's iperf3 and echo ports by rule %d only.\n", p.User, p.AllowRule)
+	var in, out []float64
+	for _, l := range p.Loads {
+		if l.InForceMs > 0 {
+			in = append(in, l.InForceMs)
+		}
+		if l.ClearedMs > 0 {
+			out = append(out, l.ClearedMs)
+		}
+	}
+	switch {
+	case !p.Enforced:
+		fmt.Fprintf(w, "NOT ENFORCED: with the document set, the connector let a connect through to lanhost:%d, which no rule allows:\n", policyProbePort)
+		fmt.Fprintln(w, "these are the figures of a loaded, unenforced policy.")
+	case len(in) > 0 && len(out) > 0:
+		fmt.Fprintf(w, "In force %.0f ms after policy set began (median of %d loads), allow-all again %.0f ms after policy reset\n",
+			median(in), len(in), median(out))
+		fmt.Fprintf(w, "(a connect to lanhost:%d, which no rule allows, refused, then accepted).\n", policyProbePort)
+	}
+	fmt.Fprintln(w, "Same-run ratios; the goal (issue 15: within 5 % of no policy) is shown, not asserted:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  figure\tunit\tdirect\tpolicy\tpolicy÷direct\tgoal\tverdict")
+	for _, key := range policyRows {
+		f := r.figure(key)
+		if f == nil {
+			continue
+		}
+		goal, verdict := "", ""
+		if row := r.figure(policyVsNone(key)); row != nil {
+			goal, verdict = row.Goal, row.DirectVerdict
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", strings.TrimRight(f.Label, " ¹²³⁴⁵"), f.Unit,
+			format(f.Direct, f.Unit), format(f.Policy, f.Unit), format(f.PolicyToDirect, "×"), goal, verdict)
+	}
+	tw.Flush()
+	var parts []string
+	for _, d := range figureDefs(r.Config.Streams) {
+		if d.policy == "" {
+			continue
+		}
+		var ratios []string
+		for i := range r.Runs {
+			v, okp := d.get(&r.Runs[i].Policy)
+			dv, okd := d.get(&r.Runs[i].Direct)
+			if okp && okd && dv != 0 {
+				ratios = append(ratios, fmt.Sprintf("%.2f", v/dv))
+			}
+		}
+		if len(ratios) > 0 {
+			parts = append(parts, d.policy+" "+strings.Join(ratios, " "))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "policy ÷ direct, run by run: %s\n", strings.Join(parts, "; "))
 	}
 }

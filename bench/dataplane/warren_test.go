@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -21,6 +22,10 @@ type warrenDeployment struct {
 	UpOutput, Status string
 }
 
+// benchUser is the user the laptop's token enrolls it for: the access
+// policy the bench loads (policy_test.go) names it.
+const benchUser = "laptop-owner@bench.example"
+
 // deployWarren deploys Warren in lab, with its state under dir, and brings
 // the tunnel up. With relayOnly the connector and the daemon run with
 // --relay-only, so every datagram goes through the relay; without it they
@@ -31,7 +36,7 @@ func deployWarren(ctx context.Context, lab *netlab.Lab, bin, dir string, relayOn
 		return nil, err
 	}
 	d := &warrenDeployment{Warren: w, lab: lab}
-	clientTok, err := d.admin(ctx, "token", "create", "--role", "client", "--name", "laptop")
+	clientTok, err := d.admin(ctx, "token", "create", "--role", "client", "--name", "laptop", "--user", benchUser)
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +98,21 @@ func (d *warrenDeployment) waitDirect(ctx context.Context, wait time.Duration) (
 // adjacent prefixes into one route, and these must stay ten.
 const idleRoutes = 10
 
+// idlePrefixes are the idleRoutes-1 prefixes addIdleRoutes routes
+// besides the site LAN.
+func idlePrefixes() []netip.Prefix {
+	var ps []netip.Prefix
+	for i := 1; i < idleRoutes; i++ {
+		ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(2*i - 1), 0}), 24))
+	}
+	return ps
+}
+
 // addIdleRoutes routes idleRoutes-1 more prefixes to the connector and
 // waits until the laptop's kernel routes all idleRoutes into warren0.
 func (d *warrenDeployment) addIdleRoutes(ctx context.Context) error {
-	for i := 1; i < idleRoutes; i++ {
-		if _, err := d.admin(ctx, "routes", "add", fmt.Sprintf("172.16.%d.0/24", 2*i-1), "--connector", "office", "--comment", "bench: idle memory"); err != nil {
+	for _, p := range idlePrefixes() {
+		if _, err := d.admin(ctx, "routes", "add", p.String(), "--connector", "office", "--comment", "bench: idle memory"); err != nil {
 			return err
 		}
 	}
