@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -89,14 +88,8 @@ func describeUse(t wire.TokenInfo) string {
 
 // parseExpiry reads a Go duration, or a whole number of days as "7d".
 func parseExpiry(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err == nil && n > 0 {
-			return time.Duration(n) * 24 * time.Hour, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
+	d, err := parsePositiveDuration(s)
+	if err != nil {
 		return 0, fmt.Errorf("--expires %q is not a positive duration (for example 30m, 24h or 7d)", s)
 	}
 	return d, nil
