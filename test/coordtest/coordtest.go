@@ -1,8 +1,14 @@
 // Package coordtest runs a real coordinator for tests: the SQLite store in
 // a temporary directory, the coordinator, and its API behind a TLS
 // (HTTP/2) server on loopback, with the certificate pinned in every token
-// as in production. Tests of the CLI, the node side and the benchmarks use
-// it instead of building their own.
+// as in production (or plain HTTP/1.1, as behind a TLS proxy). Tests of the
+// CLI, the node side and the benchmarks use it instead of building their
+// own, so the coordinator's rules are written once.
+//
+// Faults wraps the API to inject what a network or a failing coordinator
+// does (failed answers, streams dropped, cut, silenced or carrying lines no
+// coordinator sends); Server's helpers make the admin's changes and read
+// what the coordinator knows of a node.
 //
 // It is test support: nothing outside _test.go files imports it.
 package coordtest
@@ -11,9 +17,13 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +43,14 @@ type Options struct {
 	// Relay starts a relay on loopback UDP, as the coordinator process
 	// does, and puts it in every netmap.
 	Relay bool
+	// PlainHTTP serves http:// (HTTP/1.1 only, no pin) instead of TLS.
+	PlainHTTP bool
+	// HeartbeatInterval and HeartbeatTimeout time the control streams;
+	// zeros mean the wire defaults.
+	HeartbeatInterval time.Duration
+	HeartbeatTimeout  time.Duration
+	// Wrap, if set, wraps the API handler: (*Faults).Wrap, for one.
+	Wrap func(http.Handler) http.Handler
 }
 
 // Server is a running coordinator. It stops when the test ends.
@@ -42,6 +60,9 @@ type Server struct {
 	Pin   string
 	// Admin is an admin token for this coordinator.
 	Admin wire.Token
+
+	close  func()
+	pushes int // guarded by the caller: Push is for one test goroutine
 }
 
 // Start starts a coordinator.
@@ -60,10 +81,25 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(nil)
-	srv.EnableHTTP2 = true
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
-	cfg := coord.Config{Store: st, URL: srv.URL, Pin: pin, Now: o.Now, Rand: o.Rand}
+	// Handshake failures are expected in pin tests: keep them out of the
+	// output unless the test fails or runs verbose.
+	srv.Config.ErrorLog = log.New(testLogWriter{t}, "coordtest: ", 0)
+	// Every request's context ends with Close, so open control streams
+	// do not hold the server up.
+	base, cancelBase := context.WithCancel(ctx)
+	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
+	if o.PlainHTTP {
+		srv.Start()
+		pin = ""
+	} else {
+		srv.EnableHTTP2 = true
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.StartTLS()
+	}
+	cfg := coord.Config{
+		Store: st, URL: srv.URL, Pin: pin, Now: o.Now, Rand: o.Rand,
+		HeartbeatInterval: o.HeartbeatInterval, HeartbeatTimeout: o.HeartbeatTimeout,
+	}
 	var pc net.PacketConn
 	var relayKey []byte
 	if o.Relay {
@@ -82,7 +118,11 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = api.New(co, nil)
+	var h http.Handler = api.New(co, nil)
+	if o.Wrap != nil {
+		h = o.Wrap(h)
+	}
+	srv.Config.Handler = h
 	stopRelay := func() {}
 	if o.Relay {
 		rs, err := relay.NewServer(relay.ServerConfig{Key: relayKey, Allowed: co.RelayAllowed})
@@ -101,11 +141,17 @@ func Start(t testing.TB, o Options) *Server {
 			<-done
 		}
 	}
-	t.Cleanup(func() {
-		stopRelay()
-		srv.Close()
-		st.Close()
-	})
+	var once sync.Once
+	closeAll := func() {
+		once.Do(func() {
+			cancelBase()
+			srv.CloseClientConnections()
+			stopRelay()
+			srv.Close()
+			st.Close()
+		})
+	}
+	t.Cleanup(closeAll)
 	resp, err := co.CreateAdminToken(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -114,8 +160,12 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Server{Coord: co, URL: srv.URL, Pin: pin, Admin: admin}
+	return &Server{Coord: co, URL: srv.URL, Pin: pin, Admin: admin, close: closeAll}
 }
+
+// Close stops the coordinator as a crash would: open streams end, new
+// connections are refused. It is idempotent; the test's end calls it too.
+func (s *Server) Close() { s.close() }
 
 // Token creates a token and returns it.
 func (s *Server) Token(t testing.TB, req wire.CreateTokenRequest) wire.Token {
@@ -141,4 +191,12 @@ func (s *Server) Enroll(t testing.TB, role wire.Role, name string, pub wire.Key)
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// testLogWriter sends the HTTP server's own log to the test's.
+type testLogWriter struct{ t testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
