@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/warrennet/warren/overlay/coordclient"
-	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 // cmpNet compares netip values by equality.
@@ -21,17 +21,23 @@ var cmpNet = cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})
 func TestAdminRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts []coordclienttest.Option
+		opts coordtest.Options
 	}{
-		{"https-pinned-h2", nil},
-		{"plain-http", []coordclienttest.Option{coordclienttest.PlainHTTP()}},
+		{"https-pinned-h2", coordtest.Options{}},
+		{"plain-http", coordtest.Options{PlainHTTP: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := coordclienttest.New(t, tc.opts...)
-			a := newAdmin(t, fake.AdminToken())
+			fake := coordtest.Start(t, tc.opts)
+			a := newAdmin(t, fake.Admin)
 			ctx := context.Background()
+			byID := cmpopts.SortSlices(func(a, b wire.TokenInfo) bool { return a.ID < b.ID })
 
-			// Tokens: create, list, revoke.
+			// Tokens: create, list, revoke. The admin's own token is
+			// listed too.
+			adminTokens := fake.Coord.Tokens()
+			if len(adminTokens) != 1 || adminTokens[0].Role != wire.RoleAdmin {
+				t.Fatalf("tokens at start = %+v, want the admin token", adminTokens)
+			}
 			created, err := a.CreateToken(ctx, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office", ExpiresIn: wire.Duration(time.Hour)})
 			if err != nil {
 				t.Fatal(err)
@@ -50,7 +56,7 @@ func TestAdminRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff([]wire.TokenInfo{created.Info}, infos); diff != "" {
+			if diff := cmp.Diff(append(adminTokens, created.Info), infos, byID); diff != "" {
 				t.Errorf("Tokens() mismatch (-want +got):\n%s", diff)
 			}
 			if err := a.RevokeToken(ctx, created.Info.ID); err != nil {
@@ -60,9 +66,18 @@ func TestAdminRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := infos[0].State(time.Now()); got != wire.TokenRevoked {
-				t.Errorf("token state after RevokeToken = %v, want %v", got, wire.TokenRevoked)
+			for _, info := range infos {
+				want := wire.TokenActive
+				if info.ID == created.Info.ID {
+					want = wire.TokenRevoked
+				}
+				if got := info.State(time.Now()); got != want {
+					t.Errorf("token %s (%s) state after RevokeToken = %v, want %v", info.ID, info.Role, got, want)
+				}
 			}
+
+			// A route needs its connector enrolled.
+			office := fake.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
 
 			// Routes: add, list, lookup, delete (IPv4 and IPv6 paths).
 			var added []wire.Route
@@ -115,24 +130,22 @@ func TestAdminRoundTrip(t *testing.T) {
 			}
 
 			// Nodes: list, remove.
-			enrolled, err := fake.Enroll("laptop", wire.RoleClient, mustKey(t).PublicKey())
-			if err != nil {
-				t.Fatal(err)
-			}
+			enrolled := fake.Enroll(t, wire.RoleClient, "laptop", mustKey(t).PublicKey())
 			nodes, err := a.Nodes(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(nodes) != 1 || nodes[0].Node != enrolled.Node {
-				t.Errorf("Nodes() = %+v, want just %+v", nodes, enrolled.Node)
+			if len(nodes) != 2 || nodes[0].Node != enrolled.Node || nodes[1].Node != office.Node {
+				t.Errorf("Nodes() = %+v, want %+v and %+v", nodes, enrolled.Node, office.Node)
 			}
 
 			exp, err := a.Export(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if exp.Version != fake.Version() || len(exp.Nodes) != 1 || len(exp.Routes) != 1 || len(exp.Tokens) != 2 {
-				t.Errorf("Export() = %+v, want version %d, 1 node, 1 route, 2 tokens", exp, fake.Version())
+			// Tokens: the admin's, the revoked one, the two that enrolled.
+			if v := fake.Coord.Version(); exp.Version != v || len(exp.Nodes) != 2 || len(exp.Routes) != 1 || len(exp.Tokens) != 4 {
+				t.Errorf("Export() = %+v, want version %d, 2 nodes, 1 route, 4 tokens", exp, v)
 			}
 
 			if err := a.RemoveNode(ctx, "laptop"); err != nil {
@@ -142,8 +155,8 @@ func TestAdminRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(nodes) != 0 {
-				t.Errorf("Nodes() after RemoveNode = %+v, want none", nodes)
+			if len(nodes) != 1 || nodes[0].Node != office.Node {
+				t.Errorf("Nodes() after RemoveNode = %+v, want just %+v", nodes, office.Node)
 			}
 
 			a.Close()
@@ -153,8 +166,9 @@ func TestAdminRoundTrip(t *testing.T) {
 }
 
 func TestAdminWireErrors(t *testing.T) {
-	fake := coordclienttest.New(t)
-	a := newAdmin(t, fake.AdminToken())
+	fake := newCoordinator(t, coordtest.Options{})
+	fake.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
+	a := newAdmin(t, fake.Admin)
 	ctx := context.Background()
 
 	check := func(t *testing.T, err error, want wire.Error) {
@@ -177,23 +191,20 @@ func TestAdminWireErrors(t *testing.T) {
 	})
 	t.Run("not-found", func(t *testing.T) {
 		err := a.DeleteRoute(ctx, netip.MustParsePrefix("10.0.0.0/8"))
-		check(t, err, wire.Error{Message: "no route for 10.0.0.0/8", Code: wire.CodeNotFound})
+		check(t, err, wire.Error{Message: "no route for 10.0.0.0/8 (see: warren routes ls)", Code: wire.CodeNotFound})
 		err = a.RemoveNode(ctx, "ghost")
-		check(t, err, wire.Error{Message: `no node named "ghost"`, Code: wire.CodeNotFound})
+		check(t, err, wire.Error{Message: `no node named "ghost" (see: warren nodes ls)`, Code: wire.CodeNotFound})
 	})
 	t.Run("injected", func(t *testing.T) {
 		want := wire.Error{Message: "the coordinator is shutting down", Code: wire.CodeUnavailable}
-		fake.FailNext(http.MethodGet, wire.PathExport, http.StatusServiceUnavailable, want)
+		fake.faults.FailNext(http.MethodGet, wire.PathExport, 1, http.StatusServiceUnavailable, want)
 		_, err := a.Export(ctx)
 		check(t, err, want)
 	})
 	t.Run("not-admin", func(t *testing.T) {
-		tok, err := fake.CreateToken(wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = newAdmin(t, tok).Nodes(ctx)
-		check(t, err, wire.Error{Message: "this call needs an admin token", Code: wire.CodeUnauthorized})
+		tok := fake.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
+		_, err := newAdmin(t, tok).Nodes(ctx)
+		check(t, err, wire.Error{Message: "the coordinator refused the admin credential (wrong, revoked or not an admin token)", Code: wire.CodeUnauthorized})
 	})
 }
 

@@ -7,16 +7,13 @@ import (
 	"testing"
 
 	"github.com/warrennet/warren/overlay/coordclient"
-	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 func TestEnroll(t *testing.T) {
-	fake := coordclienttest.New(t)
-	tok, err := fake.CreateToken(wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fake := coordtest.Start(t, coordtest.Options{})
+	tok := fake.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"})
 	pub := mustKey(t).PublicKey()
 	ctx := context.Background()
 	resp, err := coordclient.Enroll(ctx, tok, wire.EnrollRequest{PublicKey: pub, Hostname: "office-gw"})

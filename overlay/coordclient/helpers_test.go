@@ -3,6 +3,7 @@ package coordclient_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"testing"
@@ -10,9 +11,54 @@ import (
 
 	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/coordclient"
-	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
+
+// coordinator is a real coordinator behind a fault injector, with the
+// credentials of the nodes nodeConfig enrolled.
+type coordinator struct {
+	*coordtest.Server
+	faults *coordtest.Faults
+
+	mu    sync.Mutex
+	creds map[string]string // by node name; guarded by mu
+}
+
+// newCoordinator starts a coordinator for one test. Heartbeats default to
+// a ping every 20 ms with a 1 s timeout.
+func newCoordinator(t *testing.T, o coordtest.Options) *coordinator {
+	t.Helper()
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval, o.HeartbeatTimeout = 20*time.Millisecond, time.Second
+	}
+	f := coordtest.NewFaults()
+	o.Wrap = f.Wrap
+	return &coordinator{Server: coordtest.Start(t, o), faults: f, creds: map[string]string{}}
+}
+
+// Connects returns how many control streams the coordinator accepted
+// from the named node.
+func (c *coordinator) Connects(name string) int {
+	c.mu.Lock()
+	cred := c.creds[name]
+	c.mu.Unlock()
+	return c.faults.Connects(cred)
+}
+
+// Inject writes m on the named node's open streams and returns on how many.
+func (c *coordinator) Inject(name string, m any) (int, error) {
+	c.mu.Lock()
+	cred := c.creds[name]
+	c.mu.Unlock()
+	return c.faults.Inject(cred, m)
+}
+
+// caughtUp reports whether the named node acknowledged the coordinator's
+// current state version.
+func (c *coordinator) caughtUp(name string) bool {
+	return c.Acked(name) == c.Coord.Version()
+}
 
 // waitFor polls cond until it holds, failing the test after a deadline.
 // An explain function, if given, adds context to the failure.
@@ -22,8 +68,8 @@ func waitFor(t *testing.T, what string, cond func() bool, explain ...func() stri
 }
 
 // checkNoLeaks waits until no goroutine runs coordclient code or holds a
-// client-side HTTP connection, and fails the test if some remain. The fake
-// server's goroutines are not counted.
+// client-side HTTP connection, and fails the test if some remain. The
+// coordinator's goroutines are not counted.
 func checkNoLeaks(t *testing.T) {
 	t.Helper()
 	testutil.NoLeaks(t, "/overlay/coordclient.", "net/http.(*persistConn)", "net/http.(*http2ClientConn)", "net/http.(*http2clientConnReadLoop)")
@@ -157,18 +203,17 @@ func (r *running) wait(t *testing.T) error {
 	}
 }
 
-// nodeConfig enrolls a node on fake and returns a session config for it,
+// nodeConfig enrolls a client on co and returns a session config for it,
 // with short heartbeats and backoff.
-func nodeConfig(t *testing.T, fake *coordclienttest.Server, name string, rec *recorder) coordclient.SessionConfig {
+func nodeConfig(t *testing.T, co *coordinator, name string, rec *recorder) coordclient.SessionConfig {
 	t.Helper()
-	key := mustKey(t)
-	resp, err := fake.Enroll(name, wire.RoleClient, key.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := co.Enroll(t, wire.RoleClient, name, mustKey(t).PublicKey())
+	co.mu.Lock()
+	co.creds[name] = resp.Credential
+	co.mu.Unlock()
 	return coordclient.SessionConfig{
-		URL:               fake.URL,
-		Pin:               fake.Pin,
+		URL:               co.URL,
+		Pin:               co.Pin,
 		Credential:        resp.Credential,
 		Apply:             rec.apply,
 		OnState:           rec.onState,
@@ -193,11 +238,13 @@ func start(t *testing.T, cfg coordclient.SessionConfig) *running {
 	return r
 }
 
+// mustKey returns a fresh private key: the coordinator refuses to enroll
+// one public key twice.
 func mustKey(t *testing.T) wire.Key {
 	t.Helper()
 	var k wire.Key
-	for i := range k {
-		k[i] = byte(i + 1)
+	if _, err := rand.Read(k[:]); err != nil {
+		t.Fatal(err)
 	}
 	k[0] &= 248
 	k[31] = k[31]&127 | 64

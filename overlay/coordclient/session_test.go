@@ -13,25 +13,26 @@ import (
 	"time"
 
 	"github.com/warrennet/warren/overlay/coordclient"
-	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 func TestSessionAppliesAndAcks(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts []coordclienttest.Option
+		opts coordtest.Options
 	}{
-		{"https-h2", nil},
-		{"plain-http1", []coordclienttest.Option{coordclienttest.PlainHTTP()}},
+		{"https-h2", coordtest.Options{}},
+		{"plain-http1", coordtest.Options{PlainHTTP: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := coordclienttest.New(t, append(tc.opts, coordclienttest.Heartbeat(20*time.Millisecond, time.Second))...)
+			fake := newCoordinator(t, tc.opts)
+			fake.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
 			rec := &recorder{}
 			cfg := nodeConfig(t, fake, "laptop", rec)
 			run := start(t, cfg)
 
-			v := fake.Version()
+			v := fake.Coord.Version()
 			waitFor(t, "the first netmap to be applied", func() bool { return rec.appliedVersion() == v })
 			if got := rec.last().Self.Name; got != "laptop" {
 				t.Errorf("netmap Self.Name = %q, want laptop", got)
@@ -42,11 +43,11 @@ func TestSessionAppliesAndAcks(t *testing.T) {
 			}
 
 			// A change on the coordinator is pushed and acked.
-			a := newAdmin(t, fake.AdminToken())
+			a := newAdmin(t, fake.Admin)
 			if _, err := a.AddRoute(context.Background(), wire.AddRouteRequest{Prefix: "192.168.0.0/24", Connector: "office"}); err != nil {
 				t.Fatal(err)
 			}
-			v2 := fake.Version()
+			v2 := fake.Coord.Version()
 			waitFor(t, "the pushed netmap", func() bool { return rec.appliedVersion() == v2 })
 			if got := rec.last().Routes; len(got) != 1 || got[0].Prefix != netip.MustParsePrefix("192.168.0.0/24") {
 				t.Errorf("pushed netmap routes = %+v, want the new route", got)
@@ -73,36 +74,54 @@ func TestSessionAppliesAndAcks(t *testing.T) {
 }
 
 func TestSessionReconnectsAfterDrop(t *testing.T) {
-	fake := coordclienttest.New(t, coordclienttest.Heartbeat(20*time.Millisecond, time.Second))
-	rec := &recorder{}
-	start(t, nodeConfig(t, fake, "laptop", rec))
-	waitFor(t, "the first stream", func() bool { return fake.Acked("laptop") == fake.Version() && fake.Online("laptop") })
+	for _, tc := range []struct {
+		name  string
+		opts  coordtest.Options
+		cut   bool   // cut the stream mid-body instead of ending it
+		state string // what OnState reports
+	}{
+		{"drop-h2", coordtest.Options{}, false, "the coordinator closed the control stream"},
+		{"cut-h2", coordtest.Options{}, true, "reading the control stream: stream error"},
+		{"cut-http1", coordtest.Options{PlainHTTP: true}, true, "reading the control stream: unexpected EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newCoordinator(t, tc.opts)
+			rec := &recorder{}
+			start(t, nodeConfig(t, fake, "laptop", rec))
+			waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") && fake.Online("laptop") })
 
-	for i := 2; i <= 4; i++ {
-		if n := fake.DropStreams(); n != 1 {
-			t.Fatalf("DropStreams ended %d streams, want 1", n)
-		}
-		waitFor(t, "a reconnect", func() bool { return fake.Connects("laptop") == i && fake.Online("laptop") })
-		// A change made after the reconnect arrives on the new stream.
-		v := fake.Bump()
-		waitFor(t, "the netmap on the new stream", func() bool { return fake.Acked("laptop") == v })
-	}
-	if !rec.hasState(false, func(err error) bool {
-		return err != nil && strings.Contains(err.Error(), "closed the control stream")
-	}) {
-		t.Errorf("OnState never reported the dropped stream; states: %+v", rec.stateLog())
+			for i := 2; i <= 4; i++ {
+				end, what := fake.faults.DropStreams, "DropStreams"
+				if tc.cut {
+					end, what = fake.faults.CutStreams, "CutStreams"
+				}
+				if n := end(); n != 1 {
+					t.Fatalf("%s ended %d streams, want 1", what, n)
+				}
+				waitFor(t, "a reconnect", func() bool { return fake.Connects("laptop") == i && fake.Online("laptop") })
+				// A change made after the reconnect arrives on the new stream.
+				v := fake.Push(t)
+				waitFor(t, "the netmap on the new stream", func() bool { return fake.Acked("laptop") == v })
+			}
+			if !rec.hasState(false, func(err error) bool {
+				return err != nil && strings.Contains(err.Error(), tc.state)
+			}) {
+				t.Errorf("OnState never reported the ended stream; states: %+v", rec.stateLog())
+
+			}
+		})
 	}
 }
 
 func TestSessionHeartbeatTimeout(t *testing.T) {
-	fake := coordclienttest.New(t, coordclienttest.Heartbeat(20*time.Millisecond, 5*time.Second))
+	fake := newCoordinator(t, coordtest.Options{HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second})
 	rec := &recorder{}
 	cfg := nodeConfig(t, fake, "laptop", rec)
 	cfg.HeartbeatTimeout = 150 * time.Millisecond
 	start(t, cfg)
-	waitFor(t, "the first stream", func() bool { return fake.Acked("laptop") == fake.Version() })
+	waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") })
 
-	fake.SetSilent(true)
+	fake.faults.Silence(true)
 	silentAt := time.Now()
 	waitFor(t, "the silent stream to be given up", func() bool {
 		return rec.hasState(false, func(err error) bool {
@@ -116,18 +135,18 @@ func TestSessionHeartbeatTimeout(t *testing.T) {
 	}
 	waitFor(t, "a reconnect", func() bool { return fake.Connects("laptop") >= 2 })
 
-	fake.SetSilent(false)
-	v := fake.Bump()
+	fake.faults.Silence(false)
+	v := fake.Push(t)
 	waitFor(t, "the netmap after the silence", func() bool { return fake.Acked("laptop") == v })
 }
 
 func TestSessionRevoked(t *testing.T) {
-	fake := coordclienttest.New(t)
+	fake := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
 	run := start(t, nodeConfig(t, fake, "laptop", rec))
-	waitFor(t, "the first stream", func() bool { return fake.Acked("laptop") == fake.Version() })
+	waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") })
 
-	a := newAdmin(t, fake.AdminToken())
+	a := newAdmin(t, fake.Admin)
 	if err := a.RemoveNode(context.Background(), "laptop"); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +165,7 @@ func TestSessionRevoked(t *testing.T) {
 }
 
 func TestSessionUnknownCredential(t *testing.T) {
-	fake := coordclienttest.New(t, coordclienttest.PlainHTTP())
+	fake := newCoordinator(t, coordtest.Options{PlainHTTP: true})
 	rec := &recorder{}
 	cfg := nodeConfig(t, fake, "laptop", rec)
 	cfg.Credential = "not-a-credential"
@@ -161,12 +180,12 @@ func TestSessionUnknownCredential(t *testing.T) {
 func TestSessionRetriesOtherErrors(t *testing.T) {
 	// Anything but a refused credential is retried: a 401 with another
 	// code, a 503, an unreachable coordinator.
-	fake := coordclienttest.New(t)
+	fake := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
 	cfg := nodeConfig(t, fake, "laptop", rec)
-	fake.FailNext("POST", wire.PathStream, 503, wire.Error{Message: "the coordinator is shutting down", Code: wire.CodeUnavailable})
+	fake.faults.FailNext("POST", wire.PathStream, 1, 503, wire.Error{Message: "the coordinator is shutting down", Code: wire.CodeUnavailable})
 	start(t, cfg)
-	waitFor(t, "the netmap after the 503", func() bool { return fake.Acked("laptop") == fake.Version() })
+	waitFor(t, "the netmap after the 503", func() bool { return fake.caughtUp("laptop") })
 	if !rec.hasState(false, func(err error) bool {
 		var we *wire.Error
 		return errors.As(err, &we) && we.Code == wire.CodeUnavailable
@@ -215,7 +234,7 @@ func TestSessionUnreachableKeepsTrying(t *testing.T) {
 }
 
 func TestSessionApplyErrorNotAcked(t *testing.T) {
-	fake := coordclienttest.New(t)
+	fake := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
 	cfg := nodeConfig(t, fake, "laptop", rec)
 	logs := &syncBuffer{}
@@ -231,7 +250,7 @@ func TestSessionApplyErrorNotAcked(t *testing.T) {
 		return nil
 	}
 	start(t, cfg)
-	v := fake.Version()
+	v := fake.Coord.Version()
 	waitFor(t, "Apply to succeed on a retry", func() bool { return rec.appliedVersion() == v })
 	waitFor(t, "the ack", func() bool { return fake.Acked("laptop") == v })
 	if failures != 21 {
@@ -248,7 +267,7 @@ func TestSessionApplyErrorNotAcked(t *testing.T) {
 func TestSessionApplyGetsNewest(t *testing.T) {
 	// Netmaps that arrive while Apply runs are coalesced: the next call
 	// gets the newest, and the stream stays healthy meanwhile.
-	fake := coordclienttest.New(t, coordclienttest.Heartbeat(20*time.Millisecond, time.Second))
+	fake := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
 	cfg := nodeConfig(t, fake, "laptop", rec)
 	cfg.HeartbeatTimeout = 100 * time.Millisecond
@@ -265,9 +284,9 @@ func TestSessionApplyGetsNewest(t *testing.T) {
 	}
 	start(t, cfg)
 	first := <-entered
-	fake.Bump()
-	fake.Bump()
-	last := fake.Bump()
+	fake.Push(t)
+	fake.Push(t)
+	last := fake.Push(t)
 	// Outlast the heartbeat timeout inside Apply: pings still count.
 	slowSince := time.Now()
 	waitFor(t, "Apply to be slow for a while", func() bool { return time.Since(slowSince) > 3*cfg.HeartbeatTimeout })
@@ -284,19 +303,19 @@ func TestSessionApplyGetsNewest(t *testing.T) {
 func TestSessionCancelIsClean(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts []coordclienttest.Option
+		opts coordtest.Options
 	}{
-		{"https-h2", nil},
-		{"plain-http1", []coordclienttest.Option{coordclienttest.PlainHTTP()}},
+		{"https-h2", coordtest.Options{}},
+		{"plain-http1", coordtest.Options{PlainHTTP: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := coordclienttest.New(t, tc.opts...)
+			fake := newCoordinator(t, tc.opts)
 			rec := &recorder{}
 			// Cancel while Apply is blocked, while connected, and while
 			// waiting to reconnect.
 			cfg := nodeConfig(t, fake, "laptop", rec)
 			run := start(t, cfg)
-			waitFor(t, "the first stream", func() bool { return fake.Acked("laptop") == fake.Version() })
+			waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") })
 			if err := run.stop(t); !errors.Is(err, context.Canceled) {
 				t.Errorf("Run = %v, want context.Canceled", err)
 			}
@@ -318,7 +337,7 @@ func TestSessionCancelIsClean(t *testing.T) {
 
 			cfg.Apply = rec.apply
 			cfg.Backoff = coordclient.Backoff{Min: time.Hour, Max: time.Hour}
-			fake.FailNext("POST", wire.PathStream, 503, wire.Error{Message: "busy", Code: wire.CodeUnavailable})
+			fake.faults.FailNext("POST", wire.PathStream, 1, 503, wire.Error{Message: "busy", Code: wire.CodeUnavailable})
 			run = start(t, cfg)
 			waitFor(t, "the failed attempt", func() bool {
 				return rec.hasState(false, func(err error) bool { return err != nil && err.Error() == "busy" })
@@ -418,39 +437,38 @@ func TestNewSessionValidates(t *testing.T) {
 	}
 }
 
-// TestSessionDenialsAndUnknownMessages: denials reach OnDenial; a message
-// of a type the node does not know is skipped and the stream stays up; a
-// malformed message of a known type ends the stream.
+// TestSessionDenialsAndUnknownMessages: denials a connector reports reach
+// OnDenial; a message of a type the node does not know is skipped and the
+// stream stays up; a malformed message of a known type ends the stream.
 func TestSessionDenialsAndUnknownMessages(t *testing.T) {
-	fake := coordclienttest.New(t, coordclienttest.Heartbeat(20*time.Millisecond, time.Second))
+	fake := newCoordinator(t, coordtest.Options{})
+	fake.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
 	rec := &recorder{}
 	start(t, nodeConfig(t, fake, "laptop", rec))
-	waitFor(t, "the first stream", func() bool { return fake.Acked("laptop") == fake.Version() })
+	waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") })
 
-	send := func(m any) {
+	inject := func(m any) {
 		t.Helper()
-		if n, err := fake.Send("laptop", m); n != 1 || err != nil {
-			t.Fatalf("Send = %d, %v; want 1 stream", n, err)
+		if n, err := fake.Inject("laptop", m); n != 1 || err != nil {
+			t.Fatalf("Inject = %d, %v; want 1 stream", n, err)
 		}
 	}
-	send(map[string]any{"type": "policy-hint", "hint": map[string]int{"x": 1}})
-	send(map[string]any{"type": "netmap-v2", "netmap": "not an object"})
+	inject(map[string]any{"type": "policy-hint", "hint": map[string]int{"x": 1}})
+	inject(map[string]any{"type": "netmap-v2", "netmap": "not an object"})
 	denial := wire.FlowRecord{
-		ID: "c1-7", User: "alice@example.com", Node: "laptop", Proto: wire.ProtoTCP,
+		ID: "c1-7", Connector: "office", User: "alice@example.com", Node: "laptop", Proto: wire.ProtoTCP,
 		Dst: netip.MustParseAddrPort("192.168.0.10:8080"), Decision: wire.DecisionDeny,
 		Reason: "denied by policy: no rule lets alice@example.com reach 192.168.0.10:8080/tcp",
 		Start:  time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC),
 	}
-	if n, err := fake.SendDenial("laptop", denial); n != 1 || err != nil {
-		t.Fatalf("SendDenial = %d, %v", n, err)
-	}
+	fake.ReportFlows(t, "office", denial)
 	waitFor(t, "the denial", func() bool { return len(rec.denialLog()) == 1 })
 	if got := rec.denialLog()[0]; got != denial {
 		t.Errorf("OnDenial got %+v, want %+v", got, denial)
 	}
 	// The unknown messages did not end the stream: a netmap pushed after
 	// them arrives on it.
-	v := fake.Bump()
+	v := fake.Push(t)
 	waitFor(t, "the netmap after the unknown messages", func() bool { return fake.Acked("laptop") == v })
 	if got := fake.Connects("laptop"); got != 1 {
 		t.Errorf("the node connected %d times, want 1: an unknown message ended the stream", got)
@@ -458,7 +476,7 @@ func TestSessionDenialsAndUnknownMessages(t *testing.T) {
 
 	// A denial without its record is a broken coordinator: the stream
 	// ends and the node connects again.
-	send(map[string]any{"type": "denial"})
+	inject(map[string]any{"type": "denial"})
 	waitFor(t, "a reconnect after the malformed denial", func() bool { return fake.Connects("laptop") == 2 })
 	if !rec.hasState(false, func(err error) bool {
 		return err != nil && strings.Contains(err.Error(), "denial message without a record")

@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/warrennet/warren/overlay/coordclient"
-	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 const testSecret = "0123456789abcdef0123"
@@ -27,9 +27,9 @@ func newRawServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
 }
 
 func TestPinMismatch(t *testing.T) {
-	fake := coordclienttest.New(t)
+	fake := coordtest.Start(t, coordtest.Options{})
 	wrong := strings.Repeat("ab", 32)
-	tok := fake.AdminToken()
+	tok := fake.Admin
 	tok.Pin = wrong
 	_, err := newAdmin(t, tok).Nodes(context.Background())
 
@@ -55,7 +55,7 @@ func TestPinMismatch(t *testing.T) {
 
 func TestPinMatchesUppercase(t *testing.T) {
 	// A pin typed in capitals by hand still names the same certificate.
-	fake := coordclienttest.New(t)
+	fake := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
 	cfg := nodeConfig(t, fake, "laptop", rec)
 	cfg.Pin = strings.ToUpper(cfg.Pin)
@@ -64,8 +64,8 @@ func TestPinMatchesUppercase(t *testing.T) {
 }
 
 func TestNoPinVerifiesWithSystemRoots(t *testing.T) {
-	fake := coordclienttest.New(t)
-	tok := fake.AdminToken()
+	fake := coordtest.Start(t, coordtest.Options{})
+	tok := fake.Admin
 	tok.Pin = ""
 	_, err := newAdmin(t, tok).Nodes(context.Background())
 	want := "cannot verify the certificate of the coordinator at " + fake.URL + ": x509: certificate signed by unknown authority"
@@ -160,8 +160,8 @@ func TestRequestsCarryBearer(t *testing.T) {
 }
 
 func TestPinIsLeafSHA256(t *testing.T) {
-	// The pin the fake advertises is what the protocol says: SHA-256 of
-	// the leaf certificate's DER, lowercase hex.
+	// A pin is what the protocol says: SHA-256 of the leaf certificate's
+	// DER, lowercase hex.
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer srv.Close()
 	sum := sha256.Sum256(srv.Certificate().Raw)
