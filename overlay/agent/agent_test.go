@@ -9,17 +9,14 @@ import (
 	"time"
 
 	"github.com/warrennet/warren/overlay/coordclient"
-	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
 	"github.com/warrennet/warren/overlay/nodestate"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 func TestEnrollOnceThenKeepIdentity(t *testing.T) {
-	srv := coordclienttest.New(t)
-	tok, err := srv.CreateToken(wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := coordtest.Start(t, coordtest.Options{})
+	tok := srv.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"})
 	dir, err := nodestate.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +43,7 @@ func TestEnrollOnceThenKeepIdentity(t *testing.T) {
 }
 
 func TestEnrollErrors(t *testing.T) {
-	srv := coordclienttest.New(t)
+	srv := coordtest.Start(t, coordtest.Options{})
 	ctx := context.Background()
 	dir, err := nodestate.Open(t.TempDir())
 	if err != nil {
@@ -57,10 +54,7 @@ func TestEnrollErrors(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("no token: %v, want %s", err, want)
 	}
-	clientTok, err := srv.CreateToken(wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clientTok := srv.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
 	_, err = Enroll(ctx, dir, clientTok.String(), wire.RoleConnector, "")
 	if err == nil || !strings.Contains(err.Error(), `the token enrolled a client named "laptop", but this is a connector`) {
 		t.Errorf("client token for a connector: %v", err)
@@ -71,11 +65,9 @@ func TestEnrollErrors(t *testing.T) {
 }
 
 func TestRunSavesAndReplaysNetMaps(t *testing.T) {
-	srv := coordclienttest.New(t)
-	tok, err := srv.CreateToken(wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := coordtest.Start(t, coordtest.Options{})
+	srv.Enroll(t, wire.RoleConnector, "office", wire.Key{1, 31: 0x42})
+	tok := srv.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
 	dir, err := nodestate.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -99,13 +91,11 @@ func TestRunSavesAndReplaysNetMaps(t *testing.T) {
 	go func() {
 		done <- Run(ctx, Config{Dir: dir, Identity: id, Apply: apply, OnDenial: func(r wire.FlowRecord) { denials <- r }})
 	}()
-	want := srv.Bump()
+	want := srv.Push(t)
 	waitFor(t, func() bool { return srv.Acked("laptop") == want })
 
-	// Denials the coordinator reports reach OnDenial.
-	if n, err := srv.SendDenial("laptop", wire.FlowRecord{ID: "d1", Decision: wire.DecisionDeny, Reason: "denied"}); n != 1 || err != nil {
-		t.Fatalf("SendDenial = %d, %v", n, err)
-	}
+	// Denials a connector reports reach OnDenial.
+	srv.ReportFlows(t, "office", wire.FlowRecord{ID: "d1", Node: "laptop", Proto: wire.ProtoTCP, Decision: wire.DecisionDeny, Reason: "denied"})
 	select {
 	case r := <-denials:
 		if r.ID != "d1" {

@@ -2,8 +2,10 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,37 +13,23 @@ import (
 
 	"github.com/warrennet/warren/overlay/agent"
 	"github.com/warrennet/warren/overlay/client"
-	"github.com/warrennet/warren/overlay/coordclient"
-	"github.com/warrennet/warren/overlay/coordclient/coordclienttest"
 	"github.com/warrennet/warren/overlay/ctl"
 	"github.com/warrennet/warren/overlay/nodestate"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
-// upWithFake brings an engine up against a fake coordinator: a client of
-// alice@example.com, and a connector "office" (offline) serving
-// 192.168.0.0/24.
-func upWithFake(t *testing.T) (*coordclienttest.Server, *client.Engine) {
+// upWithCoordinator brings an engine up against a real coordinator behind
+// faults: a client of alice@example.com, and a connector "office"
+// (offline) serving 192.168.0.0/24.
+func upWithCoordinator(t *testing.T) (*coordtest.Server, *coordtest.Faults, *client.Engine) {
 	t.Helper()
 	ctx := context.Background()
-	fake := coordclienttest.New(t)
-	var key wire.Key
-	key[0] = 1
-	if _, err := fake.Enroll("office", wire.RoleConnector, key); err != nil {
-		t.Fatal(err)
-	}
-	admin, err := coordclient.NewAdmin(fake.AdminToken())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.168.0.0/24", Connector: "office"}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := fake.CreateToken(wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop", User: "alice@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	faults := coordtest.NewFaults()
+	co := coordtest.Start(t, coordtest.Options{Wrap: faults.Wrap})
+	co.Enroll(t, wire.RoleConnector, "office", wire.Key{1, 31: 0x42})
+	co.AddRoute(t, "192.168.0.0/24", "office")
+	tok := co.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop", User: "alice@example.com"})
 	stateDir := t.TempDir()
 	dir, err := nodestate.Open(stateDir)
 	if err != nil {
@@ -59,7 +47,34 @@ func upWithFake(t *testing.T) (*coordclienttest.Server, *client.Engine) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Down(context.Background()) })
-	return fake, eng
+	// Caught up: the stream is open and carries denials.
+	waitVersion(t, eng, co.Coord.Version())
+	deadline := time.Now().Add(10 * time.Second)
+	for co.Acked("laptop") != co.Coord.Version() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the coordinator saw no ack of v%d within 10 s", co.Coord.Version())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return co, faults, eng
+}
+
+// withoutRuleText drops the text of rule i from the netmaps on a control
+// stream, as a coordinator that sends only rule numbers would.
+func withoutRuleText(t *testing.T, i int) func([]byte) []byte {
+	return func(line []byte) []byte {
+		var m wire.StreamMessage
+		if err := json.Unmarshal(line, &m); err != nil || m.NetMap == nil {
+			return line
+		}
+		m.NetMap.Policy.Rules = slices.DeleteFunc(m.NetMap.Policy.Rules, func(r wire.PolicyRule) bool { return r.Index == i })
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Errorf("re-encoding a netmap: %v", err)
+			return line
+		}
+		return b
+	}
 }
 
 // waitVersion waits until the engine has applied netmap version v.
@@ -76,7 +91,7 @@ func waitVersion(t *testing.T, eng *client.Engine, v uint64) {
 
 func TestWhyWithPolicy(t *testing.T) {
 	ctx := context.Background()
-	fake, eng := upWithFake(t)
+	co, faults, eng := upWithCoordinator(t)
 	lanHost := netip.MustParseAddr("192.168.0.10")
 	outside := netip.MustParseAddr("198.51.100.7")
 
@@ -122,19 +137,17 @@ func TestWhyWithPolicy(t *testing.T) {
 		}
 	}
 
-	v := fake.SetPolicy(wire.NetMapPolicy{
-		Enforced: true,
-		Grants: []wire.Grant{
-			{Prefix: netip.MustParsePrefix("192.168.0.0/24"), Ports: wire.PortRange{First: 22, Last: 22}, Proto: wire.ProtoTCP, Rule: 1},
-			{Prefix: netip.MustParsePrefix("192.168.0.10/32"), Ports: wire.AllPorts, Proto: wire.ProtoAny, Rule: 3},
-			{Prefix: netip.MustParsePrefix("192.168.0.10/32"), Ports: wire.PortRange{First: 443, Last: 443}, Proto: wire.ProtoTCP, Rule: 2},
-			{Prefix: netip.MustParsePrefix("192.168.0.20/32"), Ports: wire.PortRange{First: 53, Last: 53}, Proto: wire.ProtoUDP, Rule: 4},
-		},
-		Rules: []wire.PolicyRule{
-			{Index: 1, Text: "group:eng → 192.168.0.0/24:22/tcp"},
-			{Index: 2, Text: "user:alice@example.com → production-server:443/tcp"},
-		},
-	})
+	co.AddHost(t, "production-server", "192.168.0.10")
+	faults.Rewrite(withoutRuleText(t, 3))
+	v := co.SetPolicy(t, `{
+		"groups": {"eng": ["alice@example.com"]},
+		"rules": [
+			{"from": ["group:eng"], "to": ["192.168.0.0/24:22"]},
+			{"from": ["user:alice@example.com"], "to": ["production-server:443"]},
+			{"from": ["user:alice@example.com"], "to": ["192.168.0.10:*"], "proto": "any"},
+			{"from": ["*"], "to": ["192.168.0.20:53"], "proto": "udp"},
+		],
+	}`)
 	waitVersion(t, eng, v)
 	other := netip.MustParseAddr("192.168.0.20")
 	for _, tt := range []struct {
@@ -143,10 +156,11 @@ func TestWhyWithPolicy(t *testing.T) {
 	}{
 		{port(22, ""), answer{true, wire.PolicyEnforced, "allowed by rule 1: group:eng → 192.168.0.0/24:22/tcp", &yes, 1}},
 		{port(443, wire.ProtoTCP), answer{true, wire.PolicyEnforced, "allowed by rule 2: user:alice@example.com → production-server:443/tcp", &yes, 2}},
-		// Rule 3 has no text in the netmap: its number is enough.
+		// Rule 3 has no text in the netmap (faults dropped it): its number
+		// is enough.
 		{port(8080, wire.ProtoUDP), answer{true, wire.PolicyEnforced, "allowed by rule 3", &yes, 3}},
 		{ctl.WhyQuery{IP: other, Port: 8080, HasPort: true}, answer{true, wire.PolicyEnforced, "denied by policy: no rule lets alice@example.com reach 192.168.0.20:8080/tcp", &no, 0}},
-		{ctl.WhyQuery{IP: other, Port: 53, HasPort: true, Proto: wire.ProtoUDP}, answer{true, wire.PolicyEnforced, "allowed by rule 4", &yes, 4}},
+		{ctl.WhyQuery{IP: other, Port: 53, HasPort: true, Proto: wire.ProtoUDP}, answer{true, wire.PolicyEnforced, "allowed by rule 4: * → 192.168.0.20:53/udp", &yes, 4}},
 		{ctl.WhyQuery{IP: other, Proto: wire.ProtoICMP}, answer{true, wire.PolicyEnforced, "denied by policy: no rule lets alice@example.com reach 192.168.0.20/icmp", &no, 0}},
 		{ctl.WhyQuery{IP: other}, answer{true, wire.PolicyEnforced, "the access policy lets alice@example.com reach 192.168.0.20 only on: 22/tcp (rule 1), 53/udp (rule 4)", nil, 0}},
 		{ctl.WhyQuery{IP: netip.MustParseAddr("192.168.0.30"), Proto: wire.ProtoICMP}, answer{true, wire.PolicyEnforced, "denied by policy: no rule lets alice@example.com reach 192.168.0.30/icmp", &no, 0}},
@@ -165,7 +179,7 @@ func TestWhyWithPolicy(t *testing.T) {
 
 func TestStatusKeepsRecentDenials(t *testing.T) {
 	ctx := context.Background()
-	fake, eng := upWithFake(t)
+	co, _, eng := upWithCoordinator(t)
 	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	denial := func(i int, port uint16) wire.FlowRecord {
 		dst := netip.AddrPortFrom(netip.MustParseAddr("192.168.0.10"), port)
@@ -177,14 +191,11 @@ func TestStatusKeepsRecentDenials(t *testing.T) {
 		}
 	}
 	// Three refusals of :8080 in a row count as one entry; then 24 other
-	// ports push the oldest out.
-	var sent int
+	// ports push the oldest out. The connector reports them; the
+	// coordinator passes them to the laptop's stream.
 	send := func(r wire.FlowRecord) {
 		t.Helper()
-		if n, err := fake.SendDenial("laptop", r); n != 1 || err != nil {
-			t.Fatalf("SendDenial = %d, %v", n, err)
-		}
-		sent++
+		co.ReportFlows(t, "office", r)
 	}
 	for i := range 3 {
 		send(denial(i, 8080))
