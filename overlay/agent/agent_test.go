@@ -62,6 +62,39 @@ func TestEnrollErrors(t *testing.T) {
 	if _, err := dir.LoadIdentity(); !errors.Is(err, nodestate.ErrNoIdentity) {
 		t.Errorf("a refused enrollment saved an identity: %v", err)
 	}
+
+	// Tokens the coordinator refuses: its code comes through, and nothing
+	// is saved.
+	spent := srv.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"})
+	other, err := nodestate.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Enroll(ctx, other, spent.String(), wire.RoleConnector, ""); err != nil {
+		t.Fatal(err)
+	}
+	created, err := srv.Coord.CreateToken(ctx, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "branch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Coord.RevokeToken(ctx, created.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, token, code string
+	}{
+		{"spent", spent.String(), wire.CodeTokenUsed},
+		{"revoked", created.Token, wire.CodeTokenRevoked},
+	} {
+		_, err := Enroll(ctx, dir, tt.token, wire.RoleConnector, "")
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != tt.code || !strings.HasPrefix(err.Error(), "enrolling: ") {
+			t.Errorf("%s token: %v, want an enrolling error with code %s", tt.name, err, tt.code)
+		}
+		if _, err := dir.LoadIdentity(); !errors.Is(err, nodestate.ErrNoIdentity) {
+			t.Errorf("%s token: the refused enrollment saved an identity: %v", tt.name, err)
+		}
+	}
 }
 
 func TestRunSavesAndReplaysNetMaps(t *testing.T) {

@@ -241,9 +241,17 @@ func TestSessionApplyErrorNotAcked(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	cfg.Backoff = coordclient.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond}
 
+	// The 20th failure waits until the test has looked for an ack; the
+	// stream's pings go on meanwhile.
 	failures := 0
+	failing := make(chan time.Time, 1)
+	checked := make(chan struct{})
 	rec.fail = func(*wire.NetMap) error {
 		failures++
+		if failures == 20 {
+			failing <- time.Now()
+			<-checked
+		}
 		if failures <= 20 {
 			return errors.New("netlink is busy")
 		}
@@ -251,6 +259,21 @@ func TestSessionApplyErrorNotAcked(t *testing.T) {
 	}
 	start(t, cfg)
 	v := fake.Coord.Version()
+	// Once the coordinator has heard a ping sent well after an Apply
+	// failed, it would have heard an ack sent for it too.
+	after := (<-failing).Add(3 * cfg.HeartbeatInterval)
+	waitFor(t, "a ping after the failures", func() bool {
+		for _, n := range fake.Coord.Nodes() {
+			if n.Name == "laptop" && n.LastSeen != nil && n.LastSeen.After(after) {
+				return true
+			}
+		}
+		return false
+	})
+	if got := fake.Acked("laptop"); got != 0 {
+		t.Errorf("the coordinator saw an ack of v%d while Apply failed", got)
+	}
+	close(checked)
 	waitFor(t, "Apply to succeed on a retry", func() bool { return rec.appliedVersion() == v })
 	waitFor(t, "the ack", func() bool { return fake.Acked("laptop") == v })
 	if failures != 21 {
@@ -336,12 +359,19 @@ func TestSessionCancelIsClean(t *testing.T) {
 			checkNoLeaks(t)
 
 			cfg.Apply = rec.apply
-			cfg.Backoff = coordclient.Backoff{Min: time.Hour, Max: time.Hour}
+			cfg.Backoff = coordclient.Backoff{Min: 24 * time.Hour, Max: 24 * time.Hour}
 			fake.faults.FailNext("POST", wire.PathStream, 1, 503, wire.Error{Message: "busy", Code: wire.CodeUnavailable})
+			attempts := fake.faults.Requests("POST", wire.PathStream)
 			run = start(t, cfg)
 			waitFor(t, "the failed attempt", func() bool {
 				return rec.hasState(false, func(err error) bool { return err != nil && err.Error() == "busy" })
 			})
+			// The next attempt waits for the backoff: a random delay up
+			// to a day, almost surely longer than this.
+			<-time.After(300 * time.Millisecond)
+			if got := fake.faults.Requests("POST", wire.PathStream) - attempts; got != 1 {
+				t.Errorf("%d stream requests during a day's backoff, want 1", got)
+			}
 			if err := run.stop(t); !errors.Is(err, context.Canceled) {
 				t.Errorf("Run = %v, want context.Canceled", err)
 			}

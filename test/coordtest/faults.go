@@ -25,6 +25,7 @@ type Faults struct {
 	fail     map[string][]failure // by "METHOD /path", oldest first
 	streams  map[*faultStream]struct{}
 	connects map[string]int // streams answered 200, by bearer credential
+	requests map[string]int // by "METHOD /path", failed ones too
 	silent   bool
 	rewrite  func(line []byte) []byte
 }
@@ -57,6 +58,7 @@ func NewFaults() *Faults {
 		fail:     map[string][]failure{},
 		streams:  map[*faultStream]struct{}{},
 		connects: map[string]int{},
+		requests: map[string]int{},
 	}
 }
 
@@ -154,6 +156,14 @@ func (f *Faults) Connects(credential string) int {
 	return f.connects[credential]
 }
 
+// Requests returns how many requests for method and path (without query)
+// arrived, the ones FailNext answered included.
+func (f *Faults) Requests(method, path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[method+" "+path]
+}
+
 // Wrap returns h with the faults injected.
 func (f *Faults) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +191,7 @@ func (f *Faults) takeFailure(r *http.Request) (failure, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := r.Method + " " + r.URL.Path
+	f.requests[k]++
 	q := f.fail[k]
 	if len(q) == 0 {
 		return failure{}, false
