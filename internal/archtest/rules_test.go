@@ -111,6 +111,12 @@ var rules = []rule{
 		why: "coord knows nothing of HTTP: api depends on coord, not the reverse",
 	},
 
+	// Test support.
+	{
+		from: []string{"./..."}, except: []string{"./test/coordtest/..."}, forbid: []string{"./test/coordtest/..."}, how: transitive,
+		why: "coordtest runs a whole coordinator with faults for tests: only _test.go files may import it, so no binary links it",
+	},
+
 	// Layers.
 	{
 		from: []string{"./..."}, except: []string{"./cmd/..."}, forbid: []string{"./cmd/..."}, how: transitive,

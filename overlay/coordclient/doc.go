@@ -16,5 +16,8 @@
 // and below) or any role package; what a node does with a netmap belongs to
 // the SessionConfig.Apply callback its owner passes in.
 //
-// Package coordclienttest holds an in-memory fake coordinator for tests.
+// Its tests run against the real coordinator (test/coordtest) behind
+// coordtest.Faults, which injects failed answers and dropped, cut, silent
+// or corrupted streams; they are an external test package, so the
+// coordinator never becomes a dependency of this one.
 package coordclient
