@@ -46,10 +46,12 @@ type faultStream struct {
 	cut   bool // end it with a reset, not a clean end of body
 
 	// wmu serialises writes to w: the coordinator's lines and injected
-	// ones never interleave. pending holds a line not yet complete.
+	// ones never interleave. pending holds a line not yet complete; done
+	// is set once the handler returned, after which w must not be used.
 	wmu     sync.Mutex
 	w       http.ResponseWriter
 	pending []byte
+	done    bool
 }
 
 // NewFaults returns a Faults that injects nothing until told to.
@@ -136,14 +138,16 @@ func (f *Faults) Inject(credential string, m any) (int, error) {
 	n := 0
 	for _, st := range targets {
 		st.wmu.Lock()
-		_, err := st.w.Write(b)
-		if err == nil {
-			err = http.NewResponseController(st.w).Flush()
+		if !st.done {
+			_, err := st.w.Write(b)
+			if err == nil {
+				err = http.NewResponseController(st.w).Flush()
+			}
+			if err == nil {
+				n++
+			}
 		}
 		st.wmu.Unlock()
-		if err == nil {
-			n++
-		}
 	}
 	return n, nil
 }
@@ -220,6 +224,9 @@ func (f *Faults) serveStream(h http.Handler, w http.ResponseWriter, r *http.Requ
 		f.mu.Unlock()
 	}()
 	h.ServeHTTP(&streamWriter{f: f, st: st}, r.WithContext(ctx))
+	st.wmu.Lock()
+	st.done = true
+	st.wmu.Unlock()
 	f.mu.Lock()
 	cut := st.cut
 	f.mu.Unlock()
