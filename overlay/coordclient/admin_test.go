@@ -27,14 +27,14 @@ func TestAdminRoundTrip(t *testing.T) {
 		{"plain-http", coordtest.Options{PlainHTTP: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := coordtest.Start(t, tc.opts)
-			a := newAdmin(t, fake.Admin)
+			co := coordtest.Start(t, tc.opts)
+			a := newAdmin(t, co.Admin)
 			ctx := context.Background()
 			byID := cmpopts.SortSlices(func(a, b wire.TokenInfo) bool { return a.ID < b.ID })
 
 			// Tokens: create, list, revoke. The admin's own token is
 			// listed too.
-			adminTokens := fake.Coord.Tokens()
+			adminTokens := co.Coord.Tokens()
 			if len(adminTokens) != 1 || adminTokens[0].Role != wire.RoleAdmin {
 				t.Fatalf("tokens at start = %+v, want the admin token", adminTokens)
 			}
@@ -46,8 +46,8 @@ func TestAdminRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("created token does not parse: %v", err)
 			}
-			if tok.URL != fake.URL || tok.Pin != fake.Pin {
-				t.Errorf("token names %s pin %q, want %s pin %q", tok.URL, tok.Pin, fake.URL, fake.Pin)
+			if tok.URL != co.URL || tok.Pin != co.Pin {
+				t.Errorf("token names %s pin %q, want %s pin %q", tok.URL, tok.Pin, co.URL, co.Pin)
 			}
 			if created.Info.Name != "office" || created.Info.Role != wire.RoleConnector || created.Info.ExpiresAt == nil {
 				t.Errorf("CreateToken info = %+v", created.Info)
@@ -77,7 +77,7 @@ func TestAdminRoundTrip(t *testing.T) {
 			}
 
 			// A route needs its connector enrolled.
-			office := fake.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
+			office := co.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
 
 			// Routes: add, list, lookup, delete (IPv4 and IPv6 paths).
 			var added []wire.Route
@@ -130,7 +130,7 @@ func TestAdminRoundTrip(t *testing.T) {
 			}
 
 			// Nodes: list, remove.
-			enrolled := fake.Enroll(t, wire.RoleClient, "laptop", mustKey(t).PublicKey())
+			enrolled := co.Enroll(t, wire.RoleClient, "laptop", mustKey(t).PublicKey())
 			nodes, err := a.Nodes(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -144,7 +144,7 @@ func TestAdminRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Tokens: the admin's, the revoked one, the two that enrolled.
-			if v := fake.Coord.Version(); exp.Version != v || len(exp.Nodes) != 2 || len(exp.Routes) != 1 || len(exp.Tokens) != 4 {
+			if v := co.Coord.Version(); exp.Version != v || len(exp.Nodes) != 2 || len(exp.Routes) != 1 || len(exp.Tokens) != 4 {
 				t.Errorf("Export() = %+v, want version %d, 2 nodes, 1 route, 4 tokens", exp, v)
 			}
 
@@ -166,9 +166,9 @@ func TestAdminRoundTrip(t *testing.T) {
 }
 
 func TestAdminWireErrors(t *testing.T) {
-	fake := newCoordinator(t, coordtest.Options{})
-	fake.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
-	a := newAdmin(t, fake.Admin)
+	co := newCoordinator(t, coordtest.Options{})
+	co.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
+	a := newAdmin(t, co.Admin)
 	ctx := context.Background()
 
 	check := func(t *testing.T, err error, want wire.Error) {
@@ -197,12 +197,12 @@ func TestAdminWireErrors(t *testing.T) {
 	})
 	t.Run("injected", func(t *testing.T) {
 		want := wire.Error{Message: "the coordinator is shutting down", Code: wire.CodeUnavailable}
-		fake.faults.FailNext(http.MethodGet, wire.PathExport, 1, http.StatusServiceUnavailable, want)
+		co.faults.FailNext(http.MethodGet, wire.PathExport, 1, http.StatusServiceUnavailable, want)
 		_, err := a.Export(ctx)
 		check(t, err, want)
 	})
 	t.Run("not-admin", func(t *testing.T) {
-		tok := fake.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
+		tok := co.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
 		_, err := newAdmin(t, tok).Nodes(ctx)
 		check(t, err, wire.Error{Message: "the coordinator refused the admin credential (wrong, revoked or not an admin token)", Code: wire.CodeUnauthorized})
 	})

@@ -12,8 +12,8 @@ import (
 )
 
 func TestEnroll(t *testing.T) {
-	fake := coordtest.Start(t, coordtest.Options{})
-	tok := fake.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"})
+	co := coordtest.Start(t, coordtest.Options{})
+	tok := co.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"})
 	pub := mustKey(t).PublicKey()
 	ctx := context.Background()
 	resp, err := coordclient.Enroll(ctx, tok, wire.EnrollRequest{PublicKey: pub, Hostname: "office-gw"})

@@ -26,41 +26,41 @@ func TestSessionAppliesAndAcks(t *testing.T) {
 		{"plain-http1", coordtest.Options{PlainHTTP: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := newCoordinator(t, tc.opts)
-			fake.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
+			co := newCoordinator(t, tc.opts)
+			co.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
 			rec := &recorder{}
-			cfg := nodeConfig(t, fake, "laptop", rec)
+			cfg := nodeConfig(t, co, "laptop", rec)
 			run := start(t, cfg)
 
-			v := fake.Coord.Version()
+			v := co.Coord.Version()
 			waitFor(t, "the first netmap to be applied", func() bool { return rec.appliedVersion() == v })
 			if got := rec.last().Self.Name; got != "laptop" {
 				t.Errorf("netmap Self.Name = %q, want laptop", got)
 			}
-			waitFor(t, "the ack", func() bool { return fake.Acked("laptop") == v })
+			waitFor(t, "the ack", func() bool { return co.Acked("laptop") == v })
 			if !rec.hasState(true, nil) {
 				t.Error("OnState(true, nil) was not called")
 			}
 
 			// A change on the coordinator is pushed and acked.
-			a := newAdmin(t, fake.Admin)
+			a := newAdmin(t, co.Admin)
 			if _, err := a.AddRoute(context.Background(), wire.AddRouteRequest{Prefix: "192.168.0.0/24", Connector: "office"}); err != nil {
 				t.Fatal(err)
 			}
-			v2 := fake.Coord.Version()
+			v2 := co.Coord.Version()
 			waitFor(t, "the pushed netmap", func() bool { return rec.appliedVersion() == v2 })
 			if got := rec.last().Routes; len(got) != 1 || got[0].Prefix != netip.MustParsePrefix("192.168.0.0/24") {
 				t.Errorf("pushed netmap routes = %+v, want the new route", got)
 			}
-			waitFor(t, "the ack of the pushed netmap", func() bool { return fake.Acked("laptop") == v2 })
+			waitFor(t, "the ack of the pushed netmap", func() bool { return co.Acked("laptop") == v2 })
 
 			// Pings keep the stream alive past several heartbeat timeouts.
-			connects := fake.Connects("laptop")
+			connects := co.Connects("laptop")
 			healthySince := time.Now()
 			waitFor(t, "several heartbeat timeouts to pass", func() bool {
 				return time.Since(healthySince) > 3*cfg.HeartbeatTimeout
 			})
-			if got := fake.Connects("laptop"); got != connects {
+			if got := co.Connects("laptop"); got != connects {
 				t.Errorf("stream reconnected %d times while healthy", got-connects)
 			}
 
@@ -85,23 +85,23 @@ func TestSessionReconnectsAfterDrop(t *testing.T) {
 		{"cut-http1", coordtest.Options{PlainHTTP: true}, true, "reading the control stream: unexpected EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := newCoordinator(t, tc.opts)
+			co := newCoordinator(t, tc.opts)
 			rec := &recorder{}
-			start(t, nodeConfig(t, fake, "laptop", rec))
-			waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") && fake.Online("laptop") })
+			start(t, nodeConfig(t, co, "laptop", rec))
+			waitFor(t, "the first stream", func() bool { return co.caughtUp("laptop") && co.Online("laptop") })
 
 			for i := 2; i <= 4; i++ {
-				end, what := fake.faults.DropStreams, "DropStreams"
+				end, what := co.faults.DropStreams, "DropStreams"
 				if tc.cut {
-					end, what = fake.faults.CutStreams, "CutStreams"
+					end, what = co.faults.CutStreams, "CutStreams"
 				}
 				if n := end(); n != 1 {
 					t.Fatalf("%s ended %d streams, want 1", what, n)
 				}
-				waitFor(t, "a reconnect", func() bool { return fake.Connects("laptop") == i && fake.Online("laptop") })
+				waitFor(t, "a reconnect", func() bool { return co.Connects("laptop") == i && co.Online("laptop") })
 				// A change made after the reconnect arrives on the new stream.
-				v := fake.Push(t)
-				waitFor(t, "the netmap on the new stream", func() bool { return fake.Acked("laptop") == v })
+				v := co.Push(t)
+				waitFor(t, "the netmap on the new stream", func() bool { return co.Acked("laptop") == v })
 			}
 			if !rec.hasState(false, func(err error) bool {
 				return err != nil && strings.Contains(err.Error(), tc.state)
@@ -114,14 +114,14 @@ func TestSessionReconnectsAfterDrop(t *testing.T) {
 }
 
 func TestSessionHeartbeatTimeout(t *testing.T) {
-	fake := newCoordinator(t, coordtest.Options{HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second})
+	co := newCoordinator(t, coordtest.Options{HeartbeatInterval: 20 * time.Millisecond, HeartbeatTimeout: 5 * time.Second})
 	rec := &recorder{}
-	cfg := nodeConfig(t, fake, "laptop", rec)
+	cfg := nodeConfig(t, co, "laptop", rec)
 	cfg.HeartbeatTimeout = 150 * time.Millisecond
 	start(t, cfg)
-	waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") })
+	waitFor(t, "the first stream", func() bool { return co.caughtUp("laptop") })
 
-	fake.faults.Silence(true)
+	co.faults.Silence(true)
 	silentAt := time.Now()
 	waitFor(t, "the silent stream to be given up", func() bool {
 		return rec.hasState(false, func(err error) bool {
@@ -133,20 +133,20 @@ func TestSessionHeartbeatTimeout(t *testing.T) {
 	if d, min := time.Since(silentAt), cfg.HeartbeatTimeout-20*time.Millisecond; d < min {
 		t.Errorf("gave up %v into the silence, before the %v timeout", d, cfg.HeartbeatTimeout)
 	}
-	waitFor(t, "a reconnect", func() bool { return fake.Connects("laptop") >= 2 })
+	waitFor(t, "a reconnect", func() bool { return co.Connects("laptop") >= 2 })
 
-	fake.faults.Silence(false)
-	v := fake.Push(t)
-	waitFor(t, "the netmap after the silence", func() bool { return fake.Acked("laptop") == v })
+	co.faults.Silence(false)
+	v := co.Push(t)
+	waitFor(t, "the netmap after the silence", func() bool { return co.Acked("laptop") == v })
 }
 
 func TestSessionRevoked(t *testing.T) {
-	fake := newCoordinator(t, coordtest.Options{})
+	co := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
-	run := start(t, nodeConfig(t, fake, "laptop", rec))
-	waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") })
+	run := start(t, nodeConfig(t, co, "laptop", rec))
+	waitFor(t, "the first stream", func() bool { return co.caughtUp("laptop") })
 
-	a := newAdmin(t, fake.Admin)
+	a := newAdmin(t, co.Admin)
 	if err := a.RemoveNode(context.Background(), "laptop"); err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +165,9 @@ func TestSessionRevoked(t *testing.T) {
 }
 
 func TestSessionUnknownCredential(t *testing.T) {
-	fake := newCoordinator(t, coordtest.Options{PlainHTTP: true})
+	co := newCoordinator(t, coordtest.Options{PlainHTTP: true})
 	rec := &recorder{}
-	cfg := nodeConfig(t, fake, "laptop", rec)
+	cfg := nodeConfig(t, co, "laptop", rec)
 	cfg.Credential = "not-a-credential"
 	if err := start(t, cfg).wait(t); !errors.Is(err, coordclient.ErrRevoked) {
 		t.Fatalf("Run = %v, want ErrRevoked", err)
@@ -180,12 +180,12 @@ func TestSessionUnknownCredential(t *testing.T) {
 func TestSessionRetriesOtherErrors(t *testing.T) {
 	// Anything but a refused credential is retried: a 401 with another
 	// code, a 503, an unreachable coordinator.
-	fake := newCoordinator(t, coordtest.Options{})
+	co := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
-	cfg := nodeConfig(t, fake, "laptop", rec)
-	fake.faults.FailNext("POST", wire.PathStream, 1, 503, wire.Error{Message: "the coordinator is shutting down", Code: wire.CodeUnavailable})
+	cfg := nodeConfig(t, co, "laptop", rec)
+	co.faults.FailNext("POST", wire.PathStream, 1, 503, wire.Error{Message: "the coordinator is shutting down", Code: wire.CodeUnavailable})
 	start(t, cfg)
-	waitFor(t, "the netmap after the 503", func() bool { return fake.caughtUp("laptop") })
+	waitFor(t, "the netmap after the 503", func() bool { return co.caughtUp("laptop") })
 	if !rec.hasState(false, func(err error) bool {
 		var we *wire.Error
 		return errors.As(err, &we) && we.Code == wire.CodeUnavailable
@@ -234,9 +234,9 @@ func TestSessionUnreachableKeepsTrying(t *testing.T) {
 }
 
 func TestSessionApplyErrorNotAcked(t *testing.T) {
-	fake := newCoordinator(t, coordtest.Options{})
+	co := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
-	cfg := nodeConfig(t, fake, "laptop", rec)
+	cfg := nodeConfig(t, co, "laptop", rec)
 	logs := &syncBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	cfg.Backoff = coordclient.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond}
@@ -258,24 +258,24 @@ func TestSessionApplyErrorNotAcked(t *testing.T) {
 		return nil
 	}
 	start(t, cfg)
-	v := fake.Coord.Version()
+	v := co.Coord.Version()
 	// Once the coordinator has heard a ping sent well after an Apply
 	// failed, it would have heard an ack sent for it too.
 	after := (<-failing).Add(3 * cfg.HeartbeatInterval)
 	waitFor(t, "a ping after the failures", func() bool {
-		for _, n := range fake.Coord.Nodes() {
+		for _, n := range co.Coord.Nodes() {
 			if n.Name == "laptop" && n.LastSeen != nil && n.LastSeen.After(after) {
 				return true
 			}
 		}
 		return false
 	})
-	if got := fake.Acked("laptop"); got != 0 {
+	if got := co.Acked("laptop"); got != 0 {
 		t.Errorf("the coordinator saw an ack of v%d while Apply failed", got)
 	}
 	close(checked)
 	waitFor(t, "Apply to succeed on a retry", func() bool { return rec.appliedVersion() == v })
-	waitFor(t, "the ack", func() bool { return fake.Acked("laptop") == v })
+	waitFor(t, "the ack", func() bool { return co.Acked("laptop") == v })
 	if failures != 21 {
 		t.Errorf("Apply called %d times, want 21", failures)
 	}
@@ -290,9 +290,9 @@ func TestSessionApplyErrorNotAcked(t *testing.T) {
 func TestSessionApplyGetsNewest(t *testing.T) {
 	// Netmaps that arrive while Apply runs are coalesced: the next call
 	// gets the newest, and the stream stays healthy meanwhile.
-	fake := newCoordinator(t, coordtest.Options{})
+	co := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
-	cfg := nodeConfig(t, fake, "laptop", rec)
+	cfg := nodeConfig(t, co, "laptop", rec)
 	cfg.HeartbeatTimeout = 100 * time.Millisecond
 	entered := make(chan uint64, 16)
 	release := make(chan struct{})
@@ -307,18 +307,18 @@ func TestSessionApplyGetsNewest(t *testing.T) {
 	}
 	start(t, cfg)
 	first := <-entered
-	fake.Push(t)
-	fake.Push(t)
-	last := fake.Push(t)
+	co.Push(t)
+	co.Push(t)
+	last := co.Push(t)
 	// Outlast the heartbeat timeout inside Apply: pings still count.
 	slowSince := time.Now()
 	waitFor(t, "Apply to be slow for a while", func() bool { return time.Since(slowSince) > 3*cfg.HeartbeatTimeout })
 	close(release)
-	waitFor(t, "the newest netmap", func() bool { return fake.Acked("laptop") == last })
+	waitFor(t, "the newest netmap", func() bool { return co.Acked("laptop") == last })
 	if len(calls) != 2 || calls[0] != first || calls[1] != last {
 		t.Errorf("Apply saw versions %v, want [%d %d]", calls, first, last)
 	}
-	if got := fake.Connects("laptop"); got != 1 {
+	if got := co.Connects("laptop"); got != 1 {
 		t.Errorf("%d connects, want 1: a slow Apply must not look like a dead stream", got)
 	}
 }
@@ -332,17 +332,17 @@ func TestSessionCancelIsClean(t *testing.T) {
 		{"plain-http1", coordtest.Options{PlainHTTP: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := newCoordinator(t, tc.opts)
+			co := newCoordinator(t, tc.opts)
 			rec := &recorder{}
 			// Cancel while Apply is blocked, while connected, and while
 			// waiting to reconnect.
-			cfg := nodeConfig(t, fake, "laptop", rec)
+			cfg := nodeConfig(t, co, "laptop", rec)
 			run := start(t, cfg)
-			waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") })
+			waitFor(t, "the first stream", func() bool { return co.caughtUp("laptop") })
 			if err := run.stop(t); !errors.Is(err, context.Canceled) {
 				t.Errorf("Run = %v, want context.Canceled", err)
 			}
-			waitFor(t, "the coordinator to see the node leave", func() bool { return !fake.Online("laptop") })
+			waitFor(t, "the coordinator to see the node leave", func() bool { return !co.Online("laptop") })
 			checkNoLeaks(t)
 
 			blocked := make(chan struct{})
@@ -360,8 +360,8 @@ func TestSessionCancelIsClean(t *testing.T) {
 
 			cfg.Apply = rec.apply
 			cfg.Backoff = coordclient.Backoff{Min: 24 * time.Hour, Max: 24 * time.Hour}
-			fake.faults.FailNext("POST", wire.PathStream, 1, 503, wire.Error{Message: "busy", Code: wire.CodeUnavailable})
-			attempts := fake.faults.Requests("POST", wire.PathStream)
+			co.faults.FailNext("POST", wire.PathStream, 1, 503, wire.Error{Message: "busy", Code: wire.CodeUnavailable})
+			attempts := co.faults.Requests("POST", wire.PathStream)
 			run = start(t, cfg)
 			waitFor(t, "the failed attempt", func() bool {
 				return rec.hasState(false, func(err error) bool { return err != nil && err.Error() == "busy" })
@@ -369,7 +369,7 @@ func TestSessionCancelIsClean(t *testing.T) {
 			// The next attempt waits for the backoff: a random delay up
 			// to a day, almost surely longer than this.
 			<-time.After(300 * time.Millisecond)
-			if got := fake.faults.Requests("POST", wire.PathStream) - attempts; got != 1 {
+			if got := co.faults.Requests("POST", wire.PathStream) - attempts; got != 1 {
 				t.Errorf("%d stream requests during a day's backoff, want 1", got)
 			}
 			if err := run.stop(t); !errors.Is(err, context.Canceled) {
@@ -471,15 +471,15 @@ func TestNewSessionValidates(t *testing.T) {
 // OnDenial; a message of a type the node does not know is skipped and the
 // stream stays up; a malformed message of a known type ends the stream.
 func TestSessionDenialsAndUnknownMessages(t *testing.T) {
-	fake := newCoordinator(t, coordtest.Options{})
-	fake.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
+	co := newCoordinator(t, coordtest.Options{})
+	co.Enroll(t, wire.RoleConnector, "office", mustKey(t).PublicKey())
 	rec := &recorder{}
-	start(t, nodeConfig(t, fake, "laptop", rec))
-	waitFor(t, "the first stream", func() bool { return fake.caughtUp("laptop") })
+	start(t, nodeConfig(t, co, "laptop", rec))
+	waitFor(t, "the first stream", func() bool { return co.caughtUp("laptop") })
 
 	inject := func(m any) {
 		t.Helper()
-		if n, err := fake.Inject("laptop", m); n != 1 || err != nil {
+		if n, err := co.Inject("laptop", m); n != 1 || err != nil {
 			t.Fatalf("Inject = %d, %v; want 1 stream", n, err)
 		}
 	}
@@ -491,23 +491,23 @@ func TestSessionDenialsAndUnknownMessages(t *testing.T) {
 		Reason: "denied by policy: no rule lets alice@example.com reach 192.168.0.10:8080/tcp",
 		Start:  time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC), End: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC),
 	}
-	fake.ReportFlows(t, "office", denial)
+	co.ReportFlows(t, "office", denial)
 	waitFor(t, "the denial", func() bool { return len(rec.denialLog()) == 1 })
 	if got := rec.denialLog()[0]; got != denial {
 		t.Errorf("OnDenial got %+v, want %+v", got, denial)
 	}
 	// The unknown messages did not end the stream: a netmap pushed after
 	// them arrives on it.
-	v := fake.Push(t)
-	waitFor(t, "the netmap after the unknown messages", func() bool { return fake.Acked("laptop") == v })
-	if got := fake.Connects("laptop"); got != 1 {
+	v := co.Push(t)
+	waitFor(t, "the netmap after the unknown messages", func() bool { return co.Acked("laptop") == v })
+	if got := co.Connects("laptop"); got != 1 {
 		t.Errorf("the node connected %d times, want 1: an unknown message ended the stream", got)
 	}
 
 	// A denial without its record is a broken coordinator: the stream
 	// ends and the node connects again.
 	inject(map[string]any{"type": "denial"})
-	waitFor(t, "a reconnect after the malformed denial", func() bool { return fake.Connects("laptop") == 2 })
+	waitFor(t, "a reconnect after the malformed denial", func() bool { return co.Connects("laptop") == 2 })
 	if !rec.hasState(false, func(err error) bool {
 		return err != nil && strings.Contains(err.Error(), "denial message without a record")
 	}) {

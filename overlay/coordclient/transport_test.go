@@ -27,9 +27,9 @@ func newRawServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
 }
 
 func TestPinMismatch(t *testing.T) {
-	fake := coordtest.Start(t, coordtest.Options{})
+	co := coordtest.Start(t, coordtest.Options{})
 	wrong := strings.Repeat("ab", 32)
-	tok := fake.Admin
+	tok := co.Admin
 	tok.Pin = wrong
 	_, err := newAdmin(t, tok).Nodes(context.Background())
 
@@ -37,11 +37,11 @@ func TestPinMismatch(t *testing.T) {
 	if !errors.As(err, &pe) {
 		t.Fatalf("got %v (%T), want a *PinError", err, err)
 	}
-	if pe.Want != wrong || pe.Got != fake.Pin {
-		t.Errorf("PinError{Want: %s, Got: %s}, want {%s, %s}", pe.Want, pe.Got, wrong, fake.Pin)
+	if pe.Want != wrong || pe.Got != co.Pin {
+		t.Errorf("PinError{Want: %s, Got: %s}, want {%s, %s}", pe.Want, pe.Got, wrong, co.Pin)
 	}
 	want := fmt.Sprintf("coordinator certificate does not match the token's pin (expected sha256 %s…, got %s…); "+
-		"the token is for a different coordinator or the certificate changed", wrong[:16], fake.Pin[:16])
+		"the token is for a different coordinator or the certificate changed", wrong[:16], co.Pin[:16])
 	if err.Error() != want {
 		t.Errorf("message:\n got %q\nwant %q", err.Error(), want)
 	}
@@ -55,20 +55,20 @@ func TestPinMismatch(t *testing.T) {
 
 func TestPinMatchesUppercase(t *testing.T) {
 	// A pin typed in capitals by hand still names the same certificate.
-	fake := newCoordinator(t, coordtest.Options{})
+	co := newCoordinator(t, coordtest.Options{})
 	rec := &recorder{}
-	cfg := nodeConfig(t, fake, "laptop", rec)
+	cfg := nodeConfig(t, co, "laptop", rec)
 	cfg.Pin = strings.ToUpper(cfg.Pin)
 	start(t, cfg)
 	waitFor(t, "a netmap", func() bool { return rec.last() != nil })
 }
 
 func TestNoPinVerifiesWithSystemRoots(t *testing.T) {
-	fake := coordtest.Start(t, coordtest.Options{})
-	tok := fake.Admin
+	co := coordtest.Start(t, coordtest.Options{})
+	tok := co.Admin
 	tok.Pin = ""
 	_, err := newAdmin(t, tok).Nodes(context.Background())
-	want := "cannot verify the certificate of the coordinator at " + fake.URL + ": x509: certificate signed by unknown authority"
+	want := "cannot verify the certificate of the coordinator at " + co.URL + ": x509: certificate signed by unknown authority"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %q", err, want)
 	}
