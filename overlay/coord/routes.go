@@ -22,8 +22,8 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 	if err != nil {
 		return wire.Route{}, invalid(err)
 	}
-	if len(req.Comment) > maxCommentLen {
-		return wire.Route{}, errorf(wire.CodeInvalid, "comment is longer than %d characters", maxCommentLen)
+	if err := wire.ValidateComment(req.Comment); err != nil {
+		return wire.Route{}, invalid(err)
 	}
 
 	c.writeMu.Lock()

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Access-policy, host and flow-log paths.
@@ -298,8 +299,8 @@ func (r FlowReport) Validate() error {
 // MaxUserLen bounds a user name (an e-mail address).
 const MaxUserLen = 254
 
-// ValidateUser accepts a user name: an e-mail-like identifier, printable,
-// without spaces, 1 to 254 characters.
+// ValidateUser accepts a user name: an e-mail-like identifier, printable
+// (no UnsafeRune, valid UTF-8), without spaces, 1 to 254 characters.
 func ValidateUser(u string) error {
 	if u == "" {
 		return fmt.Errorf("user is empty")
@@ -308,7 +309,7 @@ func ValidateUser(u string) error {
 		return fmt.Errorf("user %q is longer than %d characters", u, MaxUserLen)
 	}
 	for _, c := range u {
-		if c <= ' ' || c == 0x7f || c == ',' || c == '"' {
+		if c <= ' ' || c == ',' || c == '"' || UnsafeRune(c) || c == utf8.RuneError {
 			return fmt.Errorf("user %q may not hold spaces, commas, quotes or control characters", u)
 		}
 	}
