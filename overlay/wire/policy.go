@@ -292,6 +292,13 @@ func (r FlowReport) Validate() error {
 		if _, err := ParseProto(string(rec.Proto)); err != nil || rec.Proto == ProtoAny {
 			return fmt.Errorf("record %d: protocol %q", i, rec.Proto)
 		}
+		// Text a connector sends reaches admins' terminals (warren flows)
+		// and clients' (denials in warren status): printable only.
+		for _, f := range [...]struct{ what, s string }{{"id", rec.ID}, {"node", rec.Node}, {"user", rec.User}, {"reason", rec.Reason}} {
+			if err := checkRunes(f.what, f.s, false); err != nil {
+				return fmt.Errorf("record %d: %w", i, err)
+			}
+		}
 	}
 	return nil
 }

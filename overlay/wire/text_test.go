@@ -169,3 +169,28 @@ func FuzzValidateText(f *testing.F) {
 		}
 	})
 }
+
+func TestFlowReportRefusesUnsafeText(t *testing.T) {
+	ok := FlowRecord{ID: "r1", User: "alice@example.com", Node: "laptop", Proto: ProtoTCP, Decision: DecisionDeny, Reason: "no rule allows it"}
+	if err := (FlowReport{Records: []FlowRecord{ok}}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(*FlowRecord)
+		want string
+	}{
+		{"reason", func(r *FlowRecord) { r.Reason = "denied\x1b[2J" }, "record 0: reason holds U+001B, a control or format character, at byte 6; only printable text is allowed"},
+		{"node", func(r *FlowRecord) { r.Node = "lap\u202etop" }, "record 0: node holds U+202E, a control or format character, at byte 3; only printable text is allowed"},
+		{"user", func(r *FlowRecord) { r.User = "a\u009b@b" }, "record 0: user holds U+009B, a control or format character, at byte 1; only printable text is allowed"},
+		{"id", func(r *FlowRecord) { r.ID = "r\n1" }, "record 0: id holds U+000A, a control or format character, at byte 1; only printable text is allowed"},
+	}
+	for _, tt := range tests {
+		rec := ok
+		tt.edit(&rec)
+		err := FlowReport{Records: []FlowRecord{rec}}.Validate()
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: Validate = %v, want %s", tt.name, err, tt.want)
+		}
+	}
+}
