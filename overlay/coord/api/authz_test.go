@@ -35,6 +35,7 @@ const (
 	credGarbage                  // a string the coordinator never issued
 	credExpired                  // an expired client token
 	credRevoked                  // a revoked client token
+	credUsed                     // a single-use token that has enrolled its node
 	credRevokedAdmin             // a revoked admin token
 	credEnrollToken              // an active, reusable client token
 	credRemoved                  // the credential of a client an admin removed
@@ -45,7 +46,7 @@ const (
 )
 
 var credNames = [numCreds]string{
-	"no credential", "garbage", "expired token", "revoked token", "revoked admin token",
+	"no credential", "garbage", "expired token", "revoked token", "used token", "revoked admin token",
 	"enroll token", "removed node", "client node", "connector node", "admin token",
 }
 
@@ -107,6 +108,7 @@ func enrollRow() row {
 	r := refused()
 	r[credExpired] = cell{http.StatusForbidden, wire.CodeTokenExpired}
 	r[credRevoked] = cell{http.StatusForbidden, wire.CodeTokenRevoked}
+	r[credUsed] = cell{http.StatusForbidden, wire.CodeTokenUsed}
 	r[credRevokedAdmin] = cell{http.StatusBadRequest, wire.CodeInvalid}
 	r[credAdmin] = cell{http.StatusBadRequest, wire.CodeInvalid}
 	r[credEnrollToken] = cell{http.StatusOK, ""}
@@ -321,6 +323,11 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 		return resp.Credential
 	}
 	f.creds[credConnector] = enroll(wire.RoleConnector, "office", "", 1)
+	used := secret(token(wire.CreateTokenRequest{Role: wire.RoleClient, Name: "desktop"}))
+	if _, err := co.Enroll(ctx, used, wire.EnrollRequest{PublicKey: wire.Key{4, 31: 0x42}}); err != nil {
+		t.Fatal(err)
+	}
+	f.creds[credUsed] = used
 	f.creds[credClient] = enroll(wire.RoleClient, "laptop", "alice@example.com", 2)
 	f.creds[credRemoved] = enroll(wire.RoleClient, "stolen", "alice@example.com", 3)
 	if err := co.RemoveNode(ctx, "stolen"); err != nil {
