@@ -33,6 +33,10 @@ type Options struct {
 	// Relay starts a relay on loopback UDP, as the coordinator process
 	// does, and puts it in every netmap.
 	Relay bool
+	// Seed, if set, writes to the store before the coordinator loads it,
+	// as an older version of Warren could have: the store checks less
+	// than the coordinator does.
+	Seed func(context.Context, store.Store) error
 }
 
 // Server is a running coordinator. It stops when the test ends.
@@ -55,6 +59,11 @@ func Start(t testing.TB, o Options) *Server {
 	// The coordinator's own certificate (ECDSA P-256), not httptest's
 	// RSA one: handshakes cost what they cost in production, which the
 	// control-plane benchmark's thousands of sessions feel.
+	if o.Seed != nil {
+		if err := o.Seed(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cert, pin, err := tlscert.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)

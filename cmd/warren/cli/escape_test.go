@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrennet/warren/overlay/coord/store"
 	"github.com/warrennet/warren/overlay/ctl"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/test/coordtest"
 )
 
 // evil is text a compromised coordinator, or one whose store predates
@@ -191,5 +194,30 @@ func TestStatusEscapesDaemonText(t *testing.T) {
 	checkPrintable(t, "status", b.String())
 	if !strings.Contains(b.String(), wire.EscapeText(evil)) {
 		t.Errorf("status does not escape a cell:\n%s", b.String())
+	}
+}
+
+// TestOlderStoreTextPrintsEscaped: a real coordinator whose store holds
+// a route and a host comment written before comments were checked (by
+// an older version) serves them as they are; the CLI prints them
+// escaped.
+func TestOlderStoreTextPrintsEscaped(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	s := coordtest.Start(t, coordtest.Options{Seed: func(ctx context.Context, st store.Store) error {
+		if _, err := st.AddRoute(ctx, wire.Route{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Connector: "office", Comment: evil, CreatedAt: now}); err != nil {
+			return err
+		}
+		_, err := st.AddHost(ctx, wire.Host{Name: "db", Address: netip.MustParseAddr("10.0.0.5"), Comment: evil, CreatedAt: now})
+		return err
+	}})
+	for _, args := range []string{"routes ls", "hosts ls"} {
+		stdout, stderr, err := run(t, s.Admin.String(), strings.Fields(args)...)
+		if err != nil {
+			t.Fatalf("%s: %v", args, err)
+		}
+		checkPrintable(t, args, stdout+stderr)
+		if !strings.Contains(stdout, wire.EscapeText(evil)) {
+			t.Errorf("%s: the comment is not shown escaped:\n%s", args, stdout)
+		}
 	}
 }
