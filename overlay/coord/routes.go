@@ -68,6 +68,9 @@ func (s *snapshot) checkConnector(name string) error {
 	if name == "" {
 		return errorf(wire.CodeInvalid, "no connector given; add --connector NAME")
 	}
+	if err := wire.ValidateName(name); err != nil {
+		return errorf(wire.CodeInvalid, "connector %v", err)
+	}
 	n, ok := s.nodeByName(name)
 	if ok && n.Role == wire.RoleConnector {
 		return nil

@@ -15,6 +15,11 @@ import (
 func TestControlCharactersRefused(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
+	// With no connector enrolled, the error once suggested a command
+	// naming the connector as given, raw.
+	if _, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: "10.2.0.0/16", Connector: "x\x1b[2J"}); err == nil || wire.ValidateText("error", err.Error(), 1000) != nil {
+		t.Errorf("route to a connector named with ESC, none enrolled: err = %q, want a printable error", err)
+	}
 	h.enroll(wire.RoleConnector, "office")
 	if _, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: "10.1.0.0/16", Connector: "office", Comment: "lab"}); err != nil {
 		t.Fatal(err)
@@ -44,6 +49,10 @@ func TestControlCharactersRefused(t *testing.T) {
 		}},
 		{"route comment with a newline", func() error {
 			_, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: "10.2.0.0/16", Connector: "office", Comment: "a\n10.9.0.0/8  evil"})
+			return err
+		}},
+		{"route's connector name", func() error {
+			_, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: "10.2.0.0/16", Connector: "off\x1b[2Jice"})
 			return err
 		}},
 		{"host comment", func() error {
