@@ -30,7 +30,7 @@ func main() {
 	stopProfile()
 	if err != nil {
 		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, "warren: "+msg)
+			fmt.Fprintln(os.Stderr, "warren: "+cli.EscapeLines(msg))
 		}
 		os.Exit(cli.ExitStatus(err))
 	}

@@ -13,9 +13,6 @@ import (
 	"github.com/warrennet/warren/overlay/wire"
 )
 
-// maxCommentLen bounds the comments admins attach to routes and hosts.
-const maxCommentLen = 200
-
 // AddHost names an address, so that policy rules can use the name.
 func (c *Coordinator) AddHost(ctx context.Context, req wire.AddHostRequest) (wire.Host, error) {
 	if err := wire.ValidateName(req.Name); err != nil {
@@ -29,8 +26,8 @@ func (c *Coordinator) AddHost(ctx context.Context, req wire.AddHostRequest) (wir
 	if a.IsUnspecified() {
 		return wire.Host{}, errorf(wire.CodeInvalid, "%s is the unspecified address, not a host", a)
 	}
-	if len(req.Comment) > maxCommentLen {
-		return wire.Host{}, errorf(wire.CodeInvalid, "comment is longer than %d characters", maxCommentLen)
+	if err := wire.ValidateComment(req.Comment); err != nil {
+		return wire.Host{}, invalid(err)
 	}
 	h := wire.Host{Name: req.Name, Address: a, Comment: req.Comment, CreatedAt: c.now().UTC()}
 

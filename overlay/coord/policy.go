@@ -180,6 +180,9 @@ func (c *Coordinator) Policy() wire.PolicyDocument {
 // is refused (a *wire.Error with CodeInvalid, naming the line) changes
 // nothing.
 func (c *Coordinator) SetPolicy(ctx context.Context, req wire.SetPolicyRequest) (wire.SetPolicyResponse, error) {
+	if err := wire.ValidateDocument("the policy document", req.Document); err != nil {
+		return wire.SetPolicyResponse{}, invalid(err)
+	}
 	doc, err := policy.Parse([]byte(req.Document))
 	if err != nil {
 		return wire.SetPolicyResponse{}, invalid(err)

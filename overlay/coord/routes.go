@@ -22,8 +22,8 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 	if err != nil {
 		return wire.Route{}, invalid(err)
 	}
-	if len(req.Comment) > maxCommentLen {
-		return wire.Route{}, errorf(wire.CodeInvalid, "comment is longer than %d characters", maxCommentLen)
+	if err := wire.ValidateComment(req.Comment); err != nil {
+		return wire.Route{}, invalid(err)
 	}
 
 	c.writeMu.Lock()
@@ -67,6 +67,9 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 func (s *snapshot) checkConnector(name string) error {
 	if name == "" {
 		return errorf(wire.CodeInvalid, "no connector given; add --connector NAME")
+	}
+	if err := wire.ValidateName(name); err != nil {
+		return errorf(wire.CodeInvalid, "connector %v", err)
 	}
 	n, ok := s.nodeByName(name)
 	if ok && n.Role == wire.RoleConnector {

@@ -33,8 +33,8 @@ func (c *Coordinator) AddSplitEntry(ctx context.Context, req wire.SplitEntryRequ
 	if err != nil {
 		return wire.SplitEditResponse{}, invalid(err)
 	}
-	if len(req.Comment) > 200 {
-		return wire.SplitEditResponse{}, errorf(wire.CodeInvalid, "comment is longer than 200 characters")
+	if err := wire.ValidateComment(req.Comment); err != nil {
+		return wire.SplitEditResponse{}, invalid(err)
 	}
 	return c.editSplit(ctx, func(p *wire.SplitPolicy) error {
 		list := listOf(p)

@@ -151,10 +151,7 @@ func (r EnrollRequest) Validate() error {
 	if r.PublicKey.IsZero() {
 		return fmt.Errorf("public key is missing")
 	}
-	if len(r.Hostname) > 253 {
-		return fmt.Errorf("hostname is longer than 253 characters")
-	}
-	return nil
+	return ValidateText("hostname", r.Hostname, MaxHostnameLen)
 }
 
 // EnrollResponse answers a successful enrollment.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Access-policy, host and flow-log paths.
@@ -291,6 +292,13 @@ func (r FlowReport) Validate() error {
 		if _, err := ParseProto(string(rec.Proto)); err != nil || rec.Proto == ProtoAny {
 			return fmt.Errorf("record %d: protocol %q", i, rec.Proto)
 		}
+		// Text a connector sends reaches admins' terminals (warren flows)
+		// and clients' (denials in warren status): printable only.
+		for _, f := range [...]struct{ what, s string }{{"id", rec.ID}, {"node", rec.Node}, {"user", rec.User}, {"reason", rec.Reason}} {
+			if err := checkRunes(f.what, f.s, false); err != nil {
+				return fmt.Errorf("record %d: %w", i, err)
+			}
+		}
 	}
 	return nil
 }
@@ -298,8 +306,8 @@ func (r FlowReport) Validate() error {
 // MaxUserLen bounds a user name (an e-mail address).
 const MaxUserLen = 254
 
-// ValidateUser accepts a user name: an e-mail-like identifier, printable,
-// without spaces, 1 to 254 characters.
+// ValidateUser accepts a user name: an e-mail-like identifier, printable
+// (no UnsafeRune, valid UTF-8), without spaces, 1 to 254 characters.
 func ValidateUser(u string) error {
 	if u == "" {
 		return fmt.Errorf("user is empty")
@@ -308,7 +316,7 @@ func ValidateUser(u string) error {
 		return fmt.Errorf("user %q is longer than %d characters", u, MaxUserLen)
 	}
 	for _, c := range u {
-		if c <= ' ' || c == 0x7f || c == ',' || c == '"' {
+		if c <= ' ' || c == ',' || c == '"' || UnsafeRune(c) || c == utf8.RuneError {
 			return fmt.Errorf("user %q may not hold spaces, commas, quotes or control characters", u)
 		}
 	}

@@ -51,6 +51,10 @@ type Options struct {
 	HeartbeatTimeout  time.Duration
 	// Wrap, if set, wraps the API handler: (*Faults).Wrap, for one.
 	Wrap func(http.Handler) http.Handler
+	// Seed, if set, writes to the store before the coordinator loads it,
+	// as an older version of Warren could have: the store checks less
+	// than the coordinator does.
+	Seed func(context.Context, store.Store) error
 }
 
 // Server is a running coordinator. It stops when the test ends.
@@ -76,6 +80,11 @@ func Start(t testing.TB, o Options) *Server {
 	// The coordinator's own certificate (ECDSA P-256), not httptest's
 	// RSA one: handshakes cost what they cost in production, which the
 	// control-plane benchmark's thousands of sessions feel.
+	if o.Seed != nil {
+		if err := o.Seed(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cert, pin, err := tlscert.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)

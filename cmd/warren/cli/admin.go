@@ -66,7 +66,7 @@ func (a *app) withAdmin(c *cli.Context, f func(*coordclient.Admin) error) error 
 
 // printJSON writes v as indented JSON.
 func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.env.Stdout)
+	enc := json.NewEncoder(a.jsonOut)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

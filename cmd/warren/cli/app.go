@@ -42,12 +42,14 @@ func New(env Env, roles Roles) *cli.App {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
 	}
-	a := &app{env: env, roles: roles}
+	// Human output is escaped (see textWriter); --json output is not.
+	a := &app{env: env, roles: roles, jsonOut: env.Stdout}
+	a.env.Stdout, a.env.Stderr = newTextWriter(env.Stdout), newTextWriter(env.Stderr)
 	app := &cli.App{
 		Name:      "warren",
 		Usage:     "a self-hosted WireGuard overlay for reaching private networks",
-		Writer:    env.Stdout,
-		ErrWriter: env.Stderr,
+		Writer:    a.env.Stdout,
+		ErrWriter: a.env.Stderr,
 		// Errors go back to main, which prints them once and picks the
 		// exit code; urfave must not exit the process itself.
 		ExitErrHandler:       func(*cli.Context, error) {},
@@ -86,8 +88,12 @@ func New(env Env, roles Roles) *cli.App {
 
 // app carries what every command needs.
 type app struct {
+	// env's Stdout and Stderr escape control characters: every human
+	// printer writes there.
 	env   Env
 	roles Roles
+	// jsonOut is the unescaped stdout, for --json output only.
+	jsonOut io.Writer
 }
 
 // logger returns the logger role commands use: text on stderr.

@@ -61,7 +61,7 @@ func (a *app) flows(c *cli.Context) error {
 			return nil
 		}
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "START\tUSER\tNODE\tCONNECTOR\tSRC\tDST\tPROTO\tDECISION\tRULE\tUP\tDOWN\tDURATION")
+		row(w, "START", "USER", "NODE", "CONNECTOR", "SRC", "DST", "PROTO", "DECISION", "RULE", "UP", "DOWN", "DURATION")
 		for _, r := range recs {
 			user, rule := "-", "-"
 			if r.User != "" {
@@ -70,7 +70,7 @@ func (a *app) flows(c *cli.Context) error {
 			if r.Rule != 0 {
 				rule = strconv.Itoa(r.Rule)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			row(w,
 				r.Start.Local().Format("2006-01-02 15:04:05"), user, r.Node, r.Connector,
 				endpoint(r.Src, r.Proto), endpoint(r.Dst, r.Proto), r.Proto, r.Decision, rule,
 				humanBytes(r.BytesUp), humanBytes(r.BytesDown), humanDuration(r.Duration()))

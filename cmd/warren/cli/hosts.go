@@ -69,9 +69,9 @@ func (a *app) hostsList(c *cli.Context) error {
 			return nil
 		}
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tADDRESS\tCOMMENT")
+		row(w, "NAME", "ADDRESS", "COMMENT")
 		for _, h := range hs {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", h.Name, h.Address, h.Comment)
+			row(w, h.Name, h.Address, h.Comment)
 		}
 		return w.Flush()
 	})

@@ -226,22 +226,22 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 	fmt.Fprintln(w, inbound+")")
 	fmt.Fprintf(w, "netmap v%d\n\n", st.NetMapVersion)
 	if len(st.Peers) > 0 {
-		fmt.Fprintln(w, "CONNECTOR\tADDRESS\tONLINE\tPATH\tHANDSHAKE\tRX\tTX")
+		row(w, "CONNECTOR", "ADDRESS", "ONLINE", "PATH", "HANDSHAKE", "RX", "TX")
 		for _, p := range st.Peers {
 			hs := "never"
 			if !p.LastHandshake.IsZero() {
 				hs = ago(now.Sub(p.LastHandshake))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Address, yesNo(p.Online), p.Path, hs, bytesHuman(p.RxBytes), bytesHuman(p.TxBytes))
+			row(w, p.Name, p.Address, yesNo(p.Online), p.Path, hs, bytesHuman(p.RxBytes), bytesHuman(p.TxBytes))
 		}
 		fmt.Fprintln(w)
 	}
 	if len(st.Routes) == 0 {
 		fmt.Fprintln(w, "no routes: an admin adds them with warren routes add CIDR --connector NAME")
 	} else {
-		fmt.Fprintln(w, "ROUTE\tCONNECTOR\tLIVE\tWHY")
+		row(w, "ROUTE", "CONNECTOR", "LIVE", "WHY")
 		for _, r := range st.Routes {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Prefix, r.Connector, yesNo(r.Live), r.Reason)
+			row(w, r.Prefix, r.Connector, yesNo(r.Live), r.Reason)
 		}
 	}
 	for _, warn := range st.Warnings {
@@ -249,7 +249,7 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 	}
 	if len(st.Denials) > 0 {
 		fmt.Fprintln(w, "\nRecent denials:")
-		fmt.Fprintln(w, "  WHEN\tDESTINATION\tCONNECTOR\tWHY")
+		row(w, "  WHEN", "DESTINATION", "CONNECTOR", "WHY")
 		for _, d := range st.Denials {
 			dest := d.Dest.String() + "/" + string(d.Proto)
 			if d.Proto == wire.ProtoICMP {
@@ -259,7 +259,7 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 			if d.Count > 1 {
 				why += fmt.Sprintf(" (%d times)", d.Count)
 			}
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", ago(now.Sub(d.At)), dest, d.Connector, why)
+			row(w, "  "+ago(now.Sub(d.At)), dest, d.Connector, why)
 		}
 	}
 	return w.Flush()

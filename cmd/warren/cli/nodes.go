@@ -43,7 +43,7 @@ func (a *app) nodesList(c *cli.Context) error {
 		}
 		now := time.Now()
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tROLE\tUSER\tADDRESS\tONLINE\tLAST SEEN\tNETMAP")
+		row(w, "NAME", "ROLE", "USER", "ADDRESS", "ONLINE", "LAST SEEN", "NETMAP")
 		for _, n := range nodes {
 			online, seen, netmap := "no", "never", "-"
 			if n.Online {
@@ -58,7 +58,7 @@ func (a *app) nodesList(c *cli.Context) error {
 					netmap += " (update pending)"
 				}
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, n.Role, orDash(n.User), n.Address, online, seen, netmap)
+			row(w, n.Name, n.Role, orDash(n.User), n.Address, online, seen, netmap)
 		}
 		return w.Flush()
 	})

@@ -92,13 +92,13 @@ func (a *app) routesList(c *cli.Context) error {
 			return nil
 		}
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "PREFIX\tCONNECTOR\tPROXY\tCOMMENT")
+		row(w, "PREFIX", "CONNECTOR", "PROXY", "COMMENT")
 		for _, r := range rs {
 			proxy := "-"
 			if r.ProxyProtocol {
 				proxy = "v2"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Prefix, r.Connector, proxy, r.Comment)
+			row(w, r.Prefix, r.Connector, proxy, r.Comment)
 		}
 		return w.Flush()
 	})

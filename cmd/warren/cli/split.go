@@ -125,7 +125,7 @@ func (a *app) splitList(c *cli.Context) error {
 			if (p.Mode == wire.SplitInclude) == (l.name == "INCLUDE") {
 				active = " (active)"
 			}
-			fmt.Fprintf(w, "%s%s\tCOMMENT\n", l.name, active)
+			row(w, l.name+active, "COMMENT")
 			if len(l.entries) == 0 {
 				fmt.Fprintln(w, "(empty)\t")
 			}
@@ -134,7 +134,7 @@ func (a *app) splitList(c *cli.Context) error {
 				if e.Builtin {
 					comment += " [default]"
 				}
-				fmt.Fprintf(w, "%s\t%s\n", e.Prefix, comment)
+				row(w, e.Prefix, comment)
 			}
 			fmt.Fprintln(w, "\t")
 		}
@@ -159,18 +159,18 @@ func (a *app) splitShow(c *cli.Context) error {
 		}
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(w, "mode: %s\n\n", e.Mode)
-		fmt.Fprintln(w, "TUNNELLED\tCONNECTOR\tWHY")
+		row(w, "TUNNELLED", "CONNECTOR", "WHY")
 		if len(e.Tunnel) == 0 {
 			fmt.Fprintln(w, "(nothing)\t\t")
 		}
 		for _, d := range e.Tunnel {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", d.Prefix, d.Connector, d.Reason)
+			row(w, d.Prefix, d.Connector, d.Reason)
 		}
 		if len(e.Bypass) > 0 {
 			fmt.Fprintln(w, "\t\t")
-			fmt.Fprintln(w, "ROUTED BUT BYPASSED\tCONNECTOR\tWHY")
+			row(w, "ROUTED BUT BYPASSED", "CONNECTOR", "WHY")
 			for _, d := range e.Bypass {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", d.Prefix, d.Connector, d.Reason)
+				row(w, d.Prefix, d.Connector, d.Reason)
 			}
 		}
 		if err := w.Flush(); err != nil {

@@ -109,7 +109,7 @@ func (a *app) tokenList(c *cli.Context) error {
 		}
 		now := time.Now()
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tNAME\tROLE\tUSER\tSTATE\tUSES\tEXPIRES\tCREATED")
+		row(w, "ID", "NAME", "ROLE", "USER", "STATE", "USES", "EXPIRES", "CREATED")
 		for _, t := range tokens {
 			expires := "never"
 			if t.ExpiresAt != nil {
@@ -119,7 +119,7 @@ func (a *app) tokenList(c *cli.Context) error {
 			if !t.Reusable {
 				uses += "/1"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, orDash(t.User), t.State(now), uses, expires, t.CreatedAt.Local().Format("2006-01-02 15:04"))
+			row(w, t.ID, t.Name, t.Role, orDash(t.User), t.State(now), uses, expires, t.CreatedAt.Local().Format("2006-01-02 15:04"))
 		}
 		return w.Flush()
 	})

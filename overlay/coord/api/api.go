@@ -25,41 +25,13 @@ type Server struct {
 	writeTimeout time.Duration
 }
 
-// New returns the API handler for c.
+// New returns the API handler for c, serving every endpoint of Endpoints.
 func New(c *coord.Coordinator, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{c: c, log: log, mux: http.NewServeMux(), writeTimeout: writeTimeout}
-	s.mux.HandleFunc("GET "+wire.PathHealth, s.health)
-	s.mux.HandleFunc("POST "+wire.PathEnroll, s.enroll)
-	s.mux.HandleFunc("POST "+wire.PathStream, s.stream)
-	s.mux.HandleFunc("POST "+wire.PathFlowReport, s.reportFlows)
-	s.mux.HandleFunc("GET "+wire.PathFlows, s.admin(s.listFlows))
-
-	s.mux.HandleFunc("POST "+wire.PathTokens, s.admin(s.createToken))
-	s.mux.HandleFunc("GET "+wire.PathTokens, s.admin(s.listTokens))
-	s.mux.HandleFunc("DELETE "+wire.PathTokens+"/{id}", s.admin(s.revokeToken))
-	s.mux.HandleFunc("POST "+wire.PathRoutes, s.admin(s.addRoute))
-	s.mux.HandleFunc("GET "+wire.PathRoutes, s.admin(s.listRoutes))
-	s.mux.HandleFunc("DELETE "+wire.PathRoutes+"/{addr}/{bits}", s.admin(s.removeRoute))
-	s.mux.HandleFunc("GET "+wire.PathRouteLookup, s.admin(s.lookupRoute))
-	s.mux.HandleFunc("GET "+wire.PathNodes, s.admin(s.listNodes))
-	s.mux.HandleFunc("DELETE "+wire.PathNodes+"/{name}", s.admin(s.removeNode))
-	s.mux.HandleFunc("GET "+wire.PathExport, s.admin(s.export))
-	s.mux.HandleFunc("GET "+wire.PathSplit, s.admin(s.splitPolicy))
-	s.mux.HandleFunc("POST "+wire.PathSplitMode, s.admin(s.splitMode))
-	s.mux.HandleFunc("POST "+wire.PathSplitEntries, s.admin(s.splitAdd))
-	s.mux.HandleFunc("DELETE "+wire.PathSplitEntries+"/{addr}/{bits}", s.admin(s.splitRemove))
-	s.mux.HandleFunc("POST "+wire.PathSplitReset, s.admin(s.splitReset))
-	s.mux.HandleFunc("GET "+wire.PathSplitEffective, s.admin(s.splitEffective))
-	s.mux.HandleFunc("GET "+wire.PathHosts, s.admin(s.listHosts))
-	s.mux.HandleFunc("POST "+wire.PathHosts, s.admin(s.addHost))
-	s.mux.HandleFunc("DELETE "+wire.PathHosts+"/{name}", s.admin(s.removeHost))
-	s.mux.HandleFunc("GET "+wire.PathPolicy, s.admin(s.getPolicy))
-	s.mux.HandleFunc("PUT "+wire.PathPolicy, s.admin(s.setPolicy))
-	s.mux.HandleFunc("POST "+wire.PathPolicyReset, s.admin(s.resetPolicy))
-	s.mux.HandleFunc("GET "+wire.PathPolicyWhy, s.admin(s.policyWhy))
+	s.register()
 	return s
 }
 

@@ -2,6 +2,8 @@
 // bodies, bearer-token authentication, error codes mapped to HTTP statuses,
 // and the full-duplex newline-delimited JSON control stream.
 //
+// Every endpoint is a row of one table (Endpoints): method, path, the
+// credential it takes and its handler; New registers exactly those.
 // Handlers are thin: every decision is the coordinator's. api must not
 // import the store (it reaches state only through coord) nor any cmd
 // package.
