@@ -1,6 +1,9 @@
 // Package api adapts a coord.Coordinator to HTTP: JSON request and response
 // bodies, bearer-token authentication, error codes mapped to HTTP statuses,
-// and the full-duplex newline-delimited JSON control stream.
+// and the full-duplex newline-delimited JSON control stream. It also
+// bounds what a peer without a credential can hold or spend (Limits,
+// Server.Configure): read time-outs, body sizes, connections and
+// requests per source.
 //
 // Handlers are thin: every decision is the coordinator's. api must not
 // import the store (it reaches state only through coord) nor any cmd
