@@ -115,7 +115,7 @@ func FuzzNodeMessage(f *testing.F) {
 	f.Add([]byte(`{"type":"netmap","netmap":{}}` + "\n"))
 	f.Add([]byte(`{"type":"future","x":[1,2]}` + "\n" + `not json` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := newStreamReader(strings.NewReader(string(data)))
+		c := newNodeReader(strings.NewReader(string(data)))
 		for range 100 {
 			m, err := c.Recv()
 			if err != nil {

@@ -46,7 +46,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	conn := &streamConn{nodeReader: newStreamReader(r.Body), w: w, rc: rc, timeout: s.writeTimeout}
+	conn := &streamConn{nodeReader: newNodeReader(r.Body), w: w, rc: rc, timeout: s.writeTimeout}
 	err = s.c.ServeStream(r.Context(), node, conn)
 	s.log.Debug("stream ended", "node", node.Name, "err", err)
 }
@@ -97,7 +97,7 @@ type nodeReader struct {
 	sc *bufio.Scanner
 }
 
-func newStreamReader(r io.Reader) *nodeReader {
+func newNodeReader(r io.Reader) *nodeReader {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 512), maxNodeMessage)
 	return &nodeReader{sc: sc}
