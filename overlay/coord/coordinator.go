@@ -43,6 +43,10 @@ type Config struct {
 	// FlowRetention is how long flow records are kept; zero means
 	// DefaultFlowRetention.
 	FlowRetention time.Duration
+	// MaxStreamsPerNode is how many control streams one node may keep
+	// open; a new one past it replaces the oldest. Zero means
+	// DefaultMaxStreamsPerNode.
+	MaxStreamsPerNode int
 }
 
 // Coordinator is the control plane's state and logic. Create it with New,
@@ -57,7 +61,9 @@ type Coordinator struct {
 	hbInt  time.Duration
 	hbTO   time.Duration
 	now    func() time.Time
-	rand   io.Reader
+	// maxStreams is how many control streams a node may keep open.
+	maxStreams int
+	rand       io.Reader
 
 	snap atomic.Pointer[snapshot]
 
@@ -76,11 +82,16 @@ type Coordinator struct {
 	presenceMu sync.Mutex
 	presence   map[string]*presence // by node ID
 	dirtySeen  map[string]time.Time // last-seen times not yet stored
+
+	// netmapBuilds counts the netmaps built for streams, for tests.
+	netmapBuilds atomic.Int64
 }
 
 // presence is what the coordinator knows of a node's streams.
 type presence struct {
-	streams  int
+	streams []*openStream // oldest first
+	// netmaps is shared by the node's streams; nil while it has none.
+	netmaps  *netmapCache
 	lastSeen time.Time
 	sent     uint64 // version of the last netmap sent
 	applied  uint64 // version the node last acknowledged
@@ -98,18 +109,19 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: flow retention %v is negative", cfg.FlowRetention)
 	}
 	c := &Coordinator{
-		store:     cfg.Store,
-		log:       cfg.Logger,
-		url:       cfg.URL,
-		pin:       cfg.Pin,
-		relay:     cfg.RelayEndpoint,
-		relayC:    cfg.RelayCredential,
-		hbInt:     cfg.HeartbeatInterval,
-		hbTO:      cfg.HeartbeatTimeout,
-		now:       cfg.Now,
-		rand:      cfg.Rand,
-		presence:  make(map[string]*presence),
-		dirtySeen: make(map[string]time.Time),
+		store:      cfg.Store,
+		log:        cfg.Logger,
+		url:        cfg.URL,
+		pin:        cfg.Pin,
+		relay:      cfg.RelayEndpoint,
+		relayC:     cfg.RelayCredential,
+		hbInt:      cfg.HeartbeatInterval,
+		hbTO:       cfg.HeartbeatTimeout,
+		maxStreams: cfg.MaxStreamsPerNode,
+		now:        cfg.Now,
+		rand:       cfg.Rand,
+		presence:   make(map[string]*presence),
+		dirtySeen:  make(map[string]time.Time),
 
 		flowRetention: cfg.FlowRetention,
 		pruneEvery:    flowPruneInterval,
@@ -131,6 +143,9 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	}
 	if c.hbTO <= 0 {
 		c.hbTO = wire.HeartbeatTimeout
+	}
+	if c.maxStreams <= 0 {
+		c.maxStreams = DefaultMaxStreamsPerNode
 	}
 	st, err := cfg.Store.Load(ctx)
 	if err != nil {

@@ -23,7 +23,7 @@ func (c *Coordinator) Enroll(ctx context.Context, tokenSecret string, req wire.E
 		tok = &t
 	}
 	if tok != nil && tok.Role == wire.RoleAdmin {
-		return wire.EnrollResponse{}, errorf(wire.CodeInvalid, "an admin token cannot enroll a node; create one with: warren token create --role client|connector --name NAME")
+		return wire.EnrollResponse{}, errAdminEnroll()
 	}
 	cred, err := c.newSecret()
 	if err != nil {
@@ -84,4 +84,33 @@ func (c *Coordinator) AuthenticateNode(credential string) (wire.Node, error) {
 		return wire.Node{}, errorf(wire.CodeUnauthorized, "this node has been removed by an admin or never enrolled; enroll it again with a new token")
 	}
 	return s.nodes[i].Node, nil
+}
+
+// CheckEnrollToken tells whether the token whose secret is tokenSecret
+// could enroll a node now, without consuming it, so that the API can
+// refuse an unknown, used, expired or revoked token before it reads the
+// request body. Enroll checks again, atomically, in the store.
+func (c *Coordinator) CheckEnrollToken(tokenSecret string) error {
+	s := c.snap.Load()
+	i, ok := s.tokenByHsh[hashSecret(tokenSecret)]
+	if !ok {
+		return tokenError(store.ErrNotFound, nil)
+	}
+	t := s.tokens[i]
+	if t.Role == wire.RoleAdmin {
+		return errAdminEnroll()
+	}
+	switch t.State(c.now()) {
+	case wire.TokenRevoked:
+		return tokenError(store.ErrTokenRevoked, &t)
+	case wire.TokenExpired:
+		return tokenError(store.ErrTokenExpired, &t)
+	case wire.TokenUsed:
+		return tokenError(store.ErrTokenUsed, &t)
+	}
+	return nil
+}
+
+func errAdminEnroll() error {
+	return errorf(wire.CodeInvalid, "an admin token cannot enroll a node; create one with: warren token create --role client|connector --name NAME")
 }

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -119,7 +120,11 @@ func (c *Coordinator) pruneFlows(ctx context.Context) {
 // client's control stream.
 func sendDenials(conn NodeConn, d wire.FlowRecord, queue <-chan wire.FlowRecord) error {
 	for {
-		if err := conn.Send(&wire.StreamMessage{Type: wire.MsgDenial, Denial: &d}); err != nil {
+		msg, err := json.Marshal(&wire.StreamMessage{Type: wire.MsgDenial, Denial: &d})
+		if err != nil {
+			return fmt.Errorf("encoding denial: %w", err)
+		}
+		if err := conn.Send(msg); err != nil {
 			return fmt.Errorf("sending denial: %w", err)
 		}
 		select {

@@ -2,7 +2,9 @@ package coord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"sync"
@@ -119,7 +121,11 @@ func newFakeConn() *fakeConn {
 	return &fakeConn{out: make(chan *wire.StreamMessage, 64), in: make(chan *wire.StreamMessage, 64), closed: make(chan struct{})}
 }
 
-func (f *fakeConn) Send(m *wire.StreamMessage) error {
+func (f *fakeConn) Send(msg []byte) error {
+	m := new(wire.StreamMessage)
+	if err := json.Unmarshal(msg, m); err != nil {
+		return fmt.Errorf("fake node: decoding %s: %w", msg, err)
+	}
 	if m.Type == wire.MsgPing && !f.silent {
 		f.in <- &wire.StreamMessage{Type: wire.MsgPing}
 		return nil

@@ -19,7 +19,7 @@ func (c *Coordinator) Nodes() []wire.NodeStatus {
 	for i, n := range s.nodes {
 		st := wire.NodeStatus{Node: n.Node, EnrolledAt: n.EnrolledAt, LastSeen: n.LastSeen}
 		if p := c.presence[n.ID]; p != nil {
-			st.Online = p.streams > 0
+			st.Online = len(p.streams) > 0
 			seen := p.lastSeen
 			st.LastSeen = &seen
 			st.AppliedVersion = p.applied
@@ -80,7 +80,7 @@ func (c *Coordinator) online(id string) bool {
 	c.presenceMu.Lock()
 	defer c.presenceMu.Unlock()
 	p := c.presence[id]
-	return p != nil && p.streams > 0
+	return p != nil && len(p.streams) > 0
 }
 
 // lastSeen is the latest time the node was heard from, zero if never.

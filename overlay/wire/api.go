@@ -56,6 +56,7 @@ const (
 	CodeTokenUsed    = "token_used"    // single-use token already consumed
 	CodeTokenExpired = "token_expired" // token past its expiry
 	CodeTokenRevoked = "token_revoked" // token revoked by an admin
+	CodeRateLimited  = "rate_limited"  // too many requests without a credential; see Retry-After
 )
 
 func (e *Error) Error() string { return e.Message }

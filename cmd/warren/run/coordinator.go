@@ -125,12 +125,14 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srv := &http.Server{
-		Handler:           api.New(co, log),
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		TLSConfig:   tlsCfg,
+		IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	gated, err := api.New(co, log).Configure(srv, ln, api.DefaultLimits())
+	if err != nil {
+		return err
 	}
 
 	rs, err := relay.NewServer(relay.ServerConfig{Key: relayKey, Allowed: co.RelayAllowed, Logger: log.With("component", "relay")})
@@ -147,9 +149,9 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 	serveErr := make(chan error, 1)
 	wg.Go(func() {
 		if tlsCfg != nil {
-			serveErr <- srv.ServeTLS(ln, "", "")
+			serveErr <- srv.ServeTLS(gated, "", "")
 		} else {
-			serveErr <- srv.Serve(ln)
+			serveErr <- srv.Serve(gated)
 		}
 	})
 	log.Info("coordinator serving", "url", publicURL, "listen", ln.Addr().String(), "relay", pc.LocalAddr().String(), "pin", pin)

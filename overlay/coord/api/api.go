@@ -23,6 +23,9 @@ type Server struct {
 	mux *http.ServeMux
 	// writeTimeout bounds each write to a control stream.
 	writeTimeout time.Duration
+	// guard enforces the limits on unauthenticated peers; nil until
+	// Configure.
+	guard *guard
 }
 
 // New returns the API handler for c, serving every endpoint of Endpoints.
@@ -36,7 +39,11 @@ func New(c *coord.Coordinator, log *slog.Logger) *Server {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.admit(w, r) {
+		s.mux.ServeHTTP(w, r)
+	}
+}
 
 // admin wraps h with admin authentication.
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
@@ -62,6 +69,11 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	// Refuse a token that cannot enroll before reading the body.
+	if err := s.c.CheckEnrollToken(bearer(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	var req wire.EnrollRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -150,16 +162,22 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, s.c.Export())
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors. On failure it has answered the request.
+// decode reads a JSON body of at most maxBody bytes strictly: unknown
+// fields and trailing data are errors. On failure it has answered the
+// request: 413 for a body over the limit, refused by its Content-Length
+// before anything is read when it declares one.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON body")
+	if r.ContentLength > maxBody {
+		s.tooLarge(w, maxBody)
+		return false
 	}
-	if err != nil {
+	err := decodeStrict(http.MaxBytesReader(w, r.Body, maxBody), v)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.tooLarge(w, tooLarge.Limit)
+		return false
+	case err != nil:
 		s.fail(w, r, &wire.Error{Code: wire.CodeInvalid, Message: fmt.Sprintf("bad request body: %v", err)})
 		return false
 	}
@@ -200,6 +218,8 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case wire.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case wire.CodeRateLimited:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }

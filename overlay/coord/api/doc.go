@@ -1,6 +1,9 @@
 // Package api adapts a coord.Coordinator to HTTP: JSON request and response
 // bodies, bearer-token authentication, error codes mapped to HTTP statuses,
-// and the full-duplex newline-delimited JSON control stream.
+// and the full-duplex newline-delimited JSON control stream. It also
+// bounds what a peer without a credential can hold or spend (Limits,
+// Server.Configure): read time-outs, body sizes, connections and
+// requests per source.
 //
 // Every endpoint is a row of one table (Endpoints): method, path, the
 // credential it takes and its handler; New registers exactly those.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -32,10 +33,10 @@ func (s *Server) reportFlows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var rep wire.FlowReport
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFlowReportBody))
-	err = dec.Decode(&rep)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON body")
+	if r.ContentLength > maxFlowReportBody {
+		err = &http.MaxBytesError{Limit: maxFlowReportBody}
+	} else {
+		err = decodeFlowReport(http.MaxBytesReader(w, r.Body, maxFlowReportBody), &rep)
 	}
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -52,6 +53,19 @@ func (s *Server) reportFlows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// decodeFlowReport decodes a flow report leniently: unknown fields are
+// ignored (a newer connector's), trailing data is an error.
+func decodeFlowReport(r io.Reader, rep *wire.FlowReport) error {
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(rep); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON body")
+	}
+	return nil
 }
 
 func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -33,15 +34,19 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// Authenticated: the stream lives as long as its heartbeats say, not
+	// as long as the server's read time-out for request bodies.
+	if err := rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.fail(w, r, fmt.Errorf("lifting the read deadline: %w", err))
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	sc := bufio.NewScanner(r.Body)
-	sc.Buffer(make([]byte, 0, 512), maxNodeMessage)
-	conn := &streamConn{w: w, rc: rc, sc: sc, timeout: s.writeTimeout}
+	conn := &streamConn{nodeReader: newNodeReader(r.Body), w: w, rc: rc, timeout: s.writeTimeout}
 	err = s.c.ServeStream(r.Context(), node, conn)
 	s.log.Debug("stream ended", "node", node.Name, "err", err)
 }
@@ -49,25 +54,23 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 // streamConn frames a control stream as newline-delimited JSON. Send is
 // called by one goroutine and Recv by another.
 type streamConn struct {
+	*nodeReader
 	w  http.ResponseWriter
 	rc *http.ResponseController
-	sc *bufio.Scanner
 	// timeout bounds each Send.
 	timeout time.Duration
 
 	closeOnce sync.Once
 }
 
-func (c *streamConn) Send(m *wire.StreamMessage) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encoding message: %w", err)
-	}
-	b = append(b, '\n')
+func (c *streamConn) Send(msg []byte) error {
 	if err := c.rc.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return fmt.Errorf("setting write deadline: %w", err)
 	}
-	if _, err := c.w.Write(b); err != nil {
+	if _, err := c.w.Write(msg); err != nil {
+		return err
+	}
+	if _, err := c.w.Write(newline); err != nil {
 		return err
 	}
 	if err := c.rc.Flush(); err != nil {
@@ -81,7 +84,27 @@ func (c *streamConn) Send(m *wire.StreamMessage) error {
 	return nil
 }
 
-func (c *streamConn) Recv() (*wire.StreamMessage, error) {
+var newline = []byte{'\n'}
+
+// Close unblocks a pending Recv by moving the read deadline to now.
+func (c *streamConn) Close() error {
+	c.closeOnce.Do(func() { _ = c.rc.SetReadDeadline(time.Now()) })
+	return nil
+}
+
+// nodeReader reads a node's newline-delimited JSON messages.
+type nodeReader struct {
+	sc *bufio.Scanner
+}
+
+func newNodeReader(r io.Reader) *nodeReader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 512), maxNodeMessage)
+	return &nodeReader{sc: sc}
+}
+
+// Recv returns the node's next message.
+func (c *nodeReader) Recv() (*wire.StreamMessage, error) {
 	if !c.sc.Scan() {
 		if err := c.sc.Err(); err != nil {
 			return nil, err
@@ -93,10 +116,4 @@ func (c *streamConn) Recv() (*wire.StreamMessage, error) {
 		return nil, fmt.Errorf("decoding message: %w", err)
 	}
 	return &m, nil
-}
-
-// Close unblocks a pending Recv by moving the read deadline to now.
-func (c *streamConn) Close() error {
-	c.closeOnce.Do(func() { _ = c.rc.SetReadDeadline(time.Now()) })
-	return nil
 }
