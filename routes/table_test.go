@@ -26,16 +26,6 @@ func lookupSlow(es []Entry, ip netip.Addr) (Entry, bool) {
 	return best, found
 }
 
-// lastAddr returns the highest address in p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
 // probesAround returns, for each entry, its first and last address and the
 // addresses just outside it.
 func probesAround(es []Entry) []netip.Addr {

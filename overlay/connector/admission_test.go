@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrennet/warren/netstack"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/routes"
 )
 
 // probe is one flow sent into the connector's stack as raw packets: a
@@ -238,6 +239,22 @@ func TestAdmissionServesNothingItShouldNot(t *testing.T) {
 		tcp(alice6Addr, at("64:ff9b::127.0.0.1", p4)), tcp(alice6Addr, "[64:ff9b::169.254.169.254]:80"),
 		tcp(alice6Addr, at("2002:7f00:1::1", p4)),
 		echo(alice6Addr, "::1"), echo(alice6Addr, "::ffff:127.0.0.1"), echo(alice6Addr, "fe80::1"),
+	}
+	// Every address the guard's own table names (each range's first and
+	// last address, each embedded form of each refused IPv4 range: NAT64,
+	// local-use NAT64, 6to4, Teredo server and client), so that a range
+	// added to the table is tried here too: TCP and UDP to the decoys'
+	// port, and a ping.
+	for _, ex := range routes.GuardExamples() {
+		src, port := aliceAddr, p4
+		if ex.Addr.Is6() {
+			src = alice6Addr
+			if !ex.Addr.Is4In6() {
+				port = p6
+			}
+		}
+		dst := netip.AddrPortFrom(ex.Addr, port).String()
+		guard = append(guard, tcp(src, dst), udp(src, dst), echo(src, ex.Addr.String()))
 	}
 	if host.IsValid() {
 		hs := host.String()

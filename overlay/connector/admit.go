@@ -103,7 +103,7 @@ type decision struct {
 // admit decides whether the connector serves f. In order: the source must
 // be an enrolled client (WireGuard has already checked the source address
 // against the peer's key); the destination must pass the guard
-// (neverServed) and not be one of the connector host's own addresses;
+// (routes.NeverServed) and not be one of the connector host's own addresses;
 // it must lie in a prefix this connector serves; and when a policy is
 // enforced, one of the client's grants must allow it.
 func admit(a *admission, f netstack.Flow) decision {
@@ -112,7 +112,7 @@ func admit(a *admission, f netstack.Flow) decision {
 		return decision{reason: fmt.Sprintf("denied: source %v is not an enrolled client", f.Src.Addr())}
 	}
 	dst := f.Dst.Addr()
-	if why := neverServed(dst); why != "" {
+	if why := routes.NeverServed(dst); why != "" {
 		return decision{client: cl, reason: fmt.Sprintf("denied: %v is never served (%s)", dst, why)}
 	}
 	if isHost(a.host, dst) {

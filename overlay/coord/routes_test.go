@@ -3,11 +3,13 @@ package coord
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/routes"
 )
 
 func TestAddRouteRejects(t *testing.T) {
@@ -33,7 +35,7 @@ func TestAddRouteRejects(t *testing.T) {
 		{"127.0.0.0/8", "office", wire.CodeInvalid, `127.0.0.0/8 overlaps loopback (127.0.0.0/8) and cannot be routed`},
 		{"169.254.10.0/24", "office", wire.CodeInvalid, `169.254.10.0/24 overlaps link-local (169.254.0.0/16) and cannot be routed`},
 		{"224.0.0.0/4", "office", wire.CodeInvalid, `224.0.0.0/4 overlaps multicast (224.0.0.0/4) and cannot be routed`},
-		{"0.0.0.0/8", "office", wire.CodeInvalid, `0.0.0.0/8 overlaps the unspecified range (0.0.0.0/8) and cannot be routed`},
+		{"0.0.0.0/8", "office", wire.CodeInvalid, `0.0.0.0/8 overlaps this network (0.0.0.0/8) and cannot be routed`},
 		{"100.96.1.0/24", "office", wire.CodeInvalid, `100.96.1.0/24 overlaps the Warren overlay range (100.96.0.0/12) and cannot be routed`},
 		{"0.0.0.0/0", "office", wire.CodeInvalid, `0.0.0.0/0 would send all traffic to a connector; full tunnels are not supported`},
 		{"10.0.0.0/8", "offce", wire.CodeNotFound, `unknown connector "offce" (enrolled connectors: aws, office)`},
@@ -58,6 +60,56 @@ func TestAddRouteRejects(t *testing.T) {
 				t.Errorf("state changed by a refused add (-before +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestAddRouteRefusesEveryGuardedRange: every range of the destination
+// guard's table, and every NAT64, 6to4 and Teredo form of every refused
+// IPv4 range, is refused at routes add with one line, and changes
+// nothing. It runs over the table itself: a range added there is tested
+// here too.
+func TestAddRouteRefusesEveryGuardedRange(t *testing.T) {
+	h := newHarness(t)
+	h.enroll(wire.RoleConnector, "office")
+	ctx := context.Background()
+	before := h.c.Export()
+	examples := routes.GuardExamples()
+	if len(examples) < 100 {
+		t.Fatalf("only %d guard examples", len(examples))
+	}
+	for _, ex := range examples {
+		_, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: ex.Prefix.String(), Connector: "office"})
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != wire.CodeInvalid {
+			t.Errorf("routes add %v (%s) = %v, want it refused as invalid", ex.Prefix, ex.What, err)
+			continue
+		}
+		if strings.ContainsAny(we.Message, "\n\r") || !strings.HasPrefix(we.Message, ex.Prefix.String()+" ") {
+			t.Errorf("routes add %v: message %q, want one line naming the prefix", ex.Prefix, we.Message)
+		}
+	}
+	if diff := cmp.Diff(before, h.c.Export(), netipEqual); diff != "" {
+		t.Errorf("state changed by refused adds (-before +after):\n%s", diff)
+	}
+	// What the admin sees for the embedded forms.
+	for prefix, want := range map[string]string{
+		"64:ff9b::7f00:1/128":  "64:ff9b::7f00:1/128 overlaps the NAT64 form of loopback (127.0.0.0/8) and cannot be routed",
+		"64:ff9b::/96":         "64:ff9b::/96 overlaps the NAT64 form of this network (0.0.0.0/8) and cannot be routed",
+		"2002:a9fe:a9fe::/48":  "2002:a9fe:a9fe::/48 overlaps the 6to4 form of link-local (169.254.0.0/16) and cannot be routed",
+		"::7f00:1/128":         "::7f00:1/128 overlaps IPv4-compatible (::/96) and cannot be routed",
+		"255.255.255.255/32":   "255.255.255.255/32 overlaps limited broadcast (255.255.255.255/32) and cannot be routed",
+		"::ffff:127.0.0.1/128": "::ffff:127.0.0.1/128 is an IPv4-mapped IPv6 prefix; did you mean 127.0.0.1/32?",
+	} {
+		_, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: prefix, Connector: "office"})
+		if err == nil || err.Error() != want {
+			t.Errorf("routes add %s = %v, want %s", prefix, err, want)
+		}
+	}
+	// The translated forms of a LAN are routable.
+	for _, prefix := range []string{"64:ff9b::c0a8:0/120", "2002:c0a8::/32"} {
+		if _, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: prefix, Connector: "office"}); err != nil {
+			t.Errorf("routes add %s: %v", prefix, err)
+		}
 	}
 }
 

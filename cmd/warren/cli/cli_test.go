@@ -82,7 +82,7 @@ func TestBadInputIsRefusedWithExactMessage(t *testing.T) {
 		{"routes add 127.0.0.0/8 --connector office", `127.0.0.0/8 overlaps loopback (127.0.0.0/8) and cannot be routed`},
 		{"routes add 169.254.0.0/16 --connector office", `169.254.0.0/16 overlaps link-local (169.254.0.0/16) and cannot be routed`},
 		{"routes add 239.1.0.0/16 --connector office", `239.1.0.0/16 overlaps multicast (224.0.0.0/4) and cannot be routed`},
-		{"routes add 0.0.0.0/8 --connector office", `0.0.0.0/8 overlaps the unspecified range (0.0.0.0/8) and cannot be routed`},
+		{"routes add 0.0.0.0/8 --connector office", `0.0.0.0/8 overlaps this network (0.0.0.0/8) and cannot be routed`},
 		{"routes add 100.100.0.0/16 --connector office", `100.100.0.0/16 overlaps the Warren overlay range (100.96.0.0/12) and cannot be routed`},
 		{"routes add 10.0.0.0/8 --connector offce", `unknown connector "offce" (enrolled connectors: aws, office)`},
 		{"routes add 192.168.0.0/24 --connector aws", `192.168.0.0/24 is already served by connector "office"; remove it first with: warren routes rm 192.168.0.0/24`},
