@@ -23,7 +23,9 @@
 // when they end, denials at once (one per source, destination and
 // protocol a second), kept and shipped by overlay/flowlog under Run.
 //
-// A route with ProxyProtocol gets a PROXY v2 header on each TCP flow
+// A route with AllowConnectorHost lets its flows reach the connector
+// host's own addresses (the guard's table still applies). A route with
+// ProxyProtocol gets a PROXY v2 header on each TCP flow
 // (proxyproto.go).
 //
 // connector is a role: it must not import platform, netlink, other roles

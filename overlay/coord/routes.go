@@ -16,7 +16,8 @@ import (
 
 // AddRoute routes a prefix to a connector. Adding the same prefix to the
 // same connector again updates the comment (an empty one keeps the old)
-// and sets PROXY v2 on or off as the request says.
+// and sets PROXY v2 and the connector host's addresses on or off as the
+// request says.
 func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (wire.Route, error) {
 	p, err := routes.ParseRoutable(req.Prefix)
 	if err != nil {
@@ -35,7 +36,8 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 	if err := s.table.CheckAdd(p, req.Connector); err != nil {
 		return wire.Route{}, errorf(wire.CodeConflict, "%s; remove it first with: warren routes rm %s", err, p)
 	}
-	r := wire.Route{Prefix: p, Connector: req.Connector, Comment: req.Comment, CreatedAt: c.now().UTC(), ProxyProtocol: req.ProxyProtocol}
+	r := wire.Route{Prefix: p, Connector: req.Connector, Comment: req.Comment, CreatedAt: c.now().UTC(),
+		ProxyProtocol: req.ProxyProtocol, AllowConnectorHost: req.AllowConnectorHost}
 	i, found := slices.BinarySearchFunc(s.routes, r, compareRoutes)
 	if found {
 		r.CreatedAt = s.routes[i].CreatedAt
@@ -59,7 +61,7 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 		return wire.Route{}, err
 	}
 	c.publish(next)
-	c.log.Info("route added", "prefix", p, "connector", req.Connector, "proxy_protocol", r.ProxyProtocol)
+	c.log.Info("route added", "prefix", p, "connector", req.Connector, "proxy_protocol", r.ProxyProtocol, "allow_connector_host", r.AllowConnectorHost)
 	return r, nil
 }
 

@@ -255,3 +255,43 @@ func TestAddRouteProxyProtocol(t *testing.T) {
 		t.Errorf("connector netmap routes = %+v, want PROXY v2 off", nm.Routes)
 	}
 }
+
+// TestAddRouteAllowConnectorHost: the flag is stored, carried in the
+// connector's netmap, and re-adding the route without
+// it turns it off.
+func TestAddRouteAllowConnectorHost(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	office := h.enroll(wire.RoleConnector, "office")
+	req := wire.AddRouteRequest{Prefix: "192.168.0.5/32", Connector: "office", AllowConnectorHost: true}
+	r, err := h.c.AddRoute(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.AllowConnectorHost || !h.c.Routes()[0].AllowConnectorHost {
+		t.Errorf("AddRoute with --allow-connector-host: route %+v, routes %+v", r, h.c.Routes())
+	}
+	st, err := h.store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Routes) != 1 || !st.Routes[0].AllowConnectorHost {
+		t.Errorf("stored routes = %+v, want the flag kept", st.Routes)
+	}
+	conn := newFakeConn()
+	h.serve(office.Node, conn)
+	if nm := nextNetMap(t, conn); len(nm.Routes) != 1 || !nm.Routes[0].AllowConnectorHost {
+		t.Errorf("connector netmap routes = %+v, want one allowing the connector host", nm.Routes)
+	}
+
+	req.AllowConnectorHost = false
+	if r, err = h.c.AddRoute(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if r.AllowConnectorHost {
+		t.Errorf("re-added route = %+v, want the flag off", r)
+	}
+	if nm := nextNetMap(t, conn); len(nm.Routes) != 1 || nm.Routes[0].AllowConnectorHost {
+		t.Errorf("connector netmap routes = %+v, want the flag off", nm.Routes)
+	}
+}

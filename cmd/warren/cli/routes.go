@@ -28,6 +28,7 @@ func (a *app) routesCommand() *cli.Command {
 					&cli.StringFlag{Name: "connector", Usage: "name of the connector that serves CIDR"},
 					&cli.StringFlag{Name: "comment", Usage: "a note shown in routes ls"},
 					&cli.BoolFlag{Name: "proxy-protocol", Usage: "prepend a PROXY v2 header (the client's overlay address and user) to each TCP flow, for LAN services that log the real client; adding the route again without it turns it off"},
+					&cli.BoolFlag{Name: "allow-connector-host", Usage: "let flows to CIDR reach the connector host's own addresses, which the connector otherwise refuses (loopback stays refused); adding the route again without it turns it off"},
 				},
 				Action: a.routesAdd,
 			},
@@ -39,7 +40,7 @@ func (a *app) routesCommand() *cli.Command {
 }
 
 func (a *app) routesAdd(c *cli.Context) error {
-	if err := argCount(c, 1, "CIDR --connector NAME [--comment TEXT] [--proxy-protocol]"); err != nil {
+	if err := argCount(c, 1, "CIDR --connector NAME [--comment TEXT] [--proxy-protocol] [--allow-connector-host]"); err != nil {
 		return err
 	}
 	// Checked here too, so a typo needs no coordinator to be caught.
@@ -51,15 +52,19 @@ func (a *app) routesAdd(c *cli.Context) error {
 		return errors.New("no connector given; add --connector NAME")
 	}
 	return a.withAdmin(c, func(admin *coordclient.Admin) error {
-		r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment"), ProxyProtocol: c.Bool("proxy-protocol")})
+		r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment"),
+			ProxyProtocol: c.Bool("proxy-protocol"), AllowConnectorHost: c.Bool("allow-connector-host")})
 		if err != nil {
 			return err
 		}
-		proxy := ""
+		opts := ""
 		if r.ProxyProtocol {
-			proxy = ", PROXY v2 on TCP flows"
+			opts += ", PROXY v2 on TCP flows"
 		}
-		fmt.Fprintf(a.env.Stdout, "route %s → connector %s%s\n", r.Prefix, r.Connector, proxy)
+		if r.AllowConnectorHost {
+			opts += ", the connector host's own addresses reachable"
+		}
+		fmt.Fprintf(a.env.Stdout, "route %s → connector %s%s\n", r.Prefix, r.Connector, opts)
 		// Say so if an admin's split-tunnel entry keeps part of it out of the
 		// tunnel.
 		if eff, err := admin.EffectiveSplit(c.Context); err == nil {
@@ -92,13 +97,16 @@ func (a *app) routesList(c *cli.Context) error {
 			return nil
 		}
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "PREFIX\tCONNECTOR\tPROXY\tCOMMENT")
+		fmt.Fprintln(w, "PREFIX\tCONNECTOR\tPROXY\tCONNECTOR-HOST\tCOMMENT")
 		for _, r := range rs {
-			proxy := "-"
+			proxy, host := "-", "-"
 			if r.ProxyProtocol {
 				proxy = "v2"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Prefix, r.Connector, proxy, r.Comment)
+			if r.AllowConnectorHost {
+				host = "allowed"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", r.Prefix, r.Connector, proxy, host, r.Comment)
 		}
 		return w.Flush()
 	})
