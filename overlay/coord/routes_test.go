@@ -129,7 +129,7 @@ func TestRoutesLongestPrefixAndLookup(t *testing.T) {
 	h.enroll(wire.RoleConnector, "lab")
 	for _, r := range []wire.AddRouteRequest{
 		{Prefix: "192.168.0.0/16", Connector: "office", Comment: "whole site"},
-		{Prefix: "192.168.7.0/24", Connector: "lab"},
+		{Prefix: "192.168.7.0/24", Connector: "lab", Force: true},
 	} {
 		if _, err := h.c.AddRoute(ctx, r); err != nil {
 			t.Fatalf("AddRoute(%v): %v", r, err)
@@ -293,5 +293,67 @@ func TestAddRouteAllowConnectorHost(t *testing.T) {
 	}
 	if nm := nextNetMap(t, conn); len(nm.Routes) != 1 || nm.Routes[0].AllowConnectorHost {
 		t.Errorf("connector netmap routes = %+v, want the flag off", nm.Routes)
+	}
+}
+
+// TestAddRouteTakesTrafficNeedsForce: a prefix inside another connector's
+// route is refused with one line naming that route and connector, unless
+// forced; inside the same connector's it needs no force; nothing changes
+// on a refusal.
+func TestAddRouteTakesTrafficNeedsForce(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.enroll(wire.RoleConnector, "office")
+	h.enroll(wire.RoleConnector, "lab")
+	add := func(prefix, connector string, force bool) error {
+		_, err := h.c.AddRoute(ctx, wire.AddRouteRequest{Prefix: prefix, Connector: connector, Force: force})
+		return err
+	}
+	if err := add("192.168.0.0/24", "office", false); err != nil {
+		t.Fatal(err)
+	}
+	before := h.c.Export()
+	for _, tt := range []struct {
+		prefix, connector string
+		want              string
+	}{
+		{"192.168.0.128/25", "lab", `192.168.0.128/25 would take traffic from route 192.168.0.0/24 (connector "office") to connector "lab"; add --force to move it`},
+		{"192.168.0.7/32", "lab", `192.168.0.7/32 would take traffic from route 192.168.0.0/24 (connector "office") to connector "lab"; add --force to move it`},
+	} {
+		err := add(tt.prefix, tt.connector, false)
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != wire.CodeConflict || we.Message != tt.want {
+			t.Errorf("routes add %s → %s = %v, want a conflict: %s", tt.prefix, tt.connector, err, tt.want)
+		}
+	}
+	if diff := cmp.Diff(before, h.c.Export(), netipEqual); diff != "" {
+		t.Errorf("state changed by refused adds (-before +after):\n%s", diff)
+	}
+
+	for _, tt := range []struct {
+		prefix, connector string
+		force             bool
+	}{
+		{"192.168.0.64/26", "office", false}, // same connector: no force
+		{"192.168.0.0/16", "lab", false},     // wider: takes nothing
+		{"192.168.0.128/25", "lab", true},    // forced
+		{"192.168.0.192/26", "lab", false},   // inside lab's own now
+		{"192.168.0.0/24", "office", false},  // re-adding an existing route
+	} {
+		if err := add(tt.prefix, tt.connector, tt.force); err != nil {
+			t.Errorf("routes add %s → %s (force %v): %v", tt.prefix, tt.connector, tt.force, err)
+		}
+	}
+	got := map[string]string{}
+	for _, r := range h.c.Routes() {
+		got[r.Prefix.String()] = r.Connector
+	}
+	want := map[string]string{"192.168.0.0/16": "lab", "192.168.0.0/24": "office", "192.168.0.64/26": "office", "192.168.0.128/25": "lab", "192.168.0.192/26": "lab"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
+	}
+	// Taking back from lab's /16 for office needs force too.
+	if err := add("192.168.1.0/24", "office", false); err == nil || !strings.Contains(err.Error(), `route 192.168.0.0/16 (connector "lab")`) {
+		t.Errorf("routes add 192.168.1.0/24 → office = %v, want refused naming lab's /16", err)
 	}
 }

@@ -215,6 +215,10 @@ type AddRouteRequest struct {
 	// sets both as the request says.
 	ProxyProtocol      bool `json:"proxy_protocol,omitempty"`
 	AllowConnectorHost bool `json:"allow_connector_host,omitempty"`
+	// Force adds a prefix that takes traffic from another connector (it
+	// lies inside a shorter route of that connector's); without it the
+	// coordinator refuses such a prefix.
+	Force bool `json:"force,omitempty"`
 }
 
 // RouteLookup answers GET PathRouteLookup?ip=IP.

@@ -87,7 +87,7 @@ func TestBadInputIsRefusedWithExactMessage(t *testing.T) {
 		{"routes add 10.0.0.0/8 --connector offce", `unknown connector "offce" (enrolled connectors: aws, office)`},
 		{"routes add 192.168.0.0/24 --connector aws", `192.168.0.0/24 is already served by connector "office"; remove it first with: warren routes rm 192.168.0.0/24`},
 		{"routes add 10.0.0.0/8", `no connector given; add --connector NAME`},
-		{"routes add", `usage: warren routes add CIDR --connector NAME [--comment TEXT] [--proxy-protocol] [--allow-connector-host]`},
+		{"routes add", `usage: warren routes add CIDR --connector NAME [--comment TEXT] [--proxy-protocol] [--allow-connector-host] [--force]`},
 		{"routes add 10.0.0.0/8 --connector office --bogus", `flag provided but not defined: -bogus (see: warren routes add --help)`},
 		{"routes rm 10.9.0.0/16", `no route for 10.9.0.0/16 (see: warren routes ls)`},
 		{"routes rm 10.9.0.1/16", `10.9.0.1/16 has host bits set; did you mean 10.9.0.0/16?`},
