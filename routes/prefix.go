@@ -83,32 +83,15 @@ func checkCanonical(p netip.Prefix) error {
 	return nil
 }
 
-// reserved lists the ranges no connector may route, by address so that the
-// first overlap reported is the lowest one.
-var reserved = []struct {
-	prefix netip.Prefix
-	name   string
-}{
-	{netip.MustParsePrefix("0.0.0.0/8"), "the unspecified range"},
-	{Overlay, "the Warren overlay range"},
-	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
-	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
-	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
-	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
-	{netip.MustParsePrefix("::/128"), "unspecified"},
-	{netip.MustParsePrefix("::1/128"), "loopback"},
-	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped"},
-	{netip.MustParsePrefix("fe80::/10"), "link-local"},
-	{netip.MustParsePrefix("ff00::/8"), "multicast"},
-}
-
 // CheckRoutable reports why p may not be routed through a connector, or nil.
-// A prefix may not be routed when it is a default route or overlaps (contains
-// or lies inside) a reserved range: this network, loopback, link-local,
-// multicast, the reserved 240.0.0.0/4 (which includes broadcast), the Warren
-// overlay range, the IPv6 unspecified address and the IPv4-mapped range.
-// Such errors wrap ErrReserved. A p that ParsePrefix would not return gets
-// the same error ParsePrefix gives for it.
+// A prefix may not be routed when it is a default route or overlaps
+// (contains or lies inside) a range of the destination guard (GuardTable)
+// or one of its embedded forms (GuardEmbeddings: the NAT64, 6to4 or Teredo
+// form of a refused IPv4 range), so that a route accepted here holds no
+// address NeverServed refuses. Such errors wrap ErrReserved and name the
+// range: the most specific one that holds all of p, or else the lowest one
+// p overlaps. A p that ParsePrefix would not return gets the same error
+// ParsePrefix gives for it.
 func CheckRoutable(p netip.Prefix) error {
 	if err := checkCanonical(p); err != nil {
 		return err
@@ -116,10 +99,8 @@ func CheckRoutable(p netip.Prefix) error {
 	if p.Bits() == 0 {
 		return newError(fmt.Sprintf("%v would send all traffic to a connector; full tunnels are not supported", p), ErrReserved)
 	}
-	for _, r := range reserved {
-		if r.prefix.Overlaps(p) {
-			return newError(fmt.Sprintf("%v overlaps %s (%v) and cannot be routed", p, r.name, r.prefix), ErrReserved)
-		}
+	if pt := guardOverlap(p); pt != nil {
+		return newError(fmt.Sprintf("%v overlaps %s and cannot be routed", p, pt.what), ErrReserved)
 	}
 	return nil
 }

@@ -162,12 +162,12 @@ func TestCheckRoutable(t *testing.T) {
 		{in: "223.255.255.0/24"}, // just below multicast
 		{in: "2001:db8::/32"},
 		{in: "fd00::/8"},
-		{in: "::2/128"},
-		{in: "fe00::/9"}, // next to link-local
+		{in: "::1:0:0/128"}, // just above IPv4-compatible
+		{in: "fe00::/9"},    // next to link-local
 
-		reserved("0.0.0.0/8", "the unspecified range", "0.0.0.0/8"),
-		reserved("0.0.0.1/32", "the unspecified range", "0.0.0.0/8"),
-		reserved("0.0.0.0/1", "the unspecified range", "0.0.0.0/8"),
+		reserved("0.0.0.0/8", "this network", "0.0.0.0/8"),
+		reserved("0.0.0.1/32", "this network", "0.0.0.0/8"),
+		reserved("0.0.0.0/1", "this network", "0.0.0.0/8"),
 		reserved("127.0.0.0/8", "loopback", "127.0.0.0/8"),
 		reserved("127.0.0.1/32", "loopback", "127.0.0.0/8"),
 		reserved("126.0.0.0/7", "loopback", "127.0.0.0/8"),
@@ -176,15 +176,16 @@ func TestCheckRoutable(t *testing.T) {
 		reserved("128.0.0.0/1", "link-local", "169.254.0.0/16"),
 		reserved("224.0.0.0/4", "multicast", "224.0.0.0/4"),
 		reserved("239.1.2.3/32", "multicast", "224.0.0.0/4"),
-		reserved("192.0.0.0/2", "multicast", "224.0.0.0/4"),
-		reserved("240.0.0.0/4", "reserved", "240.0.0.0/4"),
-		reserved("255.255.255.255/32", "reserved", "240.0.0.0/4"),
+		reserved("192.0.0.0/2", "IETF protocol assignments", "192.0.0.0/24"),
+		reserved("240.0.0.0/4", "reserved (240.0.0.0/4)", "240.0.0.0/4"),
+		reserved("255.255.255.255/32", "limited broadcast", "255.255.255.255/32"),
 		reserved("100.96.0.0/12", "the Warren overlay range", "100.96.0.0/12"),
 		reserved("100.100.1.0/24", "the Warren overlay range", "100.96.0.0/12"),
 		reserved("100.64.0.0/10", "the Warren overlay range", "100.96.0.0/12"),
 		reserved("::/128", "unspecified", "::/128"),
-		reserved("::/1", "unspecified", "::/128"),
+		reserved("::/1", "IPv4-compatible", "::/96"),
 		reserved("::1/128", "loopback", "::1/128"),
+		reserved("::2/128", "IPv4-compatible", "::/96"),
 		reserved("::fffe:0:0/95", "IPv4-mapped", "::ffff:0.0.0.0/96"),
 		reserved("fe80::/10", "link-local", "fe80::/10"),
 		reserved("fe80::1/128", "link-local", "fe80::/10"),

@@ -105,3 +105,24 @@ func (t *Table) CheckAdd(p netip.Prefix, owner string) error {
 	}
 	return nil
 }
+
+// TakesFrom reports whose traffic adding p for owner would move: the entry
+// with the longest prefix strictly covering p, when another owner has it.
+// Its addresses in p (but those of longer entries inside p, which keep
+// winning) go to owner once p is in the table. It reports nothing for a
+// p already in the table, a p no entry covers, or a covering entry owner
+// already has. p must be canonical.
+func (t *Table) TakesFrom(p netip.Prefix, owner string) (Entry, bool) {
+	if t == nil || !p.IsValid() || p.Bits() == 0 {
+		return Entry{}, false
+	}
+	if _, ok := t.Get(p); ok {
+		return Entry{}, false
+	}
+	parent := netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked()
+	_, e, ok := t.lpm.LookupPrefixLPM(parent)
+	if !ok || e.Owner == owner {
+		return Entry{}, false
+	}
+	return e, true
+}

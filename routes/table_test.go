@@ -26,16 +26,6 @@ func lookupSlow(es []Entry, ip netip.Addr) (Entry, bool) {
 	return best, found
 }
 
-// lastAddr returns the highest address in p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
-}
-
 // probesAround returns, for each entry, its first and last address and the
 // addresses just outside it.
 func probesAround(es []Entry) []netip.Addr {
@@ -70,6 +60,81 @@ func checkTable(t *testing.T, tbl *Table, es []Entry, probes []netip.Addr) {
 		if got != want || gotOK != wantOK {
 			t.Errorf("Lookup(%v) = %v, %v; want %v, %v", ip, got, gotOK, want, wantOK)
 		}
+	}
+	// TakesFrom, for the entries themselves, their halves and the probes'
+	// host prefixes.
+	var cands []netip.Prefix
+	for _, e := range es {
+		cands = append(cands, e.Prefix)
+		if e.Prefix.Bits() < e.Prefix.Addr().BitLen() {
+			lo, hi := Halves(e.Prefix)
+			cands = append(cands, lo, hi)
+		}
+	}
+	for _, ip := range probes {
+		if ip.IsValid() && ip.Zone() == "" {
+			cands = append(cands, netip.PrefixFrom(ip, ip.BitLen()))
+		}
+	}
+	for _, p := range cands {
+		if checkCanonical(p) != nil {
+			continue
+		}
+		for _, owner := range owners {
+			got, gotOK := tbl.TakesFrom(p, owner)
+			want, wantOK := takesFromSlow(es, p, owner)
+			if got != want || gotOK != wantOK {
+				t.Errorf("TakesFrom(%v, %s) = %v, %v; want %v, %v", p, owner, got, gotOK, want, wantOK)
+			}
+		}
+	}
+}
+
+// takesFromSlow is TakesFrom by a linear scan: nothing if p is an entry,
+// else the longest entry strictly covering p, if another owner has it.
+func takesFromSlow(es []Entry, p netip.Prefix, owner string) (Entry, bool) {
+	var best Entry
+	found := false
+	for _, e := range es {
+		if e.Prefix == p {
+			return Entry{}, false
+		}
+		if Covers(e.Prefix, p) && (!found || e.Prefix.Bits() > best.Prefix.Bits()) {
+			best, found = e, true
+		}
+	}
+	if !found || best.Owner == owner {
+		return Entry{}, false
+	}
+	return best, true
+}
+
+func TestTakesFrom(t *testing.T) {
+	tbl := mustTable(t, "192.168.0.0/16", "office", "192.168.0.0/24", "lab", "192.168.0.192/26", "office", "10.0.0.0/8", "dc1", "2001:db8::/32", "dc2")
+	for _, tt := range []struct {
+		prefix, owner string
+		want          string // the entry's prefix; "" for none
+	}{
+		{"192.168.0.128/25", "dc1", "192.168.0.0/24"},   // the longest covering one
+		{"192.168.0.128/25", "lab", ""},                 // lab's own
+		{"192.168.0.224/27", "lab", "192.168.0.192/26"}, // back from office
+		{"192.168.1.0/24", "lab", "192.168.0.0/16"},
+		{"192.168.0.0/24", "dc1", ""}, // exactly an entry: CheckAdd's to refuse
+		{"192.168.0.0/15", "dc1", ""}, // covers, takes nothing
+		{"172.16.0.0/12", "dc1", ""},  // nothing covers it
+		{"10.1.2.3/32", "office", "10.0.0.0/8"},
+		{"2001:db8:1::/48", "office", "2001:db8::/32"},
+		{"2001:db8:1::/48", "dc2", ""},
+		{"0.0.0.0/0", "dc1", ""},
+	} {
+		got, ok := tbl.TakesFrom(netip.MustParsePrefix(tt.prefix), tt.owner)
+		if ok != (tt.want != "") || (ok && got.Prefix.String() != tt.want) {
+			t.Errorf("TakesFrom(%s, %s) = %v, %v; want %q", tt.prefix, tt.owner, got, ok, tt.want)
+		}
+	}
+	var nilTable *Table
+	if _, ok := nilTable.TakesFrom(netip.MustParsePrefix("10.0.0.0/8"), "x"); ok {
+		t.Error("a nil table takes from someone")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/warrennet/warren/netstack"
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/routes"
 )
 
 // probe is one flow sent into the connector's stack as raw packets: a
@@ -238,6 +239,22 @@ func TestAdmissionServesNothingItShouldNot(t *testing.T) {
 		tcp(alice6Addr, at("64:ff9b::127.0.0.1", p4)), tcp(alice6Addr, "[64:ff9b::169.254.169.254]:80"),
 		tcp(alice6Addr, at("2002:7f00:1::1", p4)),
 		echo(alice6Addr, "::1"), echo(alice6Addr, "::ffff:127.0.0.1"), echo(alice6Addr, "fe80::1"),
+	}
+	// Every address the guard's own table names (each range's first and
+	// last address, each embedded form of each refused IPv4 range: NAT64,
+	// local-use NAT64, 6to4, Teredo server and client), so that a range
+	// added to the table is tried here too: TCP and UDP to the decoys'
+	// port, and a ping.
+	for _, ex := range routes.GuardExamples() {
+		src, port := aliceAddr, p4
+		if ex.Addr.Is6() {
+			src = alice6Addr
+			if !ex.Addr.Is4In6() {
+				port = p6
+			}
+		}
+		dst := netip.AddrPortFrom(ex.Addr, port).String()
+		guard = append(guard, tcp(src, dst), udp(src, dst), echo(src, ex.Addr.String()))
 	}
 	if host.IsValid() {
 		hs := host.String()
@@ -466,4 +483,86 @@ func (c *fakeUDP) Write(b []byte) (int, error) { return len(b), nil }
 func (c *fakeUDP) Close() error {
 	c.closed.Store(true)
 	return nil
+}
+
+// TestAllowConnectorHost: a route with --allow-connector-host lets flows
+// reach the connector host's own address through it (the decoy listening
+// there is reached), and nothing else: loopback and the rest of the
+// guard stay refused, and so does the host's address through a route
+// without the flag, with no dial and no hit on the decoys.
+func TestAllowConnectorHost(t *testing.T) {
+	host := hostAddr()
+	if !host.IsValid() {
+		t.Skip("no non-loopback address on this host")
+	}
+	hostDecoy := newDecoy(t, netip.AddrPortFrom(host, 0).String())
+	loop := newDecoy(t, "127.0.0.1:0")
+	loop6 := newDecoy(t, "[::1]:0")
+	hs, hp, lp := host.String(), hostDecoy.port(), loop.port()
+	at := func(addr string, port uint16) string {
+		return netip.AddrPortFrom(netip.MustParseAddr(addr), port).String()
+	}
+	toHost := tcp(aliceAddr, at(hs, hp))
+	refused := []probe{
+		tcp(aliceAddr, at("127.0.0.1", lp)), udp(aliceAddr, at("127.0.0.1", lp)),
+		tcp(alice6Addr, at("::1", loop6.port())),
+		tcp(alice6Addr, at("::ffff:127.0.0.1", lp)), tcp(alice6Addr, at("64:ff9b::127.0.0.1", lp)),
+		tcp(alice6Addr, at("::ffff:"+hs, hp)), // IPv4-mapped: refused whatever the route
+		tcp(aliceAddr, "169.254.169.254:80"), tcp(aliceAddr, "100.96.0.1:80"), tcp(aliceAddr, "0.0.0.0:80"),
+	}
+	for _, ex := range routes.GuardExamples() {
+		src := aliceAddr
+		if ex.Addr.Is6() {
+			src = alice6Addr
+		}
+		refused = append(refused, tcp(src, netip.AddrPortFrom(ex.Addr, lp).String()))
+	}
+	for _, sc := range []struct {
+		name   string
+		served []string
+		allow  bool // the host's address is reachable
+	}{
+		{"the host's /32 with the flag", []string{hs + "/32!", "0.0.0.0/0", "::/0"}, true},
+		{"everything with the flag", []string{"0.0.0.0/0!", "::/0!"}, true},
+		{"the host's /32 without the flag, everything else with it", []string{hs + "/32", "0.0.0.0/0!", "::/0!"}, false},
+		{"no flag", []string{"0.0.0.0/0", "::/0"}, false},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			l := newLab(t, lanServers(t))
+			l.apply(netMap(sc.served, false, peer("alice-laptop", "alice@example.com", aliceAddr), peer("alice-v6", "alice@example.com", alice6Addr)), host)
+			hostBefore, loopBefore, loop6Before := hostDecoy.hits.Load(), loop.hits.Load(), loop6.hits.Load()
+
+			l.send(toHost, 40000)
+			if sc.allow {
+				waitFor(t, "the dial of "+toHost.String(), func() bool { return l.dialedFor(toHost) })
+				waitFor(t, "the host decoy's accept", func() bool { return hostDecoy.hits.Load() == hostBefore+1 })
+			} else {
+				waitFor(t, "the denial of "+toHost.String(), func() bool { return len(l.denied(toHost)) > 0 })
+			}
+			port := uint16(41000)
+			for _, p := range refused {
+				port++
+				f := netstack.Flow{Src: netip.AddrPortFrom(p.src, port), Dst: p.dst, Proto: p.proto}
+				if got := l.handle(f); got != "refused" {
+					t.Errorf("%v: %s, want it refused", f, got)
+				}
+			}
+
+			for _, d := range l.dialed() {
+				if !sc.allow || d != (dialCall{"tcp", toHost.dst.String()}) {
+					t.Errorf("dialled %s %s", d.network, d.addr)
+				}
+			}
+			if n := loop.hits.Load() - loopBefore + loop6.hits.Load() - loop6Before; n != 0 {
+				t.Errorf("the loopback decoys were reached %d times", n)
+			}
+			want := hostBefore
+			if sc.allow {
+				want++
+			}
+			if got := hostDecoy.hits.Load(); got != want {
+				t.Errorf("the host decoy was reached %d times, want %d", got-hostBefore, want-hostBefore)
+			}
+		})
+	}
 }

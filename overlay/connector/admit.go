@@ -19,6 +19,9 @@ type admission struct {
 	// proxy holds the served prefixes whose route asks for a PROXY v2
 	// header.
 	proxy map[netip.Prefix]bool
+	// hostOK holds the served prefixes whose route lets flows reach the
+	// connector host's own addresses (--allow-connector-host).
+	hostOK map[netip.Prefix]bool
 	// enforced: a policy document is in force, and each client reaches
 	// only what its grants allow. Otherwise every client reaches every
 	// served destination.
@@ -26,7 +29,8 @@ type admission struct {
 	// rules are the texts of the rules the grants name, by index.
 	rules   map[int]string
 	clients map[netip.Addr]client // by overlay address
-	// host holds the connector host's own addresses, never served.
+	// host holds the connector host's own addresses, served only through
+	// a route in hostOK.
 	host map[netip.Addr]bool
 }
 
@@ -48,6 +52,7 @@ func newAdmission(nm *wire.NetMap, host []netip.Addr) (*admission, error) {
 	a := &admission{
 		version:  nm.Version,
 		proxy:    map[netip.Prefix]bool{},
+		hostOK:   map[netip.Prefix]bool{},
 		enforced: nm.Policy.Enforced,
 		rules:    map[int]string{},
 		clients:  map[netip.Addr]client{},
@@ -59,6 +64,9 @@ func newAdmission(nm *wire.NetMap, host []netip.Addr) (*admission, error) {
 			entries = append(entries, routes.Entry{Prefix: r.Prefix, Owner: r.Connector})
 			if r.ProxyProtocol {
 				a.proxy[r.Prefix] = true
+			}
+			if r.AllowConnectorHost {
+				a.hostOK[r.Prefix] = true
 			}
 		}
 	}
@@ -103,8 +111,9 @@ type decision struct {
 // admit decides whether the connector serves f. In order: the source must
 // be an enrolled client (WireGuard has already checked the source address
 // against the peer's key); the destination must pass the guard
-// (neverServed) and not be one of the connector host's own addresses;
-// it must lie in a prefix this connector serves; and when a policy is
+// (routes.NeverServed); it must lie in a prefix this connector serves,
+// and be none of the connector host's own addresses unless that prefix's
+// route allows them (--allow-connector-host); and when a policy is
 // enforced, one of the client's grants must allow it.
 func admit(a *admission, f netstack.Flow) decision {
 	cl, ok := a.clients[f.Src.Addr()]
@@ -112,13 +121,13 @@ func admit(a *admission, f netstack.Flow) decision {
 		return decision{reason: fmt.Sprintf("denied: source %v is not an enrolled client", f.Src.Addr())}
 	}
 	dst := f.Dst.Addr()
-	if why := neverServed(dst); why != "" {
+	if why := routes.NeverServed(dst); why != "" {
 		return decision{client: cl, reason: fmt.Sprintf("denied: %v is never served (%s)", dst, why)}
 	}
-	if isHost(a.host, dst) {
-		return decision{client: cl, reason: fmt.Sprintf("denied: %v is the connector host's own address", dst)}
-	}
 	route, ok := a.served.Lookup(dst)
+	if isHost(a.host, dst) && (!ok || !a.hostOK[route.Prefix]) {
+		return decision{client: cl, reason: fmt.Sprintf("denied: %v is the connector host's own address, and no route to it allows that (--allow-connector-host)", dst)}
+	}
 	if !ok {
 		return decision{client: cl, reason: fmt.Sprintf("denied: %v is outside the prefixes this connector serves", dst)}
 	}

@@ -7,10 +7,11 @@
 // Admission (admit.go): a flow is served only if it comes from an
 // enrolled client (WireGuard has already checked the source against the
 // peer's overlay address), goes to an address the destination guard lets
-// through (guard.go: never loopback, link-local, multicast, unspecified,
-// 0.0.0.0/8, broadcast, the overlay range or the connector host's own
-// addresses, nor their IPv4-mapped, IPv4-compatible, NAT64, 6to4 or
-// Teredo forms), inside a prefix this connector serves, and, when the
+// through (routes.NeverServed: never loopback, link-local, multicast,
+// unspecified, 0.0.0.0/8, broadcast, the overlay range or another
+// special-purpose range, nor their IPv4-mapped, IPv4-compatible, NAT64,
+// 6to4 or Teredo forms; guard.go: nor the connector host's own addresses),
+// inside a prefix this connector serves, and, when the
 // netmap says a policy is enforced, allowed by one of the client's grants.
 // Nothing refused reaches a LAN dial or a ping: TCP gets a RST, UDP and
 // echo requests ICMP administratively prohibited.
@@ -22,7 +23,9 @@
 // when they end, denials at once (one per source, destination and
 // protocol a second), kept and shipped by overlay/flowlog under Run.
 //
-// A route with ProxyProtocol gets a PROXY v2 header on each TCP flow
+// A route with AllowConnectorHost lets its flows reach the connector
+// host's own addresses (the guard's table still applies). A route with
+// ProxyProtocol gets a PROXY v2 header on each TCP flow
 // (proxyproto.go).
 //
 // connector is a role: it must not import platform, netlink, other roles

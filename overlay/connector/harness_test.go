@@ -67,7 +67,8 @@ func grant(prefix string, ports string, proto wire.Proto, rule int) wire.Grant {
 }
 
 // netMap is the connector "office"'s netmap: it serves served (a "+"
-// suffix asks for PROXY v2), enforces a policy if enforced, and has peers.
+// suffix asks for PROXY v2, a "!" suffix allows the connector host's
+// addresses), enforces a policy if enforced, and has peers.
 func netMap(served []string, enforced bool, peers ...wire.Peer) *wire.NetMap {
 	nm := &wire.NetMap{
 		Version: 1,
@@ -76,8 +77,9 @@ func netMap(served []string, enforced bool, peers ...wire.Peer) *wire.NetMap {
 		Policy:  wire.NetMapPolicy{Enforced: enforced},
 	}
 	for _, s := range served {
-		p, proxy := strings.CutSuffix(s, "+")
-		nm.Routes = append(nm.Routes, wire.Route{Prefix: netip.MustParsePrefix(p), Connector: "office", ProxyProtocol: proxy})
+		p, host := strings.CutSuffix(s, "!")
+		p, proxy := strings.CutSuffix(p, "+")
+		nm.Routes = append(nm.Routes, wire.Route{Prefix: netip.MustParsePrefix(p), Connector: "office", ProxyProtocol: proxy, AllowConnectorHost: host})
 	}
 	return nm
 }

@@ -16,7 +16,10 @@ import (
 
 // AddRoute routes a prefix to a connector. Adding the same prefix to the
 // same connector again updates the comment (an empty one keeps the old)
-// and sets PROXY v2 on or off as the request says.
+// and sets PROXY v2 and the connector host's addresses on or off as the
+// request says. A new prefix that would take traffic from another
+// connector (it lies inside a shorter route of that connector's) needs
+// req.Force; a more specific prefix for the same connector does not.
 func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (wire.Route, error) {
 	p, err := routes.ParseRoutable(req.Prefix)
 	if err != nil {
@@ -35,7 +38,13 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 	if err := s.table.CheckAdd(p, req.Connector); err != nil {
 		return wire.Route{}, errorf(wire.CodeConflict, "%s; remove it first with: warren routes rm %s", err, p)
 	}
-	r := wire.Route{Prefix: p, Connector: req.Connector, Comment: req.Comment, CreatedAt: c.now().UTC(), ProxyProtocol: req.ProxyProtocol}
+	from, takes := s.table.TakesFrom(p, req.Connector)
+	if takes && !req.Force {
+		return wire.Route{}, errorf(wire.CodeConflict, "%v would take traffic from route %v (connector %q) to connector %q; add --force to move it",
+			p, from.Prefix, from.Owner, req.Connector)
+	}
+	r := wire.Route{Prefix: p, Connector: req.Connector, Comment: req.Comment, CreatedAt: c.now().UTC(),
+		ProxyProtocol: req.ProxyProtocol, AllowConnectorHost: req.AllowConnectorHost}
 	i, found := slices.BinarySearchFunc(s.routes, r, compareRoutes)
 	if found {
 		r.CreatedAt = s.routes[i].CreatedAt
@@ -59,7 +68,10 @@ func (c *Coordinator) AddRoute(ctx context.Context, req wire.AddRouteRequest) (w
 		return wire.Route{}, err
 	}
 	c.publish(next)
-	c.log.Info("route added", "prefix", p, "connector", req.Connector, "proxy_protocol", r.ProxyProtocol)
+	c.log.Info("route added", "prefix", p, "connector", req.Connector, "proxy_protocol", r.ProxyProtocol, "allow_connector_host", r.AllowConnectorHost)
+	if takes {
+		c.log.Warn("route takes traffic from another connector (forced)", "prefix", p, "connector", req.Connector, "from_route", from.Prefix, "from_connector", from.Owner)
+	}
 	return r, nil
 }
 

@@ -197,6 +197,10 @@ type Route struct {
 	// ProxyProtocol makes the connector prepend a PROXY v2 header, with
 	// the client's overlay address and user, to each TCP flow.
 	ProxyProtocol bool `json:"proxy_protocol,omitempty"`
+	// AllowConnectorHost lets flows to this prefix reach the connector
+	// host's own addresses, which the connector otherwise refuses.
+	// Loopback and the rest of the destination guard stay refused.
+	AllowConnectorHost bool `json:"allow_connector_host,omitempty"`
 }
 
 // AddRouteRequest is the body of POST PathRoutes.
@@ -205,8 +209,14 @@ type AddRouteRequest struct {
 	Prefix    string `json:"prefix"`
 	Connector string `json:"connector"`
 	Comment   string `json:"comment,omitempty"`
-	// ProxyProtocol: see Route.
-	ProxyProtocol bool `json:"proxy_protocol,omitempty"`
+	// ProxyProtocol, AllowConnectorHost: see Route. Adding a route again
+	// sets both as the request says.
+	ProxyProtocol      bool `json:"proxy_protocol,omitempty"`
+	AllowConnectorHost bool `json:"allow_connector_host,omitempty"`
+	// Force adds a prefix that takes traffic from another connector (it
+	// lies inside a shorter route of that connector's); without it the
+	// coordinator refuses such a prefix.
+	Force bool `json:"force,omitempty"`
 }
 
 // RouteLookup answers GET PathRouteLookup?ip=IP.

@@ -150,9 +150,9 @@ func TestRoutesProxyProtocol(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "PREFIX          CONNECTOR  PROXY  COMMENT\n" +
-		"192.168.0.0/24  office     v2     \n" +
-		"192.168.1.0/24  office     -      printers\n"
+	want := "PREFIX          CONNECTOR  PROXY  CONNECTOR-HOST  COMMENT\n" +
+		"192.168.0.0/24  office     v2     -               \n" +
+		"192.168.1.0/24  office     -      -               printers\n"
 	if diff := cmp.Diff(want, out); diff != "" {
 		t.Errorf("routes ls (-want +got):\n%s", diff)
 	}

@@ -28,6 +28,8 @@ func (a *app) routesCommand() *cli.Command {
 					&cli.StringFlag{Name: "connector", Usage: "name of the connector that serves CIDR"},
 					&cli.StringFlag{Name: "comment", Usage: "a note shown in routes ls"},
 					&cli.BoolFlag{Name: "proxy-protocol", Usage: "prepend a PROXY v2 header (the client's overlay address and user) to each TCP flow, for LAN services that log the real client; adding the route again without it turns it off"},
+					&cli.BoolFlag{Name: "force", Usage: "add CIDR even when it takes traffic from another connector (it lies inside a shorter route of that connector's); warns which"},
+					&cli.BoolFlag{Name: "allow-connector-host", Usage: "let flows to CIDR reach the connector host's own addresses, which the connector otherwise refuses (loopback stays refused); adding the route again without it turns it off"},
 				},
 				Action: a.routesAdd,
 			},
@@ -39,7 +41,7 @@ func (a *app) routesCommand() *cli.Command {
 }
 
 func (a *app) routesAdd(c *cli.Context) error {
-	if err := argCount(c, 1, "CIDR --connector NAME [--comment TEXT] [--proxy-protocol]"); err != nil {
+	if err := argCount(c, 1, "CIDR --connector NAME [--comment TEXT] [--proxy-protocol] [--allow-connector-host] [--force]"); err != nil {
 		return err
 	}
 	// Checked here too, so a typo needs no coordinator to be caught.
@@ -51,15 +53,22 @@ func (a *app) routesAdd(c *cli.Context) error {
 		return errors.New("no connector given; add --connector NAME")
 	}
 	return a.withAdmin(c, func(admin *coordclient.Admin) error {
-		r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment"), ProxyProtocol: c.Bool("proxy-protocol")})
+		r, err := admin.AddRoute(c.Context, wire.AddRouteRequest{Prefix: p.String(), Connector: c.String("connector"), Comment: c.String("comment"),
+			ProxyProtocol: c.Bool("proxy-protocol"), AllowConnectorHost: c.Bool("allow-connector-host"), Force: c.Bool("force")})
 		if err != nil {
 			return err
 		}
-		proxy := ""
+		opts := ""
 		if r.ProxyProtocol {
-			proxy = ", PROXY v2 on TCP flows"
+			opts += ", PROXY v2 on TCP flows"
 		}
-		fmt.Fprintf(a.env.Stdout, "route %s → connector %s%s\n", r.Prefix, r.Connector, proxy)
+		if r.AllowConnectorHost {
+			opts += ", the connector host's own addresses reachable"
+		}
+		fmt.Fprintf(a.env.Stdout, "route %s → connector %s%s\n", r.Prefix, r.Connector, opts)
+		if c.Bool("force") {
+			a.warn(a.takenFrom(c, admin, r))
+		}
 		// Say so if an admin's split-tunnel entry keeps part of it out of the
 		// tunnel.
 		if eff, err := admin.EffectiveSplit(c.Context); err == nil {
@@ -73,6 +82,30 @@ func (a *app) routesAdd(c *cli.Context) error {
 		}
 		return nil
 	})
+}
+
+// takenFrom says whose traffic the route r, just added with --force, took:
+// the longest other route covering it, if another connector has it.
+func (a *app) takenFrom(c *cli.Context, admin *coordclient.Admin, r *wire.Route) []string {
+	rs, err := admin.Routes(c.Context)
+	if err != nil {
+		return nil
+	}
+	var es []routes.Entry
+	for _, o := range rs {
+		if o.Prefix != r.Prefix {
+			es = append(es, routes.Entry{Prefix: o.Prefix, Owner: o.Connector})
+		}
+	}
+	tbl, err := routes.NewTable(es)
+	if err != nil {
+		return nil
+	}
+	from, ok := tbl.TakesFrom(r.Prefix, r.Connector)
+	if !ok {
+		return nil
+	}
+	return []string{fmt.Sprintf("%v takes traffic from route %v (connector %q): it now goes to connector %q", r.Prefix, from.Prefix, from.Owner, r.Connector)}
 }
 
 func (a *app) routesList(c *cli.Context) error {
@@ -92,13 +125,16 @@ func (a *app) routesList(c *cli.Context) error {
 			return nil
 		}
 		w := tabwriter.NewWriter(a.env.Stdout, 0, 4, 2, ' ', 0)
-		row(w, "PREFIX", "CONNECTOR", "PROXY", "COMMENT")
+		row(w, "PREFIX", "CONNECTOR", "PROXY", "CONNECTOR-HOST", "COMMENT")
 		for _, r := range rs {
-			proxy := "-"
+			proxy, host := "-", "-"
 			if r.ProxyProtocol {
 				proxy = "v2"
 			}
-			row(w, r.Prefix, r.Connector, proxy, r.Comment)
+			if r.AllowConnectorHost {
+				host = "allowed"
+			}
+			row(w, r.Prefix, r.Connector, proxy, host, r.Comment)
 		}
 		return w.Flush()
 	})

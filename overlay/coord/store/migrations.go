@@ -94,6 +94,10 @@ CREATE TABLE flows (
 CREATE INDEX flows_start ON flows (start);
 CREATE INDEX flows_user_start ON flows (user, start);
 `,
+	// 3: a route may let flows reach the connector host's own addresses.
+	`
+ALTER TABLE routes ADD COLUMN allow_connector_host INTEGER NOT NULL DEFAULT 0 CHECK (allow_connector_host IN (0, 1));
+`,
 }
 
 // errSchemaTooNew refuses a database written by a newer binary: its

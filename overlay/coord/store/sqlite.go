@@ -260,14 +260,15 @@ func (s *SQLite) AddRoute(ctx context.Context, r wire.Route) (uint64, error) {
 		return 0, fmt.Errorf("adding route: prefix %v is invalid", r.Prefix)
 	}
 	v, err := s.updateVersion(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO routes (prefix, connector, comment, created_at, proxy_protocol)
-			VALUES (?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO routes (prefix, connector, comment, created_at, proxy_protocol, allow_connector_host)
+			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (prefix) DO UPDATE SET
 				connector = excluded.connector,
 				comment = excluded.comment,
 				created_at = excluded.created_at,
-				proxy_protocol = excluded.proxy_protocol`,
-			r.Prefix.Masked().String(), r.Connector, r.Comment, formatTime(r.CreatedAt), r.ProxyProtocol)
+				proxy_protocol = excluded.proxy_protocol,
+				allow_connector_host = excluded.allow_connector_host`,
+			r.Prefix.Masked().String(), r.Connector, r.Comment, formatTime(r.CreatedAt), r.ProxyProtocol, r.AllowConnectorHost)
 		return err
 	})
 	if err != nil {

@@ -148,7 +148,7 @@ func loadNodes(ctx context.Context, tx *sql.Tx) ([]Node, error) {
 }
 
 func loadRoutes(ctx context.Context, tx *sql.Tx) ([]wire.Route, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT prefix, connector, comment, created_at, proxy_protocol FROM routes`)
+	rows, err := tx.QueryContext(ctx, `SELECT prefix, connector, comment, created_at, proxy_protocol, allow_connector_host FROM routes`)
 	if err != nil {
 		return nil, fmt.Errorf("reading routes: %w", err)
 	}
@@ -157,7 +157,7 @@ func loadRoutes(ctx context.Context, tx *sql.Tx) ([]wire.Route, error) {
 	for rows.Next() {
 		var r wire.Route
 		var prefix, created string
-		if err := rows.Scan(&prefix, &r.Connector, &r.Comment, &created, &r.ProxyProtocol); err != nil {
+		if err := rows.Scan(&prefix, &r.Connector, &r.Comment, &created, &r.ProxyProtocol, &r.AllowConnectorHost); err != nil {
 			return nil, fmt.Errorf("reading routes: %w", err)
 		}
 		if r.Prefix, err = netip.ParsePrefix(prefix); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -45,21 +46,51 @@ func TestUsers(t *testing.T) {
 	}
 }
 
-func TestRouteProxyProtocol(t *testing.T) {
+func TestRouteOptions(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
-	r := wire.Route{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Connector: "a", CreatedAt: t0, ProxyProtocol: true}
+	r := wire.Route{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Connector: "a", CreatedAt: t0}
 	for _, step := range []struct {
-		name  string
-		proxy bool
-	}{{"add with", true}, {"replace without", false}, {"replace with", true}} {
-		r.ProxyProtocol = step.proxy
+		name        string
+		proxy, host bool
+	}{
+		{"add with proxy", true, false},
+		{"replace without", false, false},
+		{"replace with host", false, true},
+		{"replace with both", true, true},
+		{"replace with proxy", true, false},
+	} {
+		r.ProxyProtocol, r.AllowConnectorHost = step.proxy, step.host
 		if _, err := s.AddRoute(ctx, r); err != nil {
 			t.Fatalf("%s: AddRoute: %v", step.name, err)
 		}
 		if diff := cmp.Diff([]wire.Route{r}, mustLoad(t, s).Routes, cmpOpts); diff != "" {
 			t.Errorf("%s: routes (-want +got):\n%s", step.name, diff)
 		}
+	}
+}
+
+// TestMigration3KeepsRoutes: routes stored before migration 3 load with
+// the connector host's addresses not allowed.
+func TestMigration3KeepsRoutes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "warren.db")
+	s, err := openSQLite(ctx, path, migrations[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO routes (prefix, connector, comment, created_at, proxy_protocol) VALUES ('10.0.0.0/8', 'a', '', ?, 1)`, formatTime(t0)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = openSQLite(ctx, path, migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := []wire.Route{{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Connector: "a", CreatedAt: t0, ProxyProtocol: true}}
+	if diff := cmp.Diff(want, mustLoad(t, s).Routes, cmpOpts); diff != "" {
+		t.Errorf("routes after migration 3 (-want +got):\n%s", diff)
 	}
 }
 
