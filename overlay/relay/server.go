@@ -30,12 +30,28 @@ const (
 	forgetAfter   = RegistrationTimeout
 	replyInterval = time.Second // at most one refusal per address per interval
 	maxReplied    = 4096        // addresses remembered for refusal limiting
-	helloRate     = 10000       // HELLOs verified per second, whole server
-	helloBurst    = 1000
-	readBatch     = 64 // datagrams per recvmmsg
-	maxReadFails  = 10 // consecutive read errors before pausing
-	logEvery      = 10 * time.Second
-	statsEvery    = time.Minute // counters are logged this often while traffic flows
+	// HELLO budgets (docs/PROTOCOL.md, "Registration"). A HELLO's MAC is
+	// checked before any of them is charged, so a forged HELLO costs only
+	// its verification; a replayed one is refused as stale before them
+	// too. Only a verified HELLO with a new timestamp charges a budget.
+	nodeHelloRate  = 5 // verified new HELLOs per second, per key
+	nodeHelloBurst = 10
+	// The HELLOs that register a key or move it to a new address are
+	// also metered per source (an IPv4 address, an IPv6 /64) and for the
+	// whole server. A node's HELLO from the address it is registered at
+	// charges neither: nobody else can spend what keeps it registered.
+	sourceHelloRate  = 100
+	sourceHelloBurst = 200
+	maxSources       = 1 << 16 // source budgets remembered
+	helloRate        = 10000
+	helloBurst       = 1000
+	// dupAckEvery: a duplicate HELLO (the registered one again, from the
+	// registered address) is acknowledged again at most this often.
+	dupAckEvery  = time.Second
+	readBatch    = 64 // datagrams per recvmmsg
+	maxReadFails = 10 // consecutive read errors before pausing
+	logEvery     = 10 * time.Second
+	statsEvery   = time.Minute // counters are logged this often while traffic flows
 	// backlogWait is the longest the read loop waits for the write loop
 	// once a queue is half full.
 	backlogWait = 2 * time.Millisecond
@@ -317,7 +333,11 @@ type registration struct {
 	expires time.Time
 	logged  bool // its expiry was logged
 	bucket  tokenBucket
-	q       queue
+	// hellos meters the key's verified new HELLOs (nodeHelloRate);
+	// dupAcked is when a duplicate HELLO was last acknowledged.
+	hellos   tokenBucket
+	dupAcked time.Time
+	q        queue
 }
 
 func (r *registration) live(now time.Time) bool { return now.Before(r.expires) }
@@ -332,11 +352,14 @@ type verdict struct {
 // readState is everything the read loop owns. Nothing else touches it,
 // so it needs no lock.
 type readState struct {
-	byKey     map[wire.Key]*registration
-	byAddr    map[netip.AddrPort]*registration
-	verdicts  map[pair]verdict
-	replied   map[netip.AddrPort]time.Time
-	hellos    tokenBucket
+	byKey    map[wire.Key]*registration
+	byAddr   map[netip.AddrPort]*registration
+	verdicts map[pair]verdict
+	replied  map[netip.AddrPort]time.Time
+	hellos   tokenBucket // HELLOs that register or move a key, all sources
+	// sources meters the HELLOs that register or move a key, per source
+	// (sourcePrefix); at most maxSources.
+	sources   map[netip.Prefix]*tokenBucket
 	lastSweep time.Time
 	lastStats time.Time // when the counters were last logged
 	statsAt   uint64    // Forwarded then
@@ -386,14 +409,19 @@ type run struct {
 	ended bool
 }
 
-func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
-	rs := &readState{
+func newReadState() *readState {
+	return &readState{
 		byKey:    map[wire.Key]*registration{},
 		byAddr:   map[netip.AddrPort]*registration{},
 		verdicts: map[pair]verdict{},
 		replied:  map[netip.AddrPort]time.Time{},
+		sources:  map[netip.Prefix]*tokenBucket{},
 		cur:      -1,
 	}
+}
+
+func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
+	rs := newReadState()
 	// With GRO one message can hold maxSegments datagrams: read no more
 	// than half a queue's worth at once, so that one read cannot
 	// overflow a source's queue before the backlog pause below.
@@ -528,6 +556,11 @@ func (s *Server) sweep(rs *readState, now time.Time) {
 	for p, v := range rs.verdicts {
 		if !fresh(now, v.at, allowedTTL) {
 			delete(rs.verdicts, p)
+		}
+	}
+	for p, b := range rs.sources {
+		if !fresh(now, b.last, sourceHelloBurst*time.Second/sourceHelloRate) {
+			delete(rs.sources, p) // full again: forgetting it changes nothing
 		}
 	}
 	for a, at := range rs.replied {

@@ -134,11 +134,13 @@ func (s *Server) refuse(rs *readState, now time.Time, to netip.AddrPort, code Co
 		return
 	}
 	rs.replied[to] = now
-	s.queueCtl(rs, outPkt{buf: appendError(make([]byte, 0, errorLen), code, key), addr: net.UDPAddrFromAddrPort(to)})
+	s.queueCtl(rs, outPkt{buf: appendError(make([]byte, 0, errorLen), code, key), addr: net.UDPAddrFromAddrPort(to)}, ctlLen/2)
 }
 
-func (s *Server) queueCtl(rs *readState, p outPkt) {
-	if !s.sched.pushCtl(p) {
+// queueCtl queues a control frame while the control queue holds fewer
+// than limit (see sched.pushCtl).
+func (s *Server) queueCtl(rs *readState, p outPkt, limit int) {
+	if !s.sched.pushCtl(p, limit) {
 		s.stats.replyLimited.Add(1)
 		return
 	}
