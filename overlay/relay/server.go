@@ -207,7 +207,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 func (s *Server) logStats(msg string) {
 	st := s.Stats()
 	args := []any{"registrations", st.Registrations, "forwarded", st.Forwarded, "forwarded_bytes", st.ForwardedBytes,
-		"runs", st.Runs, "run_frames", st.RunFrames, "hellos", st.Hellos, "replies", st.Replies}
+		"runs", st.Runs, "run_frames", st.RunFrames, "hellos", st.Hellos, "replies", st.Replies, "candidates_removed", st.CandidatesRemoved}
 	d := st.Dropped
 	for _, c := range []struct {
 		name string
@@ -257,6 +257,9 @@ type Stats struct {
 	Replies uint64
 	// ReadErrors counts socket reads that failed.
 	ReadErrors uint64
+	// CandidatesRemoved counts candidates the relay took out of CALLs it
+	// forwarded: addresses it has not seen the caller at.
+	CandidatesRemoved uint64
 	// Dropped counts what was not forwarded or answered, by reason.
 	Dropped Drops
 }
@@ -284,20 +287,22 @@ type counters struct {
 	malformed, badCredential, expired, stale, helloLimited atomic.Uint64
 	notRegistered, unknownPeer, notAllowed, rateLimited    atomic.Uint64
 	queueFull, replyLimited, writeError                    atomic.Uint64
+	candidatesRemoved                                      atomic.Uint64
 }
 
 // Stats returns the counters. It is safe to call at any time.
 func (s *Server) Stats() Stats {
 	c := &s.stats
 	return Stats{
-		Registrations:  int(c.registrations.Load()),
-		Hellos:         c.hellos.Load(),
-		Forwarded:      c.forwarded.Load(),
-		ForwardedBytes: c.forwardedBytes.Load(),
-		Runs:           c.runs.Load(),
-		RunFrames:      c.runFrames.Load(),
-		Replies:        c.replies.Load(),
-		ReadErrors:     c.readErrors.Load(),
+		Registrations:     int(c.registrations.Load()),
+		Hellos:            c.hellos.Load(),
+		Forwarded:         c.forwarded.Load(),
+		ForwardedBytes:    c.forwardedBytes.Load(),
+		Runs:              c.runs.Load(),
+		RunFrames:         c.runFrames.Load(),
+		Replies:           c.replies.Load(),
+		ReadErrors:        c.readErrors.Load(),
+		CandidatesRemoved: c.candidatesRemoved.Load(),
 		Dropped: Drops{
 			Malformed:     c.malformed.Load(),
 			BadCredential: c.badCredential.Load(),

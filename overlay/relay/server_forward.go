@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,7 +11,8 @@ import (
 )
 
 func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, key wire.Key, from netip.AddrPort) {
-	if c := &rs.last; c.src != nil && c.from == from && c.key == key && c.now.Equal(now) {
+	disco := pkt[DataHeaderLen] == DiscoMagic // a CALL, not a WireGuard message
+	if c := &rs.last; !disco && c.src != nil && c.from == from && c.key == key && c.now.Equal(now) {
 		// The same source and destination as the frame before, in the
 		// same read: every check below passed then and still holds (a
 		// HELLO or a sweep clears this), except the source's rate.
@@ -48,8 +50,63 @@ func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, key wire.K
 	if s.overRate(rs, now, src, pkt, from, key) {
 		return
 	}
+	if disco {
+		s.forwardCall(rs, now, src, dst, pkt)
+		return
+	}
 	rs.last = lastData{from: from, key: key, now: now, src: src, dst: dst}
 	s.addToRun(rs, now, src, dst, pkt, from)
+}
+
+// forwardCall forwards a disco message in DATA from src to dst: only a
+// CALL, and with only the candidates the relay has seen src at (see
+// seenAt), so that a node cannot make its peer probe addresses of its
+// choosing. Anything else that starts with DiscoMagic is dropped: the
+// peer would act on candidates the relay could not check.
+func (s *Server) forwardCall(rs *readState, now time.Time, src, dst *registration, pkt []byte) {
+	m, err := ParseDisco(pkt[DataHeaderLen:])
+	if err == nil && m.Type != DiscoCall {
+		err = fmt.Errorf("%w: disco %v through the relay", ErrMalformed, m.Type)
+	}
+	if err != nil {
+		s.stats.malformed.Add(1)
+		s.logs.logf(slog.LevelDebug, "relay dropped a disco message it cannot check", "node", src.nodeID, "err", err)
+		return
+	}
+	kept := m.Candidates[:0]
+	for _, c := range m.Candidates {
+		if seenAt(src, dst, c) {
+			kept = append(kept, c)
+		}
+	}
+	if n := len(m.Candidates) - len(kept); n > 0 {
+		s.stats.candidatesRemoved.Add(uint64(n))
+		s.logs.logf(slog.LevelDebug, "relay removed call candidates it has not seen the node at", "node", src.nodeID, "removed", n)
+	}
+	m.Candidates = kept
+	buf := getBuf(len(pkt))[:DataHeaderLen]
+	putDataHeader(buf, &src.key)
+	buf, _ = m.Append(buf) // parsed, so it encodes; never longer than pkt
+	s.flushRun(rs, now)
+	if !s.sched.push(&src.q, outPkt{buf: buf, addr: dst.udp, data: true}) {
+		putBuf(buf)
+		s.stats.queueFull.Add(1)
+		return
+	}
+	rs.queued = true
+}
+
+// seenAt reports whether the relay may pass on c as a candidate of src's
+// in a CALL to dst: c is where the relay sees src (its HELLOs' source,
+// the public side of its NAT), or c is a private address (RFC 1918,
+// fc00::/7) and the relay sees src and dst at the same public address,
+// behind one NAT, where src can reach that network anyway.
+func seenAt(src, dst *registration, c netip.AddrPort) bool {
+	c = netip.AddrPortFrom(c.Addr().Unmap(), c.Port())
+	if c == src.addr {
+		return true
+	}
+	return c.Addr().IsPrivate() && dst.addr.IsValid() && src.addr.Addr() == dst.addr.Addr()
 }
 
 // overRate takes pkt from src's rate budget, or refuses it and reports
