@@ -17,7 +17,7 @@ BENCH_TOOLS ?= iperf3 wg
 
 # Fuzz targets as package:FuzzName; `grep -rn "func Fuzz" --include=*_test.go .`
 # lists them all.
-FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./routes:FuzzArith ./split:FuzzCompute ./split:FuzzComputeLocal ./overlay/relay:FuzzParse ./overlay/relay:FuzzParseDisco ./overlay/wgdev:FuzzParseStats ./overlay/wire:FuzzParseToken ./netstack:FuzzCoalescer ./platform/tunio:FuzzSplit ./platform/tunio:FuzzWrite ./policy:FuzzDecide ./policy:FuzzParse ./overlay/flowtrack:FuzzParse ./overlay/flowtrack:FuzzFilter
+FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./routes:FuzzArith ./split:FuzzCompute ./split:FuzzComputeLocal ./overlay/relay:FuzzParse ./overlay/relay:FuzzParseDisco ./overlay/relay:FuzzForwardCall ./overlay/wgdev:FuzzParseStats ./overlay/wire:FuzzParseToken ./netstack:FuzzCoalescer ./platform/tunio:FuzzSplit ./platform/tunio:FuzzWrite ./policy:FuzzDecide ./policy:FuzzParse ./overlay/flowtrack:FuzzParse ./overlay/flowtrack:FuzzFilter
 FUZZTIME ?= 20s
 
 .PHONY: all build test deps lint fuzz bench demo clean

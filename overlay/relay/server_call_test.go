@@ -161,3 +161,53 @@ func TestCallCannotSteerPings(t *testing.T) {
 		t.Errorf("CandidatesRemoved = %d, want 1", n)
 	}
 }
+
+// FuzzForwardCall feeds the relay DATA with any payload from a registered
+// node: whatever it forwards must be the payload untouched or, for a
+// disco message, a well-formed CALL naming only addresses the relay has
+// seen the caller at.
+func FuzzForwardCall(f *testing.F) {
+	seed, _ := Disco{Type: DiscoCall, Token: token{1}, Candidates: []netip.AddrPort{netip.MustParseAddrPort("198.51.100.1:4000"), netip.MustParseAddrPort("10.0.0.5:22")}}.Append(nil)
+	f.Add(seed, false)
+	f.Add(seed, true)
+	f.Add([]byte{4, 0, 0, 0, 1}, false)
+	f.Add([]byte{DiscoMagic, DiscoVersion, byte(DiscoPing)}, false)
+	f.Fuzz(func(t *testing.T, payload []byte, sameNAT bool) {
+		if len(payload) == 0 || len(payload) > MaxPayload {
+			return
+		}
+		d := newDirectServer(t)
+		a := d.synthNode(wire.RoleClient, "198.51.100.1:4000", 1)
+		bAddr := "203.0.113.2:5000"
+		if sameNAT {
+			bAddr = "198.51.100.1:5000"
+		}
+		b := d.synthNode(wire.RoleConnector, bAddr, 2)
+		d.feed(a.hello(), a.addr)
+		d.feed(b.hello(), b.addr)
+		d.drain()
+		d.feed(a.data(b.key, string(payload)), a.addr)
+		src, dst := d.rs.byKey[a.key], d.rs.byKey[b.key]
+		for _, p := range d.drain() {
+			fr, err := Parse(p.buf)
+			if err != nil || fr.Type != TypeData || fr.Key != a.key || p.addr.AddrPort() != b.addr {
+				t.Fatalf("relay sent %v frame (key %v, err %v) to %v", fr.Type, fr.Key, err, p.addr)
+			}
+			if payload[0] != DiscoMagic {
+				if !slices.Equal(fr.Payload, payload) {
+					t.Fatalf("datagram changed on the way: % x, want % x", fr.Payload, payload)
+				}
+				continue
+			}
+			m, err := ParseDisco(fr.Payload)
+			if err != nil || m.Type != DiscoCall {
+				t.Fatalf("relay forwarded disco %v (%v), want only CALLs", m.Type, err)
+			}
+			for _, c := range m.Candidates {
+				if !seenAt(src, dst, c) {
+					t.Fatalf("relay passed on candidate %v, never seen", c)
+				}
+			}
+		}
+	})
+}
