@@ -38,6 +38,20 @@ func TestRelayFiltersCallCandidates(t *testing.T) {
 		candidates: []string{"198.51.100.1:4000", "192.168.1.10:4000", "[fd00::10]:4000", "100.64.0.1:4000", "203.0.113.7:4000"},
 		want:       []string{"198.51.100.1:4000", "192.168.1.10:4000", "[fd00::10]:4000"},
 	}, {
+		name:       "a relay on a private network",
+		a:          "10.0.0.5:4000",
+		b:          "10.0.1.7:5000",
+		candidates: []string{"10.0.0.5:4000", "10.0.0.5:22", "10.0.1.9:4000"},
+		want:       []string{"10.0.0.5:4000"},
+	}, {
+		// Only a spoofed source shows a private address to a relay
+		// that sees the callee at a public one.
+		name:       "a private source, a public callee",
+		a:          "10.0.0.5:22",
+		b:          "203.0.113.2:5000",
+		candidates: []string{"10.0.0.5:22"},
+		want:       nil,
+	}, {
 		name:       "nothing seen",
 		a:          "198.51.100.1:4000",
 		b:          "203.0.113.2:5000",

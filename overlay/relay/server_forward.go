@@ -100,13 +100,19 @@ func (s *Server) forwardCall(rs *readState, now time.Time, src, dst *registratio
 // in a CALL to dst: c is where the relay sees src (its HELLOs' source,
 // the public side of its NAT), or c is a private address (RFC 1918,
 // fc00::/7) and the relay sees src and dst at the same public address,
-// behind one NAT, where src can reach that network anyway.
+// behind one NAT, where src can reach that network anyway. Where the
+// relay sees src is a private address only if it sees dst at one too (a
+// relay on a private network): seen from a public address, it is a
+// spoofed source (see docs/PROTOCOL.md).
 func seenAt(src, dst *registration, c netip.AddrPort) bool {
 	c = netip.AddrPortFrom(c.Addr().Unmap(), c.Port())
-	if c == src.addr {
-		return true
+	switch {
+	case !dst.addr.IsValid():
+		return false
+	case c == src.addr:
+		return !c.Addr().IsPrivate() || dst.addr.Addr().IsPrivate()
 	}
-	return c.Addr().IsPrivate() && dst.addr.IsValid() && src.addr.Addr() == dst.addr.Addr()
+	return c.Addr().IsPrivate() && src.addr.Addr() == dst.addr.Addr()
 }
 
 // overRate takes pkt from src's rate budget, or refuses it and reports
