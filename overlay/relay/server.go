@@ -270,7 +270,7 @@ type Drops struct {
 	BadCredential uint64 // HELLO whose claims or MAC did not verify
 	Expired       uint64 // HELLO with an expired credential, or DATA from its node
 	Stale         uint64 // HELLO not newer than the registered one
-	HelloLimited  uint64 // HELLO over the server's verification budget
+	HelloLimited  uint64 // verified HELLO over a budget (its key's, its source's, the relay's), or a duplicate within dupAckEvery
 	NotRegistered uint64 // DATA from an address with no registration
 	UnknownPeer   uint64 // DATA to a key with no registration
 	NotAllowed    uint64 // DATA the policy refuses

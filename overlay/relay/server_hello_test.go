@@ -255,3 +255,63 @@ func BenchmarkOpenHello(b *testing.B) {
 		}
 	}
 }
+
+func TestSourcePrefix(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"198.51.100.7", "198.51.100.7/32"},
+		{"::ffff:198.51.100.7", "198.51.100.7/32"},
+		{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+	} {
+		if got := sourcePrefix(netip.MustParseAddr(tt.addr)); got.String() != tt.want {
+			t.Errorf("sourcePrefix(%s) = %v, want %s", tt.addr, got, tt.want)
+		}
+	}
+}
+
+// TestHelloSourceBudget checks that one IPv6 /64 registering key after
+// key runs out of its own budget only: a node registered there keeps
+// refreshing, and other sources register as before.
+func TestHelloSourceBudget(t *testing.T) {
+	d := newDirectServer(t)
+	a := d.synthNode(wire.RoleClient, "[2001:db8:1:2::a]:4000", 1)
+	d.feed(a.hello(), a.addr)
+	acked := func(n *synthNode) bool {
+		t.Helper()
+		d.feed(n.hello(), n.addr)
+		for _, p := range d.drain() {
+			if f, err := Parse(p.buf); err == nil && f.Type == TypeHelloAck && f.Timestamp == n.ts && p.addr.AddrPort() == n.addr {
+				return true
+			}
+		}
+		return false
+	}
+	// Keys registering from a's /64, all at once: the source's burst,
+	// less the one a's registration took, gets through.
+	accepted := 0
+	for i := range 2 * sourceHelloBurst {
+		n := d.synthNode(wire.RoleConnector, fmt.Sprintf("[2001:db8:1:2::%x]:5000", 0x1000+i), 9)
+		n.key = testPub(0)
+		binary.BigEndian.PutUint32(n.key[:], uint32(i)+1)
+		cred, err := parseNodeCredential(Issue(d.key, Claims{NodeID: "m", PublicKey: n.key, Role: wire.RoleConnector, Expires: d.now.Add(time.Hour)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.cred = cred
+		if acked(n) {
+			accepted++
+		}
+	}
+	if want := sourceHelloBurst - 1; accepted != want {
+		t.Errorf("registrations from one /64: %d accepted, want %d", accepted, want)
+	}
+	if !acked(a) {
+		t.Error("a's refresh from its registered address in the spent /64 was not acknowledged")
+	}
+	if b := d.synthNode(wire.RoleClient, "[2001:db8:1:3::1]:4000", 2); !acked(b) {
+		t.Error("a registration from another /64 was not acknowledged")
+	}
+	if c := d.synthNode(wire.RoleClient, "[2001:db8:1:2:ffff::1]:4000", 3); acked(c) {
+		t.Error("a registration from the spent /64 was acknowledged")
+	}
+}
