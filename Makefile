@@ -17,7 +17,7 @@ BENCH_TOOLS ?= iperf3 wg
 
 # Fuzz targets as package:FuzzName; `grep -rn "func Fuzz" --include=*_test.go .`
 # lists them all.
-FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./routes:FuzzArith ./routes:FuzzGuard ./split:FuzzCompute ./split:FuzzComputeLocal ./overlay/relay:FuzzParse ./overlay/relay:FuzzParseDisco ./overlay/wgdev:FuzzParseStats ./overlay/wire:FuzzParseToken ./overlay/wire:FuzzValidateText ./netstack:FuzzCoalescer ./platform/tunio:FuzzSplit ./platform/tunio:FuzzWrite ./policy:FuzzDecide ./policy:FuzzParse ./overlay/flowtrack:FuzzParse ./overlay/flowtrack:FuzzFilter ./overlay/coord/api:FuzzDecodeRequest ./overlay/coord/api:FuzzDecodeFlowReport ./overlay/coord/api:FuzzNodeMessage
+FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./routes:FuzzArith ./routes:FuzzGuard ./split:FuzzCompute ./split:FuzzComputeLocal ./overlay/relay:FuzzParse ./overlay/relay:FuzzParseDisco ./overlay/relay:FuzzForwardCall ./overlay/wgdev:FuzzParseStats ./overlay/wire:FuzzParseToken ./overlay/wire:FuzzValidateText ./netstack:FuzzCoalescer ./platform/tunio:FuzzSplit ./platform/tunio:FuzzWrite ./policy:FuzzDecide ./policy:FuzzParse ./overlay/flowtrack:FuzzParse ./overlay/flowtrack:FuzzFilter ./overlay/coord/api:FuzzDecodeRequest ./overlay/coord/api:FuzzDecodeFlowReport ./overlay/coord/api:FuzzNodeMessage
 FUZZTIME ?= 20s
 
 .PHONY: all build test deps lint fuzz bench demo clean

@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
@@ -186,5 +189,28 @@ func TestHelloProof(t *testing.T) {
 	ack[5] ^= 1
 	if af, _ := Parse(ack); checkAck(nc, ack, af) {
 		t.Error("altered ACK verifies")
+	}
+}
+
+// TestMACIsHMAC checks the hand-made HMAC against crypto/hmac, for keys
+// shorter than, as long as and longer than SHA-256's block.
+func TestMACIsHMAC(t *testing.T) {
+	for _, keyLen := range []int{16, 32, 63, 64, 65, 200} {
+		for _, msgLen := range []int{0, 1, 55, 64, 600, 2000} {
+			key, msg := make([]byte, keyLen), make([]byte, msgLen)
+			for i := range key {
+				key[i] = byte(i*7 + keyLen)
+			}
+			for i := range msg {
+				msg[i] = byte(i*13 + msgLen)
+			}
+			h := hmac.New(sha256.New, key)
+			h.Write([]byte(labelHello))
+			h.Write(msg)
+			want := h.Sum(nil)
+			if got := mac(key, labelHello, msg); !bytes.Equal(got[:], want) {
+				t.Errorf("key of %d bytes, message of %d: got %x, want %x", keyLen, msgLen, got, want)
+			}
+		}
 	}
 }

@@ -123,11 +123,13 @@ func (s *sched) push(q *queue, p outPkt) bool {
 }
 
 // pushCtl queues a control frame. It reports false if the control queue
-// is full.
-func (s *sched) pushCtl(p outPkt) bool {
+// holds limit frames or more (at most ctlLen): refusals, which anyone
+// can provoke, are queued only while it is less than half full, so they
+// never crowd out the HELLO-ACKs that keep registered nodes registered.
+func (s *sched) pushCtl(p outPkt, limit int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.ctl) == ctlLen {
+	if len(s.ctl) >= min(limit, ctlLen) {
 		return false
 	}
 	s.ctl = append(s.ctl, p)

@@ -30,12 +30,28 @@ const (
 	forgetAfter   = RegistrationTimeout
 	replyInterval = time.Second // at most one refusal per address per interval
 	maxReplied    = 4096        // addresses remembered for refusal limiting
-	helloRate     = 10000       // HELLOs verified per second, whole server
-	helloBurst    = 1000
-	readBatch     = 64 // datagrams per recvmmsg
-	maxReadFails  = 10 // consecutive read errors before pausing
-	logEvery      = 10 * time.Second
-	statsEvery    = time.Minute // counters are logged this often while traffic flows
+	// HELLO budgets (docs/PROTOCOL.md, "Registration"). A HELLO's MAC is
+	// checked before any of them is charged, so a forged HELLO costs only
+	// its verification; a replayed one is refused as stale before them
+	// too. Only a verified HELLO with a new timestamp charges a budget.
+	nodeHelloRate  = 5 // verified new HELLOs per second, per key
+	nodeHelloBurst = 10
+	// The HELLOs that register a key or move it to a new address are
+	// also metered per source (an IPv4 address, an IPv6 /64) and for the
+	// whole server. A node's HELLO from the address it is registered at
+	// charges neither: nobody else can spend what keeps it registered.
+	sourceHelloRate  = 100
+	sourceHelloBurst = 200
+	maxSources       = 1 << 16 // source budgets remembered
+	helloRate        = 10000
+	helloBurst       = 1000
+	// dupAckEvery: a duplicate HELLO (the registered one again, from the
+	// registered address) is acknowledged again at most this often.
+	dupAckEvery  = time.Second
+	readBatch    = 64 // datagrams per recvmmsg
+	maxReadFails = 10 // consecutive read errors before pausing
+	logEvery     = 10 * time.Second
+	statsEvery   = time.Minute // counters are logged this often while traffic flows
 	// backlogWait is the longest the read loop waits for the write loop
 	// once a queue is half full.
 	backlogWait = 2 * time.Millisecond
@@ -191,7 +207,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 func (s *Server) logStats(msg string) {
 	st := s.Stats()
 	args := []any{"registrations", st.Registrations, "forwarded", st.Forwarded, "forwarded_bytes", st.ForwardedBytes,
-		"runs", st.Runs, "run_frames", st.RunFrames, "hellos", st.Hellos, "replies", st.Replies}
+		"runs", st.Runs, "run_frames", st.RunFrames, "hellos", st.Hellos, "replies", st.Replies, "candidates_removed", st.CandidatesRemoved}
 	d := st.Dropped
 	for _, c := range []struct {
 		name string
@@ -241,6 +257,9 @@ type Stats struct {
 	Replies uint64
 	// ReadErrors counts socket reads that failed.
 	ReadErrors uint64
+	// CandidatesRemoved counts candidates the relay took out of CALLs it
+	// forwarded: addresses it has not seen the caller at.
+	CandidatesRemoved uint64
 	// Dropped counts what was not forwarded or answered, by reason.
 	Dropped Drops
 }
@@ -251,7 +270,7 @@ type Drops struct {
 	BadCredential uint64 // HELLO whose claims or MAC did not verify
 	Expired       uint64 // HELLO with an expired credential, or DATA from its node
 	Stale         uint64 // HELLO not newer than the registered one
-	HelloLimited  uint64 // HELLO over the server's verification budget
+	HelloLimited  uint64 // verified HELLO over a budget (its key's, its source's, the relay's), or a duplicate within dupAckEvery
 	NotRegistered uint64 // DATA from an address with no registration
 	UnknownPeer   uint64 // DATA to a key with no registration
 	NotAllowed    uint64 // DATA the policy refuses
@@ -268,20 +287,22 @@ type counters struct {
 	malformed, badCredential, expired, stale, helloLimited atomic.Uint64
 	notRegistered, unknownPeer, notAllowed, rateLimited    atomic.Uint64
 	queueFull, replyLimited, writeError                    atomic.Uint64
+	candidatesRemoved                                      atomic.Uint64
 }
 
 // Stats returns the counters. It is safe to call at any time.
 func (s *Server) Stats() Stats {
 	c := &s.stats
 	return Stats{
-		Registrations:  int(c.registrations.Load()),
-		Hellos:         c.hellos.Load(),
-		Forwarded:      c.forwarded.Load(),
-		ForwardedBytes: c.forwardedBytes.Load(),
-		Runs:           c.runs.Load(),
-		RunFrames:      c.runFrames.Load(),
-		Replies:        c.replies.Load(),
-		ReadErrors:     c.readErrors.Load(),
+		Registrations:     int(c.registrations.Load()),
+		Hellos:            c.hellos.Load(),
+		Forwarded:         c.forwarded.Load(),
+		ForwardedBytes:    c.forwardedBytes.Load(),
+		Runs:              c.runs.Load(),
+		RunFrames:         c.runFrames.Load(),
+		Replies:           c.replies.Load(),
+		ReadErrors:        c.readErrors.Load(),
+		CandidatesRemoved: c.candidatesRemoved.Load(),
 		Dropped: Drops{
 			Malformed:     c.malformed.Load(),
 			BadCredential: c.badCredential.Load(),
@@ -317,7 +338,11 @@ type registration struct {
 	expires time.Time
 	logged  bool // its expiry was logged
 	bucket  tokenBucket
-	q       queue
+	// hellos meters the key's verified new HELLOs (nodeHelloRate);
+	// dupAcked is when a duplicate HELLO was last acknowledged.
+	hellos   tokenBucket
+	dupAcked time.Time
+	q        queue
 }
 
 func (r *registration) live(now time.Time) bool { return now.Before(r.expires) }
@@ -332,11 +357,14 @@ type verdict struct {
 // readState is everything the read loop owns. Nothing else touches it,
 // so it needs no lock.
 type readState struct {
-	byKey     map[wire.Key]*registration
-	byAddr    map[netip.AddrPort]*registration
-	verdicts  map[pair]verdict
-	replied   map[netip.AddrPort]time.Time
-	hellos    tokenBucket
+	byKey    map[wire.Key]*registration
+	byAddr   map[netip.AddrPort]*registration
+	verdicts map[pair]verdict
+	replied  map[netip.AddrPort]time.Time
+	hellos   tokenBucket // HELLOs that register or move a key, all sources
+	// sources meters the HELLOs that register or move a key, per source
+	// (sourcePrefix); at most maxSources.
+	sources   map[netip.Prefix]*tokenBucket
 	lastSweep time.Time
 	lastStats time.Time // when the counters were last logged
 	statsAt   uint64    // Forwarded then
@@ -386,14 +414,19 @@ type run struct {
 	ended bool
 }
 
-func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
-	rs := &readState{
+func newReadState() *readState {
+	return &readState{
 		byKey:    map[wire.Key]*registration{},
 		byAddr:   map[netip.AddrPort]*registration{},
 		verdicts: map[pair]verdict{},
 		replied:  map[netip.AddrPort]time.Time{},
+		sources:  map[netip.Prefix]*tokenBucket{},
 		cur:      -1,
 	}
+}
+
+func (s *Server) readLoop(ctx context.Context, bc batchConn, gro bool) error {
+	rs := newReadState()
 	// With GRO one message can hold maxSegments datagrams: read no more
 	// than half a queue's worth at once, so that one read cannot
 	// overflow a source's queue before the backlog pause below.
@@ -530,6 +563,11 @@ func (s *Server) sweep(rs *readState, now time.Time) {
 			delete(rs.verdicts, p)
 		}
 	}
+	for p, b := range rs.sources {
+		if !fresh(now, b.last, sourceHelloBurst*time.Second/sourceHelloRate) {
+			delete(rs.sources, p) // full again: forgetting it changes nothing
+		}
+	}
 	for a, at := range rs.replied {
 		if !fresh(now, at, replyInterval) {
 			delete(rs.replied, a)
@@ -562,308 +600,4 @@ func (s *Server) handle(rs *readState, now time.Time, pkt []byte, from netip.Add
 		return
 	}
 	s.handleData(rs, now, pkt, f.Key, from)
-}
-
-func (s *Server) handleHello(rs *readState, now time.Time, pkt []byte, f Frame, from netip.AddrPort) {
-	rs.last = lastData{}
-	if !rs.hellos.take(now, helloRate, helloBurst, 1) {
-		s.stats.helloLimited.Add(1)
-		s.logs.logf(slog.LevelWarn, "relay is over its HELLO budget; dropping HELLOs", "from", from.String())
-		return
-	}
-	c, tag, err := openHello(s.key, pkt, f, now)
-	switch {
-	case errors.Is(err, ErrExpired):
-		s.stats.expired.Add(1)
-		s.logs.logf(slog.LevelInfo, "relay refused a HELLO with an expired credential", "node", c.NodeID, "from", from.String())
-		s.refuse(rs, now, from, CodeExpired, wire.Key{})
-		return
-	case err != nil:
-		s.stats.badCredential.Add(1)
-		s.logs.logf(slog.LevelWarn, "relay refused a HELLO", "from", from.String(), "err", err)
-		s.refuse(rs, now, from, CodeBadCredential, wire.Key{})
-		return
-	}
-	r := rs.byKey[c.PublicKey]
-	if r != nil && r.live(now) && f.Timestamp <= r.helloTS && !(f.Timestamp == r.helloTS && from == r.addr) {
-		// Older, or the same HELLO from somewhere else: a replay. (The
-		// same HELLO from the same address is a duplicate; ACK it again.)
-		s.stats.stale.Add(1)
-		s.logs.logf(slog.LevelWarn, "relay refused a stale HELLO", "node", c.NodeID, "from", from.String())
-		s.refuse(rs, now, from, CodeStale, wire.Key{})
-		return
-	}
-	if r == nil || !r.live(now) {
-		if r == nil {
-			r = &registration{key: c.PublicKey}
-			rs.byKey[c.PublicKey] = r
-		}
-		r.logged = false
-		s.stats.registrations.Add(1)
-	}
-	if r.addr != from {
-		if r.addr.IsValid() && rs.byAddr[r.addr] == r {
-			delete(rs.byAddr, r.addr)
-		}
-		if other := rs.byAddr[from]; other != nil {
-			// A NAT gave this address to another node: the old
-			// holder is unreachable until its next HELLO.
-			other.addr, other.udp = netip.AddrPort{}, nil
-		}
-		rs.byAddr[from] = r
-		if r.addr.IsValid() {
-			s.log.Info("relay node moved", "node", c.NodeID, "key", c.PublicKey.String(), "addr", from.String(), "was", r.addr.String())
-		} else {
-			s.log.Info("relay registered node", "node", c.NodeID, "role", c.Role, "key", c.PublicKey.String(), "addr", from.String())
-		}
-		r.addr, r.udp = from, net.UDPAddrFromAddrPort(from)
-	}
-	r.nodeID = c.NodeID
-	r.helloTS = f.Timestamp
-	r.credExpires = c.Expires
-	r.expires = now.Add(RegistrationTimeout)
-	if c.Expires.Before(r.expires) {
-		r.expires = c.Expires
-	}
-	s.stats.hellos.Add(1)
-	s.queueCtl(rs, outPkt{buf: appendAck(make([]byte, 0, ackLen), &tag, f.Timestamp, from), addr: r.udp})
-}
-
-func (s *Server) handleData(rs *readState, now time.Time, pkt []byte, key wire.Key, from netip.AddrPort) {
-	if c := &rs.last; c.src != nil && c.from == from && c.key == key && c.now.Equal(now) {
-		// The same source and destination as the frame before, in the
-		// same read: every check below passed then and still holds (a
-		// HELLO or a sweep clears this), except the source's rate.
-		if !s.overRate(rs, now, c.src, pkt, from, key) {
-			s.addToRun(rs, now, c.src, c.dst, pkt, from)
-		}
-		return
-	}
-	rs.last = lastData{}
-	src := rs.byAddr[from]
-	switch {
-	case src != nil && !src.live(now) && !now.Before(src.credExpires):
-		s.stats.expired.Add(1)
-		s.refuse(rs, now, from, CodeExpired, wire.Key{})
-		return
-	case src == nil || !src.live(now):
-		s.stats.notRegistered.Add(1)
-		s.logs.logf(slog.LevelDebug, "relay dropped data from an unregistered address", "from", from.String())
-		s.refuse(rs, now, from, CodeNotRegistered, wire.Key{})
-		return
-	}
-	dst := rs.byKey[key]
-	if dst == nil || !dst.live(now) || dst.udp == nil {
-		s.stats.unknownPeer.Add(1)
-		s.logs.logf(slog.LevelDebug, "relay dropped data for an unregistered key", "node", src.nodeID, "dst", key.String())
-		s.refuse(rs, now, from, CodeUnknownPeer, key)
-		return
-	}
-	if dst == src || !s.allow(rs, now, src.key, dst.key) {
-		s.stats.notAllowed.Add(1)
-		s.logs.logf(slog.LevelDebug, "relay dropped data the policy refuses", "node", src.nodeID, "dst", dst.nodeID)
-		s.refuse(rs, now, from, CodeNotAllowed, key)
-		return
-	}
-	if s.overRate(rs, now, src, pkt, from, key) {
-		return
-	}
-	rs.last = lastData{from: from, key: key, now: now, src: src, dst: dst}
-	s.addToRun(rs, now, src, dst, pkt, from)
-}
-
-// overRate takes pkt from src's rate budget, or refuses it and reports
-// true if the budget is spent.
-func (s *Server) overRate(rs *readState, now time.Time, src *registration, pkt []byte, from netip.AddrPort, key wire.Key) bool {
-	if s.nodeRate <= 0 || src.bucket.take(now, s.nodeRate, s.burst, float64(len(pkt))) {
-		return false
-	}
-	s.stats.rateLimited.Add(1)
-	s.logs.logf(slog.LevelDebug, "relay dropped data over the node's rate", "node", src.nodeID)
-	s.refuse(rs, now, from, CodeRateLimited, key)
-	return true
-}
-
-// addToRun adds a DATA frame that passed every check to the run being
-// gathered, first sending that run on if the frame cannot join it. pkt is
-// the frame being handled: at rs.curOff in message rs.cur's buffer.
-func (s *Server) addToRun(rs *readState, now time.Time, src, dst *registration, pkt []byte, from netip.AddrPort) {
-	r := &rs.run
-	if r.n > 0 && (r.src != src || r.to != dst.udp || r.ended || len(pkt) > r.seg ||
-		r.n == maxSegments || len(r.buf)+len(pkt) > maxRunLen || !s.gso.Load() ||
-		r.msg != rs.cur || r.off+len(r.buf) != rs.curOff) {
-		s.flushRun(rs, now)
-	}
-	if r.n == 0 {
-		*r = run{src: src, to: dst.udp, from: from, dst: dst.key, msg: rs.cur, off: rs.curOff, seg: len(pkt)}
-	}
-	// The outgoing frame is the incoming one with the source's key in
-	// place of the destination's.
-	copy(pkt[HeaderLen:DataHeaderLen], src.key[:])
-	r.buf = rs.curBuf[r.off : rs.curOff+len(pkt)]
-	r.n++
-	r.ended = len(pkt) < r.seg
-}
-
-// flushRun queues the run being gathered, if any, on its source's queue:
-// with the buffer it sits in if it can take it (see run), else a copy.
-func (s *Server) flushRun(rs *readState, now time.Time) {
-	r := &rs.run
-	if r.n == 0 {
-		return
-	}
-	buf := r.buf
-	if r.n > 1 && r.off == 0 && r.msg != rs.cur {
-		rs.taken[r.msg] = true
-	} else {
-		buf = append(getBuf(len(r.buf))[:0], r.buf...)
-	}
-	p := outPkt{buf: buf, addr: r.to, data: true, n: r.n}
-	if r.n > 1 {
-		p.seg = r.seg
-	}
-	if s.sched.push(&r.src.q, p) {
-		rs.queued = true
-	} else {
-		putBuf(buf)
-		s.stats.queueFull.Add(uint64(r.n))
-		s.logs.logf(slog.LevelDebug, "relay dropped data at the node's full queue", "node", r.src.nodeID)
-		s.refuse(rs, now, r.from, CodeRateLimited, r.dst)
-	}
-	*r = run{}
-}
-
-// allow asks the policy, reusing an answer younger than allowedTTL.
-func (s *Server) allow(rs *readState, now time.Time, src, dst wire.Key) bool {
-	p := pair{src, dst}
-	if v, ok := rs.verdicts[p]; ok && fresh(now, v.at, allowedTTL) {
-		return v.ok
-	}
-	ok := s.allowed(src, dst)
-	rs.verdicts[p] = verdict{ok: ok, at: now}
-	return ok
-}
-
-// refuse queues an ERROR frame to addr, at most one per address per
-// replyInterval. A refusal is never longer than the frame it answers, so
-// the relay cannot be used to amplify traffic towards a spoofed address.
-func (s *Server) refuse(rs *readState, now time.Time, to netip.AddrPort, code Code, key wire.Key) {
-	at, seen := rs.replied[to]
-	if (seen && fresh(now, at, replyInterval)) || (!seen && len(rs.replied) >= maxReplied) {
-		s.stats.replyLimited.Add(1)
-		return
-	}
-	rs.replied[to] = now
-	s.queueCtl(rs, outPkt{buf: appendError(make([]byte, 0, errorLen), code, key), addr: net.UDPAddrFromAddrPort(to)})
-}
-
-func (s *Server) queueCtl(rs *readState, p outPkt) {
-	if !s.sched.pushCtl(p) {
-		s.stats.replyLimited.Add(1)
-		return
-	}
-	rs.queued = true
-}
-
-func (s *Server) writeLoop(ctx context.Context, bc batchConn) {
-	w := newWriter(s, bc)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.sched.wake:
-		}
-		for ctx.Err() == nil && w.sendOnce() {
-		}
-	}
-}
-
-// writer is one goroutine's means of sending what the queues hold: the
-// write loop's, or the read loop's when it sends a small batch itself.
-type writer struct {
-	s      *Server
-	bc     batchConn
-	ms     []ipv4.Message
-	out    []outPkt
-	failed []bool
-}
-
-func newWriter(s *Server, bc batchConn) *writer {
-	w := &writer{s: s, bc: bc, ms: make([]ipv4.Message, writeBatch), out: make([]outPkt, 0, writeBatch), failed: make([]bool, writeBatch)}
-	for i := range w.ms {
-		w.ms[i].Buffers = make([][]byte, 1)
-		w.ms[i].OOB = make([]byte, 0, offloadSpace)
-	}
-	return w
-}
-
-// sendOnce claims up to writeBatch sends from the queues and sends them.
-// It reports false if there was nothing to claim: the queues are empty,
-// or another writer holds the claim and will send what is left.
-func (w *writer) sendOnce() bool {
-	s, ms, failed := w.s, w.ms, w.failed
-	out := s.sched.claim(w.out[:0])
-	if len(out) == 0 {
-		return false
-	}
-	defer s.sched.release()
-	for i, p := range out {
-		ms[i].Buffers[0], ms[i].Addr = p.buf, p.addr
-		ms[i].OOB = ms[i].OOB[:0]
-		if p.seg > 0 {
-			ms[i].OOB = appendSegmentSize(ms[i].OOB, p.seg)
-		}
-		failed[i] = false
-	}
-	writeAll(w.bc, ms[:len(out)], func(i int, err error) {
-		if out[i].seg > 0 && offloadRefused(err) {
-			err = s.sendApart(w.bc, out[i])
-			out[i].seg = 0 // sent apart: not a run
-		}
-		if err != nil {
-			failed[i] = true
-			s.stats.writeError.Add(uint64(out[i].datagrams()))
-			s.logs.logf(slog.LevelWarn, "relay write failed", "to", out[i].addr.String(), "err", err)
-		}
-	})
-	for i, p := range out {
-		switch {
-		case failed[i]:
-		case p.data:
-			s.stats.forwarded.Add(uint64(p.datagrams()))
-			s.stats.forwardedBytes.Add(uint64(len(p.buf) - p.datagrams()*DataHeaderLen))
-			if p.seg > 0 {
-				s.stats.runs.Add(1)
-				s.stats.runFrames.Add(uint64(p.n))
-			}
-		default:
-			s.stats.replies.Add(1)
-		}
-		if p.data {
-			putBuf(p.buf)
-		}
-		ms[i].Buffers[0], ms[i].Addr = nil, nil
-		out[i] = outPkt{}
-	}
-	return true
-}
-
-// sendApart sends a run the kernel refused to segment as separate
-// datagrams, and turns runs off for good: the socket's device cannot
-// checksum them.
-func (s *Server) sendApart(bc batchConn, p outPkt) error {
-	if s.gso.Swap(false) {
-		s.log.Warn("relay: the kernel refused a UDP segmentation offload send; sending datagrams one by one")
-	}
-	var ms []ipv4.Message
-	for b := range segments(p.buf, p.seg) {
-		ms = append(ms, ipv4.Message{Buffers: [][]byte{b}, Addr: p.addr})
-	}
-	var first error
-	writeAll(bc, ms, func(_ int, err error) {
-		if first == nil {
-			first = err
-		}
-	})
-	return first
 }

@@ -574,7 +574,7 @@ func TestSchedRoundRobin(t *testing.T) {
 		s.push(&qb, pkt('b'))
 	}
 	s.push(&qc, pkt('c'))
-	s.pushCtl(outPkt{buf: []byte{'!'}})
+	s.pushCtl(outPkt{buf: []byte{'!'}}, ctlLen)
 
 	var got []byte
 	for _, p := range s.take(make([]outPkt, 0, 10)) {
