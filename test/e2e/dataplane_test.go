@@ -80,7 +80,7 @@ func TestSSHThroughConnector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := d.laptop(ctx, "up", "--token", clientTok)
+	out, err := d.Up(ctx, clientTok)
 	if err != nil {
 		t.Fatalf("warren up: %v\n%s", err, out)
 	}

@@ -16,6 +16,7 @@ import (
 type Warren struct {
 	lab  *Lab
 	bin  string
+	dir  string
 	opts Options
 	Data string // the coordinator's --data
 	// Socket is the daemon's control socket; LaptopState its --state.
@@ -46,7 +47,7 @@ func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Option
 		}
 		os.Chmod(d, 0o755)
 	}
-	w := &Warren{lab: l, bin: bin, opts: opts, Data: filepath.Join(dir, "coord"), Socket: filepath.Join(dir, "warren.sock"), LaptopState: filepath.Join(dir, "laptop")}
+	w := &Warren{lab: l, bin: bin, dir: dir, opts: opts, Data: filepath.Join(dir, "coord"), Socket: filepath.Join(dir, "warren.sock"), LaptopState: filepath.Join(dir, "laptop")}
 	var err error
 	if w.Coord, err = l.Start(Coord, bin, "coordinator", "--listen", CoordIP+":8443", "--data", w.Data); err != nil {
 		return nil, err
@@ -69,8 +70,14 @@ func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Option
 	if err := os.Chown(connState, 65534, 65534); err != nil {
 		return nil, err
 	}
+	// The token goes in a file only the connector's user reads, as the
+	// README says, never on the command line where ps shows it.
+	connTokFile, err := w.TokenFile("connector.token", connTok, 65534)
+	if err != nil {
+		return nil, err
+	}
 	if w.Conn, err = l.Start(Conn, "setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--",
-		bin, "connector", "--token", connTok, "--state", connState}, w.relayOnly()...)...); err != nil {
+		bin, "connector", "--token-file", connTokFile, "--state", connState}, w.relayOnly()...)...); err != nil {
 		return nil, err
 	}
 	if err := poll(ctx, func() error {
@@ -113,6 +120,31 @@ func (w *Warren) StartDaemon(ctx context.Context) error {
 		return fmt.Errorf("daemon not answering: %w\n%s", err, w.Daemon.Output())
 	}
 	return nil
+}
+
+// TokenFile writes tok to a file named name in the deployment's
+// directory, mode 0600 and owned by uid (and the same gid), and returns
+// its path: how `up` and `connector` take a token (--token-file).
+func (w *Warren) TokenFile(name, tok string, uid int) (string, error) {
+	p := filepath.Join(w.dir, name)
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Chown(p, uid, uid); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// Up runs `warren up` on the laptop with the client token tok, handed
+// over in a 0600 file (--token-file), and returns what it printed.
+func (w *Warren) Up(ctx context.Context, tok string) (string, error) {
+	f, err := w.TokenFile("client.token", tok, 0)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f)
+	return w.Laptop(ctx, "up", "--token-file", f)
 }
 
 // relayOnly returns the flag the options ask the nodes for, if any.
