@@ -15,12 +15,17 @@ TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 
 BENCH_PACKAGES ?= iperf3 wireguard-tools
 BENCH_TOOLS ?= iperf3 wg
 
-# Fuzz targets as package:FuzzName; `grep -rn "func Fuzz" --include=*_test.go .`
-# lists them all.
-FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./routes:FuzzArith ./split:FuzzCompute ./split:FuzzComputeLocal ./overlay/relay:FuzzParse ./overlay/relay:FuzzParseDisco ./overlay/wgdev:FuzzParseStats ./overlay/wire:FuzzParseToken ./netstack:FuzzCoalescer ./platform/tunio:FuzzSplit ./platform/tunio:FuzzWrite ./policy:FuzzDecide ./policy:FuzzParse ./overlay/flowtrack:FuzzParse ./overlay/flowtrack:FuzzFilter
+# Fuzz targets as package:FuzzName: every `func Fuzz…` in a _test.go file,
+# found afresh each run so that a new target cannot be left out.
+FUZZ_TARGETS ?= $(shell grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed -E 's|/[^/]*:func |:|' | LC_ALL=C sort)
 FUZZTIME ?= 20s
+# What `make test` gives each target after the unit tests: a count of
+# inputs, not a duration. A timed -fuzztime can fail at its deadline
+# with "context deadline exceeded" on go1.26 (golang/go#75804) when a
+# loaded machine starves the workers; a count has no deadline to race.
+FUZZSMOKE ?= 2000x
 
-.PHONY: all build test deps lint fuzz bench demo clean
+.PHONY: all build test deps lint fuzz fuzz-smoke bench demo clean
 
 all: build
 
@@ -43,6 +48,7 @@ deps:
 # go test's cache cannot see, so a cached pass could hide a broken binary.
 test: deps
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 lint:
 	@out="$$(find . -type d \( -name testdata -o -name '.?*' -o -name '_*' \) -prune -o -type f -name '*.go' -print | xargs -r gofmt -l)"; \
@@ -54,6 +60,15 @@ fuzz:
 		pkg=$${t%%:*}; name=$${t#*:}; \
 		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+# Every fuzz target for FUZZSMOKE inputs: new inputs past the seed corpus
+# (which go test ./... already replays), in a few minutes for all of them.
+fuzz-smoke:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZSMOKE) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZSMOKE) $$pkg; \
 	done
 
 # Each benchmark in bench/ does a fixed amount of work per run and reports
