@@ -6,10 +6,11 @@ GO ?= go
 # TOOLS is missing and we are root (Debian/Ubuntu). gcc and libc6-dev:
 # -race needs cgo. The rest: the end-to-end tests in test/e2e, which build
 # network namespaces (ip, nft) and drive real programs in them (the list
-# of tools in test/e2e/harness_test.go).
+# of tools in test/e2e/harness_test.go), haproxy among them as the
+# TLS-terminating proxy in front of an --insecure-http coordinator.
 PACKAGES ?= gcc libc6-dev iproute2 nftables openssh-client openssh-server \
-	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux
-TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv
+	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux haproxy
+TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv haproxy
 # What `make bench` needs on top: iperf3, and wg to configure the stock
 # wireguard-go it measures against.
 BENCH_PACKAGES ?= iperf3 wireguard-tools
