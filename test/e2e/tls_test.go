@@ -177,14 +177,15 @@ func TestAdminCertificate(t *testing.T) {
 // (HTTP/2 or HTTP/1.1) and forwards to the coordinator's plain HTTP on
 // loopback. haproxy streams request and response bodies both ways at
 // once, which the control stream (POST /v1/stream) needs; the timeouts
-// are longer than the stream's 10 s heartbeats.
+// are longer than the stream's 10 s heartbeats, and shorter than the
+// quiet spell TestBehindTLSProxy waits through.
 const haproxyConfig = `global
 	maxconn 256
 defaults
 	mode http
 	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
+	timeout client 25s
+	timeout server 25s
 frontend warren
 	bind %s:8443 ssl crt %s alpn h2,http/1.1
 	default_backend coordinator
@@ -229,10 +230,10 @@ func TestBehindTLSProxy(t *testing.T) {
 	}
 	checkCAIssued(t, lab, d)
 
-	// The stream outlives the proxy's 60 s idle time-outs on the
-	// heartbeats alone: a minute later a push still arrives on the
-	// laptop's first stream, never reconnected.
-	time.Sleep(65 * time.Second)
+	// The stream outlives the proxy's 25 s idle time-outs on the 10 s
+	// heartbeats alone: 30 s later a push still arrives on the laptop's
+	// first stream, never reconnected.
+	time.Sleep(30 * time.Second)
 	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := d.admin(ctx, "routes", "rm", "192.168.1.0/24"); err != nil {
