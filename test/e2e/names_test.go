@@ -36,6 +36,9 @@ func TestCoordinatorByName(t *testing.T) {
 	if host, err := lan.ssh(ctx, lab, netlab.Laptop, "hostname"); err != nil || strings.TrimSpace(host) == "" {
 		t.Fatalf("ssh through a coordinator known by name: %q, %v", host, err)
 	}
+	if want := "coordinator=https://" + coordName + ":8443"; !strings.Contains(d.Conn.Output(), want) {
+		t.Errorf("the connector's log has no %q: its token should carry the name", want)
+	}
 	status, err := d.laptop(ctx, "status")
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +100,10 @@ func TestCoordinatorByName(t *testing.T) {
 		if !strings.Contains(status, want) {
 			t.Errorf("warren status with the resolver down has no %q:\n%s", want, status)
 		}
+	}
+	why, err := d.laptop(ctx, "why", netlab.CoordIP)
+	if want := netlab.CoordIP + " is not tunnelled: "; err != nil || !strings.Contains(why, want) || !strings.Contains(why, "is never tunnelled") {
+		t.Errorf("warren why %s with the resolver down: %v\n%s\nwant %q… is never tunnelled", netlab.CoordIP, err, why, want)
 	}
 	if err := lab.Run(ctx, netlab.Laptop, "curl", "-sf", "--max-time", "5", "http://"+netlab.LANHostIP+":"+httpPort+"/"); err != nil {
 		t.Errorf("curl through the tunnel with the resolver down: %v", err)
