@@ -85,7 +85,7 @@ func (e *Engine) apply(ctx context.Context, s *session, nm *wire.NetMap) error {
 
 func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) error {
 	hard := e.addrs.resolveHard(ctx, s.id.URL, nm.Relay.Endpoint)
-	v := e.compute(s, nm, hard)
+	v := e.compute(nm, hard)
 	var peers []wgdev.Peer
 	shares := v.result.ConnectorPrefixes()
 	for _, p := range nm.Peers {
@@ -136,7 +136,7 @@ func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) e
 
 // compute derives the view of nm: which prefixes are tunnelled, through
 // which connector, and why the rest is not.
-func (e *Engine) compute(s *session, nm *wire.NetMap, hard hardAddrs) *view {
+func (e *Engine) compute(nm *wire.NetMap, hard hardAddrs) *view {
 	v := &view{version: nm.Version, self: nm.Self, routes: nm.Routes, access: nm.Policy, hard: hard, peers: map[string]wire.Peer{}, byKey: map[wire.Key]wire.Peer{}}
 	for _, p := range nm.Peers {
 		if p.Role == wire.RoleConnector {
