@@ -6,21 +6,27 @@ GO ?= go
 # TOOLS is missing and we are root (Debian/Ubuntu). gcc and libc6-dev:
 # -race needs cgo. The rest: the end-to-end tests in test/e2e, which build
 # network namespaces (ip, nft) and drive real programs in them (the list
-# of tools in test/e2e/harness_test.go).
+# of tools in test/e2e/harness_test.go), haproxy among them as the
+# TLS-terminating proxy in front of an --insecure-http coordinator.
 PACKAGES ?= gcc libc6-dev iproute2 nftables openssh-client openssh-server \
-	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux
-TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv
+	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux haproxy
+TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv haproxy
 # What `make bench` needs on top: iperf3, and wg to configure the stock
 # wireguard-go it measures against.
 BENCH_PACKAGES ?= iperf3 wireguard-tools
 BENCH_TOOLS ?= iperf3 wg
 
-# Fuzz targets as package:FuzzName; `grep -rn "func Fuzz" --include=*_test.go .`
-# lists them all.
-FUZZ_TARGETS ?= ./routes:FuzzParsePrefix ./routes:FuzzLookup ./routes:FuzzArith ./routes:FuzzGuard ./split:FuzzCompute ./split:FuzzComputeLocal ./overlay/relay:FuzzParse ./overlay/relay:FuzzParseDisco ./overlay/relay:FuzzForwardCall ./overlay/wgdev:FuzzParseStats ./overlay/wire:FuzzParseToken ./overlay/wire:FuzzValidateText ./netstack:FuzzCoalescer ./platform/tunio:FuzzSplit ./platform/tunio:FuzzWrite ./policy:FuzzDecide ./policy:FuzzParse ./overlay/flowtrack:FuzzParse ./overlay/flowtrack:FuzzFilter ./overlay/coord/api:FuzzDecodeRequest ./overlay/coord/api:FuzzDecodeFlowReport ./overlay/coord/api:FuzzNodeMessage
+# Fuzz targets as package:FuzzName: every `func Fuzz…` in a _test.go file,
+# found afresh each run so that a new target cannot be left out.
+FUZZ_TARGETS ?= $(shell grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed -E 's|/[^/]*:func |:|' | LC_ALL=C sort)
 FUZZTIME ?= 20s
+# What `make test` gives each target after the unit tests: a count of
+# inputs, not a duration. A timed -fuzztime can fail at its deadline
+# with "context deadline exceeded" on go1.26 (golang/go#75804) when a
+# loaded machine starves the workers; a count has no deadline to race.
+FUZZSMOKE ?= 2000x
 
-.PHONY: all build test deps lint fuzz bench demo clean
+.PHONY: all build test deps lint fuzz fuzz-smoke bench demo clean
 
 all: build
 
@@ -43,6 +49,7 @@ deps:
 # go test's cache cannot see, so a cached pass could hide a broken binary.
 test: deps
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 lint:
 	@out="$$(find . -type d \( -name testdata -o -name '.?*' -o -name '_*' \) -prune -o -type f -name '*.go' -print | xargs -r gofmt -l)"; \
@@ -54,6 +61,15 @@ fuzz:
 		pkg=$${t%%:*}; name=$${t#*:}; \
 		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+# Every fuzz target for FUZZSMOKE inputs: new inputs past the seed corpus
+# (which go test ./... already replays), in a few minutes for all of them.
+fuzz-smoke:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZSMOKE) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZSMOKE) $$pkg; \
 	done
 
 # Each benchmark in bench/ does a fixed amount of work per run and reports

@@ -40,7 +40,7 @@ func deployWarren(ctx context.Context, lab *netlab.Lab, bin, dir string, relayOn
 	if err != nil {
 		return nil, err
 	}
-	if d.UpOutput, err = d.laptop(ctx, "up", "--token", clientTok); err != nil {
+	if d.UpOutput, err = d.Up(ctx, clientTok); err != nil {
 		return nil, fmt.Errorf("warren up: %w\n%s\n%s", err, tail(d.Daemon.Output(), 2000), tail(d.Conn.Output(), 2000))
 	}
 	if d.Status, err = d.laptop(ctx, "status"); err != nil {

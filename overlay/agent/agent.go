@@ -28,7 +28,7 @@ func Enroll(ctx context.Context, dir *nodestate.Dir, token string, role wire.Rol
 		return nil, err
 	}
 	if token == "" {
-		return nil, fmt.Errorf("this %s is not enrolled yet: pass --token TOKEN (an admin creates one with: warren token create --role %s --name NAME)", role, role)
+		return nil, fmt.Errorf("this %s is not enrolled yet: pass --token-file FILE or set WARREN_TOKEN (an admin creates one with: warren token create --role %s --name NAME)", role, role)
 	}
 	tok, err := wire.ParseToken(token)
 	if err != nil {

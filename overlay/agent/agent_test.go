@@ -50,7 +50,7 @@ func TestEnrollErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Enroll(ctx, dir, "", wire.RoleConnector, "")
-	want := "this connector is not enrolled yet: pass --token TOKEN (an admin creates one with: warren token create --role connector --name NAME)"
+	want := "this connector is not enrolled yet: pass --token-file FILE or set WARREN_TOKEN (an admin creates one with: warren token create --role connector --name NAME)"
 	if err == nil || err.Error() != want {
 		t.Errorf("no token: %v, want %s", err, want)
 	}

@@ -2,6 +2,8 @@
 // either the old content or the new, never a mix: write a temporary file
 // in the same directory, fsync it, rename it over the target, fsync the
 // directory. RemoveTemps clears the temporary files a crash left behind.
+// PrivateDir makes the directory such files live in private: created or
+// tightened to 0700, refused if another user owns it.
 //
 // It imports no other Warren package.
 package atomicfile

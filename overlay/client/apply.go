@@ -37,6 +37,9 @@ type view struct {
 	guards []split.Guard
 	// access is the access policy as the netmap states it.
 	access wire.NetMapPolicy
+	// hard are the coordinator's and the relay's addresses the guards
+	// were built from.
+	hard hardAddrs
 }
 
 // connectors lists the connectors that serve at least one tunnelled
@@ -81,7 +84,8 @@ func (e *Engine) apply(ctx context.Context, s *session, nm *wire.NetMap) error {
 }
 
 func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) error {
-	v := e.compute(ctx, s, nm)
+	hard := e.addrs.resolveHard(ctx, s.id.URL, nm.Relay.Endpoint)
+	v := e.compute(nm, hard)
 	var peers []wgdev.Peer
 	shares := v.result.ConnectorPrefixes()
 	for _, p := range nm.Peers {
@@ -97,7 +101,7 @@ func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) e
 		})
 	}
 	if nm.Relay.Endpoint != "" {
-		addr, err := relayAddr(ctx, nm.Relay.Endpoint)
+		addr, err := hard.relayAddr()
 		if err != nil {
 			return err
 		}
@@ -132,8 +136,8 @@ func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) e
 
 // compute derives the view of nm: which prefixes are tunnelled, through
 // which connector, and why the rest is not.
-func (e *Engine) compute(ctx context.Context, s *session, nm *wire.NetMap) *view {
-	v := &view{version: nm.Version, self: nm.Self, routes: nm.Routes, access: nm.Policy, peers: map[string]wire.Peer{}, byKey: map[wire.Key]wire.Peer{}}
+func (e *Engine) compute(nm *wire.NetMap, hard hardAddrs) *view {
+	v := &view{version: nm.Version, self: nm.Self, routes: nm.Routes, access: nm.Policy, hard: hard, peers: map[string]wire.Peer{}, byKey: map[wire.Key]wire.Peer{}}
 	for _, p := range nm.Peers {
 		if p.Role == wire.RoleConnector {
 			v.peers[p.Name] = p
@@ -148,7 +152,7 @@ func (e *Engine) compute(ctx context.Context, s *session, nm *wire.NetMap) *view
 		}
 	}
 	v.routed = rs
-	guards := e.guards(ctx, s, nm)
+	guards := e.guards(hard)
 	lans, err := e.cfg.Platform.LocalPrefixes()
 	if err != nil {
 		e.log.Warn("reading local prefixes", "err", err)
@@ -156,13 +160,15 @@ func (e *Engine) compute(ctx context.Context, s *session, nm *wire.NetMap) *view
 	p, _ := e.loadPrefs()
 	loc := split.ComputeLocal(v.policy, rs, guards, lans, p.LANWins)
 	v.result, v.guards, v.install, v.warnings = loc.Result, loc.Guards, loc.Install, loc.Warnings
+	v.warnings = append(v.warnings, hard.warnings()...)
 	v.tunnel = v.result.TunnelPrefixes()
 	return v
 }
 
 // guards are the hard guards: the coordinator, the relay and the default
-// gateways never enter the tunnel.
-func (e *Engine) guards(ctx context.Context, s *session, nm *wire.NetMap) []split.Guard {
+// gateways never enter the tunnel. A host whose lookup failed is guarded
+// at its last known addresses, loudly; one never resolved cannot be.
+func (e *Engine) guards(hard hardAddrs) []split.Guard {
 	var gs []split.Guard
 	add := func(a netip.Addr, reason string) {
 		if a.IsValid() {
@@ -170,11 +176,16 @@ func (e *Engine) guards(ctx context.Context, s *session, nm *wire.NetMap) []spli
 			gs = append(gs, split.Guard{Prefix: netip.PrefixFrom(a, a.BitLen()), Reason: reason})
 		}
 	}
-	for _, a := range coordinatorAddrs(ctx, s.id.URL) {
+	for _, a := range hard.coord.addrs {
 		add(a, "coordinator address")
 	}
-	if ap, err := relayAddr(ctx, nm.Relay.Endpoint); err == nil {
-		add(ap.Addr(), "relay address")
+	if hard.relay != nil {
+		for _, a := range hard.relay.addrs {
+			add(a, "relay address")
+		}
+	}
+	for _, w := range hard.warnings() {
+		e.log.Warn(w)
 	}
 	gws, err := e.cfg.Platform.DefaultGateways()
 	if err != nil {

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -68,6 +66,9 @@ type Config struct {
 	// Waits bound how long Up waits for the first netmap and for
 	// handshakes; zero means 20 s and 15 s.
 	NetMapWait, HandshakeWait time.Duration
+	// LookupHost resolves the coordinator's and the relay's host names;
+	// nil means the system resolver. Tests pass another.
+	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 // Relay is the part of the relay Bind the engine steers and reports.
@@ -81,9 +82,10 @@ type Relay interface {
 
 // Engine is the laptop daemon's state. It implements ctl.Backend.
 type Engine struct {
-	cfg Config
-	dir *nodestate.Dir
-	log *slog.Logger
+	cfg   Config
+	dir   *nodestate.Dir
+	log   *slog.Logger
+	addrs *addrBook // the hard guards' hosts, with their last good addresses
 
 	// upMu serialises Up and Down.
 	upMu sync.Mutex
@@ -114,6 +116,8 @@ type session struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the agent has returned
 	runErr error         // set before done closes
+	// watched is closed when watchAddrs has returned.
+	watched chan struct{}
 
 	// applyMu serialises applying netmaps: the session's and a settings
 	// change's.
@@ -149,7 +153,11 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.LookupHost == nil {
+		cfg.LookupHost = defaultLookup
+	}
 	e := &Engine{cfg: cfg, dir: dir, log: cfg.Logger}
+	e.addrs = newAddrBook(dir.Path(), cfg.LookupHost, cfg.Logger)
 	if e.cfg.NewBind == nil {
 		e.cfg.NewBind = func() (conn.Bind, Relay) {
 			b := relay.NewBind(relay.BindConfig{Logger: cfg.Logger, RelayOnly: cfg.RelayOnly, Exclude: e.tunnelled})
@@ -252,7 +260,8 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), applied: make(chan struct{})}
+	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), applied: make(chan struct{})}
+	go e.watchAddrs(ctx, s)
 	go func() {
 		defer close(s.done)
 		s.runErr = agent.Run(ctx, agent.Config{
@@ -412,6 +421,7 @@ func (e *Engine) stop() {
 	}
 	s.cancel()
 	<-s.done
+	<-s.watched // no re-apply may reinstall routes after this
 	if err := s.router.Set(nil); err != nil {
 		e.log.Warn("removing routes", "err", err)
 	}
@@ -420,37 +430,40 @@ func (e *Engine) stop() {
 	e.log.Info("tunnel down")
 }
 
-// relayAddr resolves the relay endpoint of a netmap.
-func relayAddr(ctx context.Context, endpoint string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(endpoint); err == nil {
-		return ap, nil
+// watchAddrs looks the hard guards' hosts up again, every addrRetry while
+// a lookup fails and every addrRefresh otherwise, and re-applies the
+// netmap when what the guards were built from changed. It returns when
+// ctx ends, closing s.watched.
+func (e *Engine) watchAddrs(ctx context.Context, s *session) {
+	defer close(s.watched)
+	t := time.NewTimer(addrRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next := addrRefresh
+		if v := s.currentView(); v != nil {
+			s.mu.Lock()
+			nm := s.nm
+			s.mu.Unlock()
+			now := e.addrs.resolveHard(ctx, s.id.URL, nm.Relay.Endpoint)
+			if now.key() != v.hard.key() {
+				e.log.Info("the coordinator's or the relay's addresses changed: applying the netmap again")
+				if err := e.reapply(ctx, s); err != nil && ctx.Err() == nil {
+					e.log.Warn("applying the netmap again", "err", err)
+				}
+			}
+			if now.failing() {
+				next = addrRetry
+			}
+		} else {
+			next = addrRetry
+		}
+		t.Reset(next)
 	}
-	host, port, err := net.SplitHostPort(endpoint)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("relay endpoint %q: %w", endpoint, err)
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil || len(ips) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("resolving relay %s: %w", host, err)
-	}
-	p, err := netip.ParseAddrPort(net.JoinHostPort(ips[0].Unmap().String(), port))
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return p, nil
-}
-
-// coordinatorAddrs resolves the coordinator's host, for the hard guards.
-func coordinatorAddrs(ctx context.Context, rawURL string) []netip.Addr {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil
-	}
-	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
-		return []netip.Addr{a.Unmap()}
-	}
-	ips, _ := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
-	return ips
 }
 
 func plural(n int, one, many string) string {

@@ -25,8 +25,9 @@ type Dir struct {
 }
 
 // Open opens the state directory at path, creating it (and its parents)
-// if needed. The directory itself is made mode 0700. Temporary files left
-// by a crash in the middle of a save are removed.
+// if needed. The directory itself is made mode 0700 (an existing one is
+// tightened); one owned by another user is refused (atomicfile.PrivateDir).
+// Temporary files left by a crash in the middle of a save are removed.
 func Open(path string) (*Dir, error) {
 	if path == "" {
 		return nil, errors.New("state directory path is empty")
@@ -35,22 +36,10 @@ func Open(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", path, err)
 	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
-	}
-	fi, err := os.Stat(abs)
-	if err != nil {
+	// The directory holds a private key: created or tightened to 0700,
+	// and refused if another user owns it.
+	if err := atomicfile.PrivateDir(abs); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("state directory %s is not a directory", abs)
-	}
-	// MkdirAll honours the umask and leaves an existing directory alone;
-	// the directory holds a private key, so tighten it either way.
-	if fi.Mode().Perm() != 0o700 {
-		if err := os.Chmod(abs, 0o700); err != nil {
-			return nil, fmt.Errorf("restricting state directory: %w", err)
-		}
 	}
 	d := &Dir{path: abs}
 	if err := d.removeTemps(); err != nil {

@@ -4,7 +4,8 @@
 // applied, kept so the data plane can start again while the coordinator is
 // unreachable.
 //
-// Files are JSON, mode 0600 in a 0700 directory, replaced atomically (a
+// Files are JSON, mode 0600 in a 0700 directory (an existing directory is
+// tightened, and refused if another user owns it), replaced atomically (a
 // temporary file in the same directory is written, synced and renamed over
 // the old one, then the directory is synced), so a crash leaves either the
 // old file or the new one, never a mix. Unknown fields are errors.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/warrennet/warren/overlay/atomicfile"
 	"github.com/warrennet/warren/overlay/nodestate"
 	"github.com/warrennet/warren/overlay/wire"
 )
@@ -103,6 +104,32 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := nodestate.Open(""); err == nil {
 		t.Error(`Open("") succeeded`)
+	}
+}
+
+// TestOpenRefusesAnotherOwner: a state directory another user owns could
+// have its key replaced by that user at any time; Open refuses it and
+// leaves it as it was.
+func TestOpenRefusesAnotherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: giving a directory to another user needs root (chown)")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	_, err := nodestate.Open(dir)
+	if !errors.Is(err, atomicfile.ErrNotOwner) {
+		t.Fatalf("Open of a directory owned by uid 65534 = %v, want atomicfile.ErrNotOwner", err)
+	}
+	if got := mode(t, dir); got != 0o777 {
+		t.Errorf("mode after refusal = %o, want 777 untouched", got)
 	}
 }
 

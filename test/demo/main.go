@@ -77,7 +77,7 @@ func run(bin string, opts netlab.Options) error {
 	if err != nil {
 		return err
 	}
-	out, err := w.Laptop(ctx, "up", "--token", tok)
+	out, err := w.Up(ctx, tok) // warren up --token-file FILE
 	fmt.Println(indent(out))
 	if err != nil {
 		return fmt.Errorf("warren up: %w\n%s\n%s", err, w.Daemon.Output(), w.Conn.Output())

@@ -18,6 +18,7 @@ import (
 type deployment struct {
 	*netlab.Warren
 	lab *netlab.Lab
+	lan *lanServices // set by tests that need lanSSH
 }
 
 func (d *deployment) admin(ctx context.Context, args ...string) (string, error) {
@@ -26,6 +27,15 @@ func (d *deployment) admin(ctx context.Context, args ...string) (string, error) 
 
 func (d *deployment) laptop(ctx context.Context, args ...string) (string, error) {
 	return d.Laptop(ctx, args...)
+}
+
+// lanSSH runs hostname on lanhost over plain ssh from the laptop.
+func (d *deployment) lanSSH(ctx context.Context, lab *netlab.Lab) (string, error) {
+	out, err := d.lan.ssh(ctx, lab, netlab.Laptop, "hostname")
+	if err == nil && strings.TrimSpace(out) == "" {
+		err = fmt.Errorf("empty hostname")
+	}
+	return out, err
 }
 
 func deploy(t *testing.T, lab *netlab.Lab) *deployment {
@@ -80,7 +90,7 @@ func TestSSHThroughConnector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := d.laptop(ctx, "up", "--token", clientTok)
+	out, err := d.Up(ctx, clientTok)
 	if err != nil {
 		t.Fatalf("warren up: %v\n%s", err, out)
 	}

@@ -28,7 +28,7 @@ func TestDirectPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := d.laptop(ctx, "up", "--token", tok); err != nil {
+	if out, err := d.Up(ctx, tok); err != nil {
 		t.Fatalf("warren up: %v\n%s", err, out)
 	}
 	viaDirect := "via office (direct " + netlab.SiteWAN + ":"

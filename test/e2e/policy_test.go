@@ -62,7 +62,7 @@ func TestAccessPolicy(t *testing.T) {
 		return out
 	}
 	tok := admin("token", "create", "--role", "client", "--name", "alice-laptop", "--user", "alice@example.com")
-	if out, err := d.laptop(ctx, "up", "--token", tok); err != nil {
+	if out, err := d.Up(ctx, tok); err != nil {
 		t.Fatalf("warren up: %v\n%s", err, out)
 	}
 	if out := admin("nodes", "ls"); !strings.Contains(out, "alice@example.com") || !strings.Contains(out, "allow-all") {

@@ -41,7 +41,7 @@ func TestSplitTunnel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := d.laptop(ctx, "up", "--token", tok); err != nil {
+	if out, err := d.Up(ctx, tok); err != nil {
 		t.Fatalf("warren up: %v\n%s", err, out)
 	}
 	curl := func(ip string) error {

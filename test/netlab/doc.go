@@ -8,11 +8,14 @@
 //	lanhost  192.168.0.10, 192.168.1.10 sshd, HTTP, DNS (second LAN prefix on the same bridge)
 //	homegw   198.51.100.30 / 10.1.0.1   the laptop's NAT router; drops inbound new connections too
 //	laptop   10.1.0.2                   daemon, ssh, curl, dig
+//	inet     198.51.100.53              a name server, when ServeNames starts one
 //
 // Every namespace carries a per-run prefix so runs never collide, and
 // Close deletes them all and kills what ran inside. No namespace gets a
 // route out of the machine, and nothing is created in the root namespace:
-// veth pairs are created inside the namespaces they join. The site LAN's
+// veth pairs are created inside the namespaces they join. A namespace
+// given a resolver (UseResolver) gets /etc/netns/NS/resolv.conf, which
+// `ip netns exec` mounts for what the lab starts there; Close removes it. The site LAN's
 // bridge ports steer each flow to one CPU (SteerFlows), so segments from
 // lanhost and the connector stay in order as on a real NIC.
 //

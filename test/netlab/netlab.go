@@ -48,8 +48,10 @@ var roles = []string{Inet, Coord, SiteGW, Conn, LANHost, HomeGW, Laptop}
 type Lab struct {
 	prefix string
 
-	mu    sync.Mutex // guards procs
+	mu    sync.Mutex // guards procs and etcDirs
 	procs []*Proc
+	// etcDirs are the /etc/netns/NS directories UseResolver made.
+	etcDirs []string
 }
 
 // Available reports why the lab cannot be built here, or nil.
@@ -345,6 +347,9 @@ func (l *Lab) Close() error {
 				errs = append(errs, fmt.Errorf("deleting namespace %s: %w", ns, err))
 			}
 		}
+	}
+	if err := l.removeEtc(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

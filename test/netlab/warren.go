@@ -16,11 +16,14 @@ import (
 type Warren struct {
 	lab  *Lab
 	bin  string
+	dir  string
 	opts Options
 	Data string // the coordinator's --data
 	// Socket is the daemon's control socket; LaptopState its --state.
 	Socket, LaptopState string
 	Coord, Conn, Daemon *Proc
+	// Names is the name server answering Options.CoordName, if any.
+	Names *Proc
 }
 
 // Options vary a deployment.
@@ -28,6 +31,26 @@ type Options struct {
 	// RelayOnly runs the connector and the daemon with --relay-only:
 	// every datagram goes through the relay, never a direct path.
 	RelayOnly bool
+	// CoordName gives the coordinator a DNS name, as a real deployment
+	// has: a name server on the internet (ServeNames) answers it with
+	// CoordIP, the coordinator's, the connector's and the laptop's
+	// namespaces resolve with it (UseResolver), and --public-url is
+	// https://CoordName:8443, so every token carries the name.
+	CoordName string
+	// PublicURL, when set, is the coordinator's --public-url.
+	PublicURL string
+	// Listen is the coordinator's --listen; CoordIP:8443 when empty.
+	Listen string
+	// CoordArgs are more coordinator flags (--tls-cert, --insecure-http,
+	// --relay-listen).
+	CoordArgs []string
+	// BeforeCoordinator runs once the names work and before the
+	// coordinator starts: a TLS proxy in front of it starts here.
+	BeforeCoordinator func(ctx context.Context) error
+	// Env is added to the environment of every warren process (the
+	// coordinator, the connector, the daemon, the admin and user
+	// commands): SSL_CERT_FILE=ca.pem makes them trust an admin's CA.
+	Env []string
 }
 
 // DeployWarren starts the coordinator, the connector and the laptop
@@ -46,9 +69,37 @@ func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Option
 		}
 		os.Chmod(d, 0o755)
 	}
-	w := &Warren{lab: l, bin: bin, opts: opts, Data: filepath.Join(dir, "coord"), Socket: filepath.Join(dir, "warren.sock"), LaptopState: filepath.Join(dir, "laptop")}
+	w := &Warren{lab: l, bin: bin, dir: dir, opts: opts, Data: filepath.Join(dir, "coord"), Socket: filepath.Join(dir, "warren.sock"), LaptopState: filepath.Join(dir, "laptop")}
 	var err error
-	if w.Coord, err = l.Start(Coord, bin, "coordinator", "--listen", CoordIP+":8443", "--data", w.Data); err != nil {
+	if opts.CoordName != "" {
+		if w.Names, err = l.ServeNames(ctx, dir, map[string]string{opts.CoordName: CoordIP}); err != nil {
+			return nil, err
+		}
+		for _, role := range []string{Coord, Conn, Laptop} {
+			if err := l.UseResolver(role, DNSIP); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if opts.BeforeCoordinator != nil {
+		if err := opts.BeforeCoordinator(ctx); err != nil {
+			return nil, err
+		}
+	}
+	listen := opts.Listen
+	if listen == "" {
+		listen = CoordIP + ":8443"
+	}
+	coordArgs := []string{"coordinator", "--listen", listen, "--data", w.Data}
+	switch {
+	case opts.PublicURL != "":
+		coordArgs = append(coordArgs, "--public-url", opts.PublicURL)
+	case opts.CoordName != "":
+		coordArgs = append(coordArgs, "--public-url", "https://"+opts.CoordName+":8443")
+	}
+	coordArgs = append(coordArgs, opts.CoordArgs...)
+	name, argv := w.warren(coordArgs...)
+	if w.Coord, err = l.Start(Coord, name, argv...); err != nil {
 		return nil, err
 	}
 	if err := poll(ctx, func() error { _, err := w.Admin(ctx, "nodes", "ls"); return err }); err != nil {
@@ -69,8 +120,15 @@ func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Option
 	if err := os.Chown(connState, 65534, 65534); err != nil {
 		return nil, err
 	}
-	if w.Conn, err = l.Start(Conn, "setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--",
-		bin, "connector", "--token", connTok, "--state", connState}, w.relayOnly()...)...); err != nil {
+	// The token goes in a file only the connector's user reads, as the
+	// README says, never on the command line where ps shows it.
+	connTokFile, err := w.TokenFile("connector.token", connTok, 65534)
+	if err != nil {
+		return nil, err
+	}
+	connArgs := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--"},
+		w.warrenArgv(append([]string{"connector", "--token-file", connTokFile, "--state", connState}, w.relayOnly()...)...)...)
+	if w.Conn, err = l.Start(Conn, "setpriv", connArgs...); err != nil {
 		return nil, err
 	}
 	if err := poll(ctx, func() error {
@@ -106,13 +164,53 @@ func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Option
 // StartDaemon starts the laptop daemon and waits for its socket.
 func (w *Warren) StartDaemon(ctx context.Context) error {
 	var err error
-	if w.Daemon, err = w.lab.Start(Laptop, w.bin, append([]string{"daemon", "--state", w.LaptopState, "--socket", w.Socket}, w.relayOnly()...)...); err != nil {
+	name, argv := w.warren(append([]string{"daemon", "--state", w.LaptopState, "--socket", w.Socket}, w.relayOnly()...)...)
+	if w.Daemon, err = w.lab.Start(Laptop, name, argv...); err != nil {
 		return err
 	}
 	if err := poll(ctx, func() error { _, err := w.Laptop(ctx, "status"); return err }); err != nil {
 		return fmt.Errorf("daemon not answering: %w\n%s", err, w.Daemon.Output())
 	}
 	return nil
+}
+
+// TokenFile writes tok to a file named name in the deployment's
+// directory, mode 0600 and owned by uid (and the same gid), and returns
+// its path: how `up` and `connector` take a token (--token-file).
+func (w *Warren) TokenFile(name, tok string, uid int) (string, error) {
+	p := filepath.Join(w.dir, name)
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Chown(p, uid, uid); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// Up runs `warren up` on the laptop with the client token tok, handed
+// over in a 0600 file (--token-file), and returns what it printed.
+func (w *Warren) Up(ctx context.Context, tok string) (string, error) {
+	f, err := w.TokenFile("client.token", tok, 0)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f)
+	return w.Laptop(ctx, "up", "--token-file", f)
+}
+
+// warrenArgv is the command line running warren with args and Options.Env.
+func (w *Warren) warrenArgv(args ...string) []string {
+	if len(w.opts.Env) == 0 {
+		return append([]string{w.bin}, args...)
+	}
+	return append(append(append([]string{"env"}, w.opts.Env...), w.bin), args...)
+}
+
+// warren is warrenArgv split as Start and Output take it.
+func (w *Warren) warren(args ...string) (string, []string) {
+	argv := w.warrenArgv(args...)
+	return argv[0], argv[1:]
 }
 
 // relayOnly returns the flag the options ask the nodes for, if any.
@@ -125,13 +223,15 @@ func (w *Warren) relayOnly() []string {
 
 // Admin runs an admin command on the coordinator host.
 func (w *Warren) Admin(ctx context.Context, args ...string) (string, error) {
-	out, err := w.lab.Output(ctx, Coord, w.bin, append([]string{"--data", w.Data}, args...)...)
+	name, argv := w.warren(append([]string{"--data", w.Data}, args...)...)
+	out, err := w.lab.Output(ctx, Coord, name, argv...)
 	return strings.TrimSpace(out), err
 }
 
 // Laptop runs a user command against the laptop's daemon.
 func (w *Warren) Laptop(ctx context.Context, args ...string) (string, error) {
-	out, err := w.lab.Output(ctx, Laptop, w.bin, append([]string{"--socket", w.Socket}, args...)...)
+	name, argv := w.warren(append([]string{"--socket", w.Socket}, args...)...)
+	out, err := w.lab.Output(ctx, Laptop, name, argv...)
 	return strings.TrimSpace(out), err
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,19 +46,22 @@ func (a *app) connectorCommand() *cli.Command {
 		Name:      "connector",
 		Usage:     "serve private prefixes to clients from a LAN gateway or VPC host (no root, outbound connections only)",
 		ArgsUsage: " ",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "token", Usage: "connector token, needed on the first start only (or set WARREN_TOKEN)", EnvVars: []string{"WARREN_TOKEN"}},
+		Flags: append(tokenFlags("connector"),
 			&cli.StringFlag{Name: "state", Value: DefaultConnectorState, Usage: "state directory: identity and last netmap (0700)"},
 			&cli.BoolFlag{Name: "relay-only", Usage: "never use a direct path to a client: everything goes through the relay"},
-		},
+		),
 		Action: func(c *cli.Context) error {
-			if err := argCount(c, 0, "[--token TOKEN] [--state DIR]"); err != nil {
+			if err := argCount(c, 0, "[--token-file FILE] [--state DIR]"); err != nil {
+				return err
+			}
+			tok, err := a.nodeToken(c)
+			if err != nil {
 				return err
 			}
 			if a.roles.Connector == nil {
 				return errors.New("this build has no connector")
 			}
-			return a.roles.Connector(c.Context, ConnectorOptions{Token: c.String("token"), State: c.String("state"), Logger: a.logger(c), RelayOnly: c.Bool("relay-only")})
+			return a.roles.Connector(c.Context, ConnectorOptions{Token: tok, State: c.String("state"), Logger: a.logger(c), RelayOnly: c.Bool("relay-only")})
 		},
 	}
 }
@@ -97,21 +99,24 @@ func (a *app) socket(c *cli.Context) string {
 func (a *app) upCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "up",
-		Usage:     "bring the tunnel up (enrolling first with --token); returns once traffic can flow",
+		Usage:     "bring the tunnel up (enrolling first with --token-file or " + EnvToken + "); returns once traffic can flow",
 		ArgsUsage: " ",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "token", Usage: "client token, needed the first time only (or set WARREN_TOKEN)", EnvVars: []string{"WARREN_TOKEN"}},
+		Flags: append(tokenFlags("client"),
 			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "give up waiting after this long"},
-		},
+		),
 		Action: func(c *cli.Context) error {
-			if err := argCount(c, 0, "[--token TOKEN]"); err != nil {
+			if err := argCount(c, 0, "[--token-file FILE]"); err != nil {
+				return err
+			}
+			tok, err := a.nodeToken(c)
+			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 			defer cancel()
 			cl := ctl.NewClient(a.socket(c))
 			defer cl.Close()
-			err := cl.Up(ctx, ctl.UpRequest{Token: strings.TrimSpace(c.String("token"))}, func(m string) {
+			err = cl.Up(ctx, ctl.UpRequest{Token: tok}, func(m string) {
 				fmt.Fprintln(a.env.Stdout, "• "+m)
 			})
 			if err != nil {
@@ -172,7 +177,7 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 	w := tabwriter.NewWriter(w0, 0, 4, 2, ' ', 0)
 	switch {
 	case !st.Enrolled:
-		fmt.Fprintln(w, "not enrolled: run warren up --token TOKEN")
+		fmt.Fprintln(w, "not enrolled: run warren up --token-file FILE")
 		return w.Flush()
 	case st.State == ctl.StateDown:
 		user := ""

@@ -41,8 +41,10 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	defer governProcs(ctx, log)()
-	if err := os.MkdirAll(o.Data, 0o700); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
+	// The data directory holds the relay key, the TLS key and the admin
+	// token: only this user may enter it, and nobody else may own it.
+	if err := atomicfile.PrivateDir(o.Data); err != nil {
+		return fmt.Errorf("data directory: %w", err)
 	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

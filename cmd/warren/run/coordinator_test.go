@@ -271,3 +271,64 @@ func TestCoordinatorFirstStart(t *testing.T) {
 		t.Errorf("tokens after restart = %v, want the one admin token %v", again, first)
 	}
 }
+
+// TestCoordinatorDataDir: an existing data directory anyone may write is
+// tightened to 0700 before any secret goes in; one owned by another user
+// is refused with one line, before anything is written there.
+func TestCoordinatorDataDir(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    fs.FileMode
+		owner   int // -1: this user
+		wantErr string
+	}{
+		{name: "mkdir -m 777 tightened", mode: 0o777, owner: -1},
+		{name: "0755 tightened", mode: 0o755, owner: -1},
+		{name: "another user's refused", mode: 0o777, owner: 65534, wantErr: "data directory: DIR is owned by another user (uid 65534, this process runs as uid 0): chown it to this user or pick another directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.owner >= 0 && os.Geteuid() != 0 {
+				t.Skip("skipping: giving a directory to another user needs root (chown)")
+			}
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if tt.owner >= 0 {
+				if err := os.Chown(dir, tt.owner, tt.owner); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := Coordinator(ctx, cli.CoordinatorOptions{Listen: "127.0.0.1:0", Data: dir, Ready: func(string) { cancel() }})
+			if tt.wantErr != "" {
+				want := strings.ReplaceAll(tt.wantErr, "DIR", dir)
+				if err == nil || err.Error() != want {
+					t.Fatalf("Coordinator = %v, want %q", err, want)
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+					t.Errorf("refused data directory has %d entries, want none", len(entries))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != 0o700 {
+				t.Errorf("data dir mode = %v, want 0700", got)
+			}
+			if _, err := os.Stat(filepath.Join(dir, RelayKeyFile)); err != nil {
+				t.Errorf("relay key not written: %v", err)
+			}
+		})
+	}
+}
