@@ -46,6 +46,15 @@ type FlowQuery struct {
 	Limit int
 }
 
+// CanReportFlows refuses a node that may not report flows: only
+// connectors see flows. The API asks before it reads a report's body.
+func CanReportFlows(node wire.Node) error {
+	if node.Role != wire.RoleConnector {
+		return errorf(wire.CodeUnauthorized, "only connectors report flows; %q is a %s", node.Name, node.Role)
+	}
+	return nil
+}
+
 // ReportFlows stores the flow records a connector reports, each as
 // reported by node (their Connector field is overwritten), and pushes
 // every denial not stored before to the control streams of the client it
@@ -53,8 +62,8 @@ type FlowQuery struct {
 // so a batch may be sent again safely. Only connectors may report; the
 // batch is refused whole if any record is invalid.
 func (c *Coordinator) ReportFlows(ctx context.Context, node wire.Node, recs []wire.FlowRecord) error {
-	if node.Role != wire.RoleConnector {
-		return errorf(wire.CodeUnauthorized, "only connectors report flows; %q is a %s", node.Name, node.Role)
+	if err := CanReportFlows(node); err != nil {
+		return err
 	}
 	if err := (wire.FlowReport{Records: recs}).Validate(); err != nil {
 		return invalid(err)

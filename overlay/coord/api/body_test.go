@@ -164,6 +164,42 @@ func TestEnrollRefusesTokenBeforeBody(t *testing.T) {
 	}
 }
 
+// A client's credential on the flow report, which only connectors may
+// send, is refused before the body is read: a client cannot make the
+// coordinator read 4 MiB it will throw away.
+func TestFlowReportRefusesClientBeforeBody(t *testing.T) {
+	s := startLimited(t, testLimits())
+	ctx := context.Background()
+	resp, err := s.co.CreateToken(ctx, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := wire.ParseToken(resp.Token)
+	er, err := s.co.Enroll(ctx, tok.Secret, wire.EnrollRequest{PublicKey: wire.Key{3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := client(t, "127.0.0.1", true)
+	hc.Timeout = 3 * time.Second
+	pr, pw := io.Pipe()
+	defer pw.Close() // the body never comes
+	req, _ := http.NewRequest(http.MethodPost, s.url+wire.PathFlowReport, pr)
+	req.ContentLength = 1 << 20
+	req.Header.Set("Authorization", "Bearer "+er.Credential)
+	start := time.Now()
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%v after %v, want an answer before the body", err, time.Since(start).Round(time.Millisecond))
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var we wire.Error
+	json.Unmarshal(b, &we)
+	if res.StatusCode != http.StatusUnauthorized || we.Code != wire.CodeUnauthorized {
+		t.Errorf("got %d %s, want 401 unauthorized", res.StatusCode, b)
+	}
+}
+
 // HTTP/2 framing, just enough to misbehave as a client: RFC 9113.
 const (
 	h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -28,6 +28,9 @@ const maxFlowReportBody = 4 << 20
 // reports are not refused (and left to pile up in its spool).
 func (s *Server) reportFlows(w http.ResponseWriter, r *http.Request) {
 	node, err := s.c.AuthenticateNode(bearer(r))
+	if err == nil {
+		err = coord.CanReportFlows(node) // before reading the body
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
