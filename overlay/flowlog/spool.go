@@ -43,6 +43,9 @@ type segment struct {
 	count    int  // records in the file
 	sealed   bool // no more records go in
 	shipping bool // the shipper is sending its records
+	// skipCounted: its torn or corrupt lines are in spool.skipped
+	// already, so reading it again (to ship, or to retry) counts none.
+	skipCounted bool
 }
 
 func (s *segment) name() string { return fmt.Sprintf("%016d%s", s.seq, segmentExt) }
@@ -85,7 +88,7 @@ func openSpool(dir string, maxRecords, segMax int) (*spool, error) {
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
-		seg := &segment{seq: seq, sealed: true}
+		seg := &segment{seq: seq, sealed: true, skipCounted: true}
 		recs, skipped, err := sp.readFile(seg)
 		if err != nil {
 			return nil, err
@@ -292,11 +295,12 @@ func (sp *spool) read(segs []*segment) ([]wire.FlowRecord, error) {
 		if err != nil {
 			return nil, err
 		}
-		if skipped > 0 {
-			sp.mu.Lock()
+		sp.mu.Lock()
+		if !seg.skipCounted {
 			sp.skipped += uint64(skipped)
-			sp.mu.Unlock()
+			seg.skipCounted = true
 		}
+		sp.mu.Unlock()
 		out = append(out, recs...)
 	}
 	return out, nil
