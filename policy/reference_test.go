@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/warrennet/warren/overlay/wire"
+	"github.com/warrennet/warren/routes"
 )
 
 // The slow reference: decide one flow straight from the Document's
@@ -244,19 +245,10 @@ func checkAddrs(gc genCase) []netip.Addr {
 		}
 	}
 	for _, p := range ps {
-		first, last := p.Addr(), lastAddr(p)
+		first, last := p.Addr(), routes.LastAddr(p)
 		addrs = append(addrs, first, last, first.Prev(), last.Next())
 	}
 	return addrs
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 // checkCase compiles the case (through its text, so the parser takes

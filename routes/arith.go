@@ -84,3 +84,13 @@ func Halves(p netip.Prefix) (lo, hi netip.Prefix) {
 	b[i/8] |= 0x80 >> (i % 8)
 	return lo, netip.PrefixFrom(netip.AddrFrom16(b), i+1)
 }
+
+// LastAddr returns the highest address of the masked prefix p.
+func LastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}

@@ -356,7 +356,7 @@ func GuardExamples() []GuardExample {
 	var out []GuardExample
 	for _, r := range guardRanges {
 		what := fmt.Sprintf("%s (%v)", r.Name, r.Prefix)
-		first, last := r.Prefix.Addr(), lastAddr(r.Prefix)
+		first, last := r.Prefix.Addr(), LastAddr(r.Prefix)
 		out = append(out,
 			GuardExample{What: what, Addr: first, Prefix: r.Prefix},
 			GuardExample{What: what, Addr: last, Prefix: netip.PrefixFrom(last, last.BitLen())})
@@ -367,7 +367,7 @@ func GuardExamples() []GuardExample {
 				continue
 			}
 			what := fmt.Sprintf("the %s form of %s (%v)", e.Name, r.Name, r.Prefix)
-			first, last := e.example(r.Prefix.Addr()), e.example(lastAddr(r.Prefix))
+			first, last := e.example(r.Prefix.Addr()), e.example(LastAddr(r.Prefix))
 			whole := netip.PrefixFrom(first, 128)
 			if e.Prefix.Bits() == e.At*8 && e.Xor == 0 {
 				whole = netip.PrefixFrom(first, e.At*8+r.Prefix.Bits()).Masked()
@@ -378,14 +378,4 @@ func GuardExamples() []GuardExample {
 		}
 	}
 	return out
-}
-
-// lastAddr returns the highest address of the masked prefix p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }

@@ -31,7 +31,7 @@ func lookupSlow(es []Entry, ip netip.Addr) (Entry, bool) {
 func probesAround(es []Entry) []netip.Addr {
 	var as []netip.Addr
 	for _, e := range es {
-		first, last := e.Prefix.Addr(), lastAddr(e.Prefix)
+		first, last := e.Prefix.Addr(), LastAddr(e.Prefix)
 		as = append(as, first, last, first.Prev(), last.Next())
 	}
 	return as

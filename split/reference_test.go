@@ -168,22 +168,6 @@ func genCase(n func(int) int) (Policy, []Route, []Guard) {
 	return p, routes, guards
 }
 
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Addr()
-	if a.Is4() {
-		b := a.As4()
-		for i := p.Bits(); i < 32; i++ {
-			b[i/8] |= 0x80 >> (i % 8)
-		}
-		return netip.AddrFrom4(b)
-	}
-	b := a.As16()
-	for i := p.Bits(); i < 128; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	return netip.AddrFrom16(b)
-}
-
 // checkResult asserts that res is canonical and minimal, never tunnels a
 // guard, and agrees with the reference (and Explain with both) on every
 // address of the universe and on the ends of every decision.
@@ -205,7 +189,7 @@ func checkResult(t *testing.T, p Policy, rs []Route, guards []Guard, res Result)
 		}
 	}
 	for _, d := range append(append([]Decision(nil), res.Tunnel...), res.Bypass...) {
-		addrs = append(addrs, d.Prefix.Addr(), lastAddr(d.Prefix))
+		addrs = append(addrs, d.Prefix.Addr(), routes.LastAddr(d.Prefix))
 	}
 	for _, a := range addrs {
 		checkAddr(t, p, rs, guards, res, a)
@@ -442,7 +426,7 @@ func checkLocal(t *testing.T, p Policy, rs []Route, guards []Guard, lans []netip
 		}
 	}
 	for _, q := range slices.Concat(loc.Install, ls) {
-		addrs = append(addrs, q.Addr(), lastAddr(q))
+		addrs = append(addrs, q.Addr(), routes.LastAddr(q))
 	}
 	for _, a := range addrs {
 		want := reference(p, rs, wantGuards, a).tunnelled
