@@ -39,26 +39,20 @@ func (d *switchDNS) lookup(_ context.Context, host string) ([]netip.Addr, error)
 	return []netip.Addr{d.answer}, nil
 }
 
-// TestCoordinatorGuardSurvivesFailedLookup: the coordinator's URL names a
-// host, and a route covers the address it resolves to. The address stays
-// out of the tunnel when a later lookup fails, and after a restart with
-// the resolver still down; status says why.
-func TestCoordinatorGuardSurvivesFailedLookup(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+// laptopByName starts a real coordinator with a connector serving
+// 192.0.2.0/24 and enrolls a laptop into a fresh state directory with a
+// token naming the coordinator "localhost". The session dials that name
+// with the system's resolver; the guards see what the test's resolver
+// says it is, such as an address inside the route.
+func laptopByName(ctx context.Context, t *testing.T) (*coordtest.Server, string, *nodestate.Identity) {
+	t.Helper()
 	s := coordtest.Start(t, coordtest.Options{})
 	s.Enroll(t, wire.RoleConnector, "office", wire.Key{1, 42})
 	if _, err := s.Coord.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.0.2.0/24", Connector: "office"}); err != nil {
 		t.Fatal(err)
 	}
-	// The session dials "localhost" with the system's resolver; the
-	// guards see what the fake resolver says the name is: an address
-	// inside the route.
 	tok := s.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
 	tok.URL = strings.Replace(tok.URL, "127.0.0.1", "localhost", 1)
-	coordAddr := netip.MustParseAddr("192.0.2.1")
-	dns := &switchDNS{answer: coordAddr}
-
 	stateDir := t.TempDir()
 	dir, err := nodestate.Open(stateDir)
 	if err != nil {
@@ -68,6 +62,19 @@ func TestCoordinatorGuardSurvivesFailedLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, stateDir, id
+}
+
+// TestCoordinatorGuardSurvivesFailedLookup: the coordinator's URL names a
+// host, and a route covers the address it resolves to. The address stays
+// out of the tunnel when a later lookup fails, and after a restart with
+// the resolver still down; status says why.
+func TestCoordinatorGuardSurvivesFailedLookup(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, stateDir, id := laptopByName(ctx, t)
+	coordAddr := netip.MustParseAddr("192.0.2.1")
+	dns := &switchDNS{answer: coordAddr}
 	start := func() (*client.Engine, *fakePlatform) {
 		t.Helper()
 		plat := &fakePlatform{addr: id.Node.Address}
@@ -132,24 +139,9 @@ func TestCoordinatorGuardRetried(t *testing.T) {
 	defer client.SetAddrRetry(50 * time.Millisecond)()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := coordtest.Start(t, coordtest.Options{})
-	s.Enroll(t, wire.RoleConnector, "office", wire.Key{1, 42})
-	if _, err := s.Coord.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.0.2.0/24", Connector: "office"}); err != nil {
-		t.Fatal(err)
-	}
-	tok := s.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"})
-	tok.URL = strings.Replace(tok.URL, "127.0.0.1", "localhost", 1)
+	_, stateDir, id := laptopByName(ctx, t)
 	coordAddr := netip.MustParseAddr("192.0.2.1")
 	dns := &switchDNS{} // down
-	stateDir := t.TempDir()
-	dir, err := nodestate.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := agent.Enroll(ctx, dir, tok.String(), wire.RoleClient, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	plat := &fakePlatform{addr: id.Node.Address}
 	eng, err := client.New(client.Config{StateDir: stateDir, Platform: plat, LookupHost: dns.lookup})
 	if err != nil {
