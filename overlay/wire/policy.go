@@ -213,6 +213,9 @@ type NetMapPolicy struct {
 	Grants []Grant `json:"grants,omitempty"`
 	// Rules are the rules that the Grants of this netmap name.
 	Rules []PolicyRule `json:"rules,omitempty"`
+	// SSHAs are the UNIX users the policy's ssh rules let this client's
+	// user log in as: the principals of its SSH certificates.
+	SSHAs []string `json:"ssh_as,omitempty"`
 }
 
 // Host is a named target: `warren hosts add NAME IP`. Policy rules may
