@@ -15,7 +15,14 @@
 // route out of the machine, and nothing is created in the root namespace:
 // veth pairs are created inside the namespaces they join. A namespace
 // given a resolver (UseResolver) gets /etc/netns/NS/resolv.conf, which
-// `ip netns exec` mounts for what the lab starts there; Close removes it. The site LAN's
+// `ip netns exec` mounts for what the lab starts there; Close removes it.
+// UNIX accounts a test needs (sshd's ec2-user on lanhost, the laptop's
+// operator) exist the same way, only in their namespace (AddAccounts
+// writes /etc/netns/NS/passwd and group, homes in a directory of the
+// lab's): no user is ever created on the host, so none can be left
+// behind. StartCertSSHD runs an sshd that admits only certificates of the
+// CA keys it is given (TrustedUserCAKeys, AuthorizedPrincipalsFile per
+// account, no authorized keys, no passwords). The site LAN's
 // bridge ports steer each flow to one CPU (SteerFlows), so segments from
 // lanhost and the connector stay in order as on a real NIC.
 //

@@ -48,10 +48,13 @@ var roles = []string{Inet, Coord, SiteGW, Conn, LANHost, HomeGW, Laptop}
 type Lab struct {
 	prefix string
 
-	mu    sync.Mutex // guards procs and etcDirs
+	mu    sync.Mutex // guards procs, etcDirs and dirs
 	procs []*Proc
-	// etcDirs are the /etc/netns/NS directories UseResolver made.
+	// etcDirs are the /etc/netns/NS directories UseResolver and
+	// AddAccounts made.
 	etcDirs []string
+	// dirs are the directories sharedDir made.
+	dirs []string
 }
 
 // Available reports why the lab cannot be built here, or nil.
@@ -249,13 +252,7 @@ func (l *Lab) Run(ctx context.Context, role, name string, args ...string) error 
 
 // Output runs a command in the role's namespace and returns its stdout.
 func (l *Lab) Output(ctx context.Context, role, name string, args ...string) (string, error) {
-	cmd := l.Command(ctx, role, name, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), role, err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	return output(l.Command(ctx, role, name, args...), role, name, args)
 }
 
 // Proc is a long-running process started in a namespace.
@@ -351,7 +348,30 @@ func (l *Lab) Close() error {
 	if err := l.removeEtc(); err != nil {
 		errs = append(errs, err)
 	}
+	l.mu.Lock()
+	dirs := l.dirs
+	l.dirs = nil
+	l.mu.Unlock()
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// sharedDir makes a directory under os.TempDir, mode 0755, that Close
+// removes: for files that processes running as the lab's accounts must
+// reach (a test's TempDir is 0700).
+func (l *Lab) sharedDir(name string) (string, error) {
+	dir, err := os.MkdirTemp("", l.prefix+"-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	l.dirs = append(l.dirs, dir)
+	l.mu.Unlock()
+	return dir, os.Chmod(dir, 0o755)
 }
 
 func run(ctx context.Context, name string, args ...string) error {
