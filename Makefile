@@ -10,7 +10,7 @@ GO ?= go
 # TLS-terminating proxy in front of an --insecure-http coordinator.
 PACKAGES ?= gcc libc6-dev iproute2 nftables openssh-client openssh-server \
 	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux haproxy
-TOOLS ?= gcc ip nft ssh ssh-keygen /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv haproxy
+TOOLS ?= gcc ip nft ssh ssh-keygen ssh-keyscan /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv haproxy
 # What `make bench` needs on top: iperf3, and wg to configure the stock
 # wireguard-go it measures against.
 BENCH_PACKAGES ?= iperf3 wireguard-tools

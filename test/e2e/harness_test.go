@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 // tools are the programs the e2e tests drive; make deps installs them.
-var tools = []string{"ip", "nft", "ssh", "ssh-keygen", "/usr/sbin/sshd", "curl", "dig", "ping", "dnsmasq", "python3", "setpriv", "haproxy"}
+var tools = []string{"ip", "nft", "ssh", "ssh-keygen", "ssh-keyscan", "/usr/sbin/sshd", "curl", "dig", "ping", "dnsmasq", "python3", "setpriv", "haproxy"}
 
 // needLab skips unless the topology can be built, and builds it.
 func needLab(t *testing.T) *netlab.Lab {

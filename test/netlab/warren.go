@@ -235,6 +235,14 @@ func (w *Warren) Laptop(ctx context.Context, args ...string) (string, error) {
 	return strings.TrimSpace(out), err
 }
 
+// LaptopAs runs a user command against the laptop's daemon as the
+// account (an ordinary user of the laptop, as AddAccounts made it), with
+// Options.Env.
+func (w *Warren) LaptopAs(ctx context.Context, a Account, args ...string) (string, error) {
+	out, err := w.lab.OutputAs(ctx, Laptop, a, w.opts.Env, w.bin, append([]string{"--socket", w.Socket}, args...)...)
+	return strings.TrimSpace(out), err
+}
+
 // poll retries f for up to 20 s.
 func poll(ctx context.Context, f func() error) error {
 	deadline := time.Now().Add(20 * time.Second)
