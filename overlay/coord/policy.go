@@ -285,18 +285,19 @@ func (s *snapshot) knowsUser(user string) bool {
 	return false
 }
 
-// clientPolicy is the access policy as a client sees it: its own grants
-// and the rules they come from.
+// clientPolicy is the access policy as a client sees it: its own grants,
+// the rules they come from, and the principals its user's SSH
+// certificates carry.
 func (s *snapshot) clientPolicy(self wire.Node) wire.NetMapPolicy {
 	c := s.policy.compiled
 	if c == nil {
 		return wire.NetMapPolicy{}
 	}
-	gs := c.Grants(self.User)
-	if len(gs) == 0 {
-		return wire.NetMapPolicy{Enforced: true}
+	p := wire.NetMapPolicy{Enforced: true, SSHAs: c.SSHPrincipals(self.User)}
+	if gs := c.Grants(self.User); len(gs) > 0 {
+		p.Grants, p.Rules = gs, c.Rules(gs)
 	}
-	return wire.NetMapPolicy{Enforced: true, Grants: gs, Rules: c.Rules(gs)}
+	return p
 }
 
 // peerGrants is what a client may reach through a connector serving
