@@ -23,6 +23,14 @@ type Env struct {
 	// Routes are the routed prefixes; a rule destination that overlaps none
 	// of them draws a warning.
 	Routes []netip.Prefix
+	// Groups are the identity provider's groups: group name → the users
+	// single sign-on says are in it. group:NAME in a rule matches the
+	// members the document lists and these; their users are known users.
+	Groups map[string][]string
+	// SSO says single sign-on is configured, so a group may have no user
+	// yet: a rule naming a group neither the document nor Groups has
+	// draws a warning instead of being refused.
+	SSO bool
 }
 
 // Options change what Compile accepts.

@@ -98,7 +98,13 @@ func (c *Coordinator) recompilePolicy(next *snapshot) {
 
 // policyEnv is what a document is compiled against.
 func (s *snapshot) policyEnv() policy.Env {
-	env := policy.Env{Users: s.users(), Hosts: make(map[string]netip.Addr, len(s.hosts)), Routes: make([]netip.Prefix, len(s.routes))}
+	env := policy.Env{
+		Users:  s.userNames(),
+		Hosts:  make(map[string]netip.Addr, len(s.hosts)),
+		Routes: make([]netip.Prefix, len(s.routes)),
+		Groups: s.providerGroups(),
+		SSO:    s.sso,
+	}
 	for _, h := range s.hosts {
 		env.Hosts[h.Name] = h.Address
 	}
@@ -108,9 +114,13 @@ func (s *snapshot) policyEnv() policy.Env {
 	return env
 }
 
-// users lists the users tokens and nodes carry, sorted.
-func (s *snapshot) users() []string {
+// userNames lists the users tokens and nodes carry and the people who
+// logged in by single sign-on, sorted.
+func (s *snapshot) userNames() []string {
 	var us []string
+	for _, u := range s.users {
+		us = append(us, u.Email)
+	}
 	for _, t := range s.tokens {
 		if t.User != "" {
 			us = append(us, t.User)
@@ -128,7 +138,7 @@ func (s *snapshot) users() []string {
 // diffUsers are the users a policy change is reported on: every known
 // user, and "" when a client has no user.
 func (s *snapshot) diffUsers() []string {
-	us := s.users()
+	us := s.userNames()
 	for _, n := range s.nodes {
 		if n.Role == wire.RoleClient && n.User == "" {
 			return append([]string{""}, us...)
@@ -269,10 +279,10 @@ func (c *Coordinator) PolicyWhy(user, dest string) (wire.PolicyDecision, error) 
 	return s.policy.compiled.Decide(user, a.Unmap(), d.Port, d.Proto), nil
 }
 
-// knowsUser reports whether a token or node carries user, or a group of
-// the policy lists it.
+// knowsUser reports whether a token or node carries user, the user logged
+// in by single sign-on, or a group of the policy lists it.
 func (s *snapshot) knowsUser(user string) bool {
-	if _, ok := slices.BinarySearch(s.users(), user); ok {
+	if _, ok := slices.BinarySearch(s.userNames(), user); ok {
 		return true
 	}
 	if s.policy.parsed != nil {
