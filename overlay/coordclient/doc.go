@@ -2,7 +2,7 @@
 // exchanges a token for a node credential, Session holds a node's control
 // stream open (receiving netmaps, acknowledging the versions it applied,
 // reconnecting with backoff and jitter), NodeClient makes a node's other
-// calls (a connector's flow reports), and Admin calls the admin endpoints
+// calls (a connector's flow reports, a client's SSH certificates), and Admin calls the admin endpoints
 // on behalf of the CLI.
 //
 // It owns the transport to the coordinator: certificate pinning (a token's
