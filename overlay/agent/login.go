@@ -21,9 +21,6 @@ type LoginConfig struct {
 	// Show is called once the login has started, with the link a person
 	// opens and the code the page shows; from the caller's goroutine.
 	Show func(wire.LoginStartResponse)
-	// Retry is how long to wait before asking again after the
-	// coordinator could not be reached; zero means 2 s.
-	Retry time.Duration
 }
 
 // Login errors a caller may branch on.
@@ -35,39 +32,51 @@ var (
 	ErrNoSSO = errors.New("the coordinator has no single sign-on: enroll with a token instead (warren up --token-file FILE)")
 )
 
+// loginGrace is how long past the login's expiry LoginEnroll still waits
+// for an unreachable coordinator before it calls the login expired.
+const loginGrace = 30 * time.Second
+
 // LoginEnroll enrolls a laptop by single sign-on: it generates the node's
 // key first, starts a login bound to it, shows the link, and waits
-// (asking again every wire.LoginWaitMax) until a person has logged in,
-// the login expired or ctx ends. The identity is saved in dir before it
-// is returned. A node that is already enrolled is refused: log out first.
+// (asking again every wire.LoginWaitMax, and again after a pause while
+// the coordinator cannot be reached) until a person has logged in, the
+// login expired or ctx ends. The identity is saved in dir before it is
+// returned. A node that is already enrolled is refused: log out first.
 func LoginEnroll(ctx context.Context, dir *nodestate.Dir, cfg LoginConfig) (*nodestate.Identity, error) {
 	if _, err := dir.LoadIdentity(); err == nil {
 		return nil, errors.New("this node is already enrolled: log out first (warren logout)")
 	} else if !errors.Is(err, nodestate.ErrNoIdentity) {
 		return nil, err
 	}
-	if err := wire.ValidateCoordinatorURL(cfg.URL); err != nil {
+	l, err := coordclient.NewLogin(cfg.URL, cfg.Pin)
+	if err != nil {
 		return nil, err
 	}
-	if cfg.Retry == 0 {
-		cfg.Retry = 2 * time.Second
-	}
+	defer l.Close()
 	priv, err := nodestate.NewPrivateKey()
 	if err != nil {
 		return nil, err
 	}
-	start, err := coordclient.StartLogin(ctx, cfg.URL, cfg.Pin, wire.LoginStartRequest{PublicKey: priv.PublicKey(), Hostname: hostnameOf(cfg.Hostname)})
+	start, err := l.StartLogin(ctx, wire.LoginStartRequest{PublicKey: priv.PublicKey(), Hostname: hostnameOf(cfg.Hostname)})
 	if err != nil {
 		return nil, loginError("starting the login", err)
 	}
 	if cfg.Show != nil {
 		cfg.Show(*start)
 	}
-	resp, err := waitLogin(ctx, cfg, start)
-	if err != nil {
-		return nil, err
+	wctx := ctx
+	if !start.ExpiresAt.IsZero() {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, start.ExpiresAt.Add(loginGrace))
+		defer cancel()
 	}
-	e := resp.Enroll
+	e, err := l.WaitLogin(wctx, start.WaitSecret)
+	if err != nil {
+		if ctx.Err() == nil && wctx.Err() != nil {
+			return nil, ErrLoginExpired
+		}
+		return nil, loginError("waiting for the login", err)
+	}
 	if e.Node.Role != wire.RoleClient || (!e.Node.PublicKey.IsZero() && e.Node.PublicKey != priv.PublicKey()) {
 		return nil, fmt.Errorf("the coordinator enrolled a %s with another key for this login; ask an admin to remove node %s", e.Node.Role, e.Node.Name)
 	}
@@ -76,35 +85,6 @@ func LoginEnroll(ctx context.Context, dir *nodestate.Dir, cfg LoginConfig) (*nod
 		return nil, fmt.Errorf("logged in as %s but could not save the identity (log in again): %w", e.Node.Name, err)
 	}
 	return id, nil
-}
-
-// waitLogin asks the coordinator until the login is done. An unreachable
-// coordinator is asked again after cfg.Retry, until the login's expiry.
-func waitLogin(ctx context.Context, cfg LoginConfig, start *wire.LoginStartResponse) (*wire.LoginWaitResponse, error) {
-	for {
-		resp, err := coordclient.WaitLogin(ctx, cfg.URL, cfg.Pin, wire.LoginWaitRequest{WaitSecret: start.WaitSecret})
-		switch {
-		case err == nil && resp.Done && resp.Enroll != nil && resp.Enroll.Credential != "":
-			return resp, nil
-		case err == nil && resp.Done:
-			return nil, errors.New("the coordinator finished the login without a credential: run warren up again")
-		case err == nil:
-			continue
-		case ctx.Err() != nil:
-			return nil, ctx.Err()
-		case errors.Is(err, coordclient.ErrUnreachable):
-			if !start.ExpiresAt.IsZero() && time.Now().After(start.ExpiresAt) {
-				return nil, fmt.Errorf("%w (last: %v)", ErrLoginExpired, err)
-			}
-			select {
-			case <-time.After(cfg.Retry):
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		default:
-			return nil, loginError("waiting for the login", err)
-		}
-	}
 }
 
 // loginError turns the coordinator's refusals into the errors a person

@@ -18,7 +18,7 @@ import (
 type NodeAPI interface {
 	// SSHCert signs an SSH public key for this node's user; a refusal
 	// is a *wire.Error.
-	SSHCert(ctx context.Context, req wire.SSHCertRequest) (*wire.SSHCertResponse, error)
+	SSHCert(ctx context.Context, pub string, validity time.Duration) (*wire.SSHCertResponse, error)
 	// Logout removes this node at the coordinator.
 	Logout(ctx context.Context) error
 	// Close releases the connections; calls in flight are not cut.
@@ -65,7 +65,7 @@ func (e *Engine) enrollment(ctx context.Context, req ctl.UpRequest, progress fun
 func (e *Engine) login(ctx context.Context, url, pin string, progress func(ctl.Progress)) (*nodestate.Identity, error) {
 	progress(ctl.Progress{Message: "starting a login at the coordinator at " + url})
 	id, err := agent.LoginEnroll(ctx, e.dir, agent.LoginConfig{
-		URL: url, Pin: pin, Hostname: e.cfg.Hostname, Retry: e.cfg.LoginRetry,
+		URL: url, Pin: pin, Hostname: e.cfg.Hostname,
 		Show: func(s wire.LoginStartResponse) {
 			progress(ctl.Progress{Message: fmt.Sprintf("to log in, open: %s (code %s)", s.URL, s.Code), LoginURL: s.URL, Code: s.Code})
 		},

@@ -151,7 +151,7 @@ func (e *Engine) issue(ctx context.Context, c *sshCert) error {
 	}
 	defer api.Close()
 	got := time.Now()
-	resp, err := api.SSHCert(ctx, wire.SSHCertRequest{PublicKey: c.PublicKey, Validity: c.Validity})
+	resp, err := api.SSHCert(ctx, c.PublicKey, time.Duration(c.Validity))
 	if err != nil {
 		return fmt.Errorf("asking the coordinator for a certificate: %w", err)
 	}
