@@ -69,6 +69,12 @@ type Config struct {
 	// LookupHost resolves the coordinator's and the relay's host names;
 	// nil means the system resolver. Tests pass another.
 	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
+	// NewNodeAPI returns the coordinator's node calls for an identity;
+	// nil means coordclient's. Tests pass another.
+	NewNodeAPI func(id *nodestate.Identity) (NodeAPI, error)
+	// LoginRetry is how long a login waits before asking an unreachable
+	// coordinator again; zero means 2 s.
+	LoginRetry time.Duration
 }
 
 // Relay is the part of the relay Bind the engine steers and reports.
@@ -101,6 +107,12 @@ type Engine struct {
 	// first, at most ctl.MaxDenials.
 	denials []ctl.Denial
 
+	// certMu guards the SSH certificates' registrations (a file in the
+	// state directory). Held only for reading or writing that file.
+	certMu sync.Mutex
+	// certKick wakes the renewal of SSH certificates: one was added.
+	certKick chan struct{}
+
 	// routed is what the tunnel routes (the installed prefixes), which
 	// the Bind must never reach directly.
 	routed atomic.Pointer[[]netip.Prefix]
@@ -116,8 +128,9 @@ type session struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the agent has returned
 	runErr error         // set before done closes
-	// watched is closed when watchAddrs has returned.
-	watched chan struct{}
+	// watched is closed when watchAddrs has returned, renewed when
+	// renewSSHCerts has.
+	watched, renewed chan struct{}
 
 	// applyMu serialises applying netmaps: the session's and a settings
 	// change's.
@@ -156,7 +169,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.LookupHost == nil {
 		cfg.LookupHost = defaultLookup
 	}
-	e := &Engine{cfg: cfg, dir: dir, log: cfg.Logger}
+	if cfg.NewNodeAPI == nil {
+		cfg.NewNodeAPI = newNodeAPI
+	}
+	e := &Engine{cfg: cfg, dir: dir, log: cfg.Logger, certKick: make(chan struct{}, 1)}
 	e.addrs = newAddrBook(dir.Path(), cfg.LookupHost, cfg.Logger)
 	if e.cfg.NewBind == nil {
 		e.cfg.NewBind = func() (conn.Bind, Relay) {
@@ -193,7 +209,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	if p, err := e.loadPrefs(); err == nil && p.WantUp {
 		go func() {
-			if err := e.Up(ctx, ctl.UpRequest{}, func(m string) { e.log.Info("resuming: " + m) }); err != nil {
+			if err := e.Up(ctx, ctl.UpRequest{}, func(p ctl.Progress) { e.log.Info("resuming: " + p.Message) }); err != nil {
 				e.log.Warn("bringing the tunnel back up", "err", err)
 			}
 		}()
@@ -206,26 +222,22 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 // Up implements ctl.Backend.
-func (e *Engine) Up(ctx context.Context, req ctl.UpRequest, progress func(string)) error {
+func (e *Engine) Up(ctx context.Context, req ctl.UpRequest, progress func(ctl.Progress)) error {
 	e.upMu.Lock()
 	defer e.upMu.Unlock()
+	return e.up(ctx, req, progress)
+}
+
+// up brings the tunnel up, enrolling first if needed. Call with upMu held.
+func (e *Engine) up(ctx context.Context, req ctl.UpRequest, progress func(ctl.Progress)) error {
+	say := func(m string) { progress(ctl.Progress{Message: m}) }
 	e.mu.Lock()
 	s := e.running
 	e.mu.Unlock()
 	if s == nil {
-		_, lerr := e.dir.LoadIdentity()
-		fresh := errors.Is(lerr, nodestate.ErrNoIdentity)
-		if fresh && req.Token != "" {
-			if tok, perr := wire.ParseToken(req.Token); perr == nil {
-				progress("enrolling with the coordinator at " + tok.URL)
-			}
-		}
-		id, err := agent.Enroll(ctx, e.dir, req.Token, wire.RoleClient, e.cfg.Hostname)
+		id, err := e.enrollment(ctx, req, progress)
 		if err != nil {
 			return err
-		}
-		if fresh {
-			progress(fmt.Sprintf("enrolled as %s, overlay address %s", id.Node.Name, id.Node.Address))
 		}
 		s, err = e.start(id)
 		if err != nil {
@@ -234,9 +246,9 @@ func (e *Engine) Up(ctx context.Context, req ctl.UpRequest, progress func(string
 		if err := e.editPrefs(func(p *prefs) { p.WantUp = true }); err != nil {
 			e.log.Warn("saving prefs", "err", err)
 		}
-		progress("connecting to the coordinator at " + id.URL)
+		say("connecting to the coordinator at " + id.URL)
 	}
-	return e.waitReady(ctx, s, progress)
+	return e.waitReady(ctx, s, say)
 }
 
 // start creates the devices and starts the control session.
@@ -260,8 +272,9 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), applied: make(chan struct{})}
+	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), renewed: make(chan struct{}), applied: make(chan struct{})}
 	go e.watchAddrs(ctx, s)
+	go e.renewSSHCerts(ctx, s)
 	go func() {
 		defer close(s.done)
 		s.runErr = agent.Run(ctx, agent.Config{
@@ -422,6 +435,7 @@ func (e *Engine) stop() {
 	s.cancel()
 	<-s.done
 	<-s.watched // no re-apply may reinstall routes after this
+	<-s.renewed
 	if err := s.router.Set(nil); err != nil {
 		e.log.Warn("removing routes", "err", err)
 	}

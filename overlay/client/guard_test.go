@@ -82,7 +82,7 @@ func TestCoordinatorGuardSurvivesFailedLookup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := eng.Up(ctx, ctl.UpRequest{}, func(string) {}); err != nil {
+		if err := eng.Up(ctx, ctl.UpRequest{}, func(ctl.Progress) {}); err != nil {
 			t.Fatalf("Up: %v", err)
 		}
 		return eng, plat
@@ -147,7 +147,7 @@ func TestCoordinatorGuardRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Up(ctx, ctl.UpRequest{}, func(string) {}); err != nil {
+	if err := eng.Up(ctx, ctl.UpRequest{}, func(ctl.Progress) {}); err != nil {
 		t.Fatalf("Up: %v", err)
 	}
 	defer eng.Down(context.Background())

@@ -184,7 +184,7 @@ func TestClientToConnectorInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	var steps []string
-	if err := eng.Up(ctx, ctl.UpRequest{}, func(m string) { steps = append(steps, m) }); err != nil {
+	if err := eng.Up(ctx, ctl.UpRequest{}, func(p ctl.Progress) { steps = append(steps, p.Message) }); err != nil {
 		t.Fatalf("Up: %v (steps %q)", err, steps)
 	}
 	defer eng.Down(context.Background())

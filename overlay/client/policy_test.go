@@ -43,7 +43,7 @@ func upWithCoordinator(t *testing.T) (*coordtest.Server, *coordtest.Faults, *cli
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Up(ctx, ctl.UpRequest{}, func(string) {}); err != nil {
+	if err := eng.Up(ctx, ctl.UpRequest{}, func(ctl.Progress) {}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Down(context.Background()) })

@@ -31,10 +31,12 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 	st.Denials = slices.Clone(e.denials)
 	e.mu.Unlock()
 	if s == nil {
+		st.SSH = e.sshStatus(nil)
 		return st
 	}
 	st.Interface = e.cfg.Interface
 	v := s.currentView()
+	st.SSH = e.sshStatus(v)
 	if v == nil {
 		st.State = ctl.StateStarting
 		return st

@@ -47,6 +47,17 @@ type Config struct {
 	// open; a new one past it replaces the oldest. Zero means
 	// DefaultMaxStreamsPerNode.
 	MaxStreamsPerNode int
+	// IdentityProvider enables single sign-on: laptops enroll by a person
+	// logging in there. Nil turns it off (login endpoints answer
+	// CodeSSODisabled).
+	IdentityProvider IdentityProvider
+	// RevalidateInterval is how often Run asks the provider about the
+	// people with nodes (RevalidateUsers); zero means
+	// DefaultRevalidateInterval.
+	RevalidateInterval time.Duration
+	// MaxPendingLogins bounds the logins in progress; zero means
+	// DefaultMaxPendingLogins.
+	MaxPendingLogins int
 }
 
 // Coordinator is the control plane's state and logic. Create it with New,
@@ -85,6 +96,13 @@ type Coordinator struct {
 
 	// netmapBuilds counts the netmaps built for streams, for tests.
 	netmapBuilds atomic.Int64
+
+	// idp is the identity provider; nil without single sign-on. logins
+	// are the logins in progress; loginWait bounds a WaitLogin call.
+	idp        IdentityProvider
+	logins     *loginTable
+	loginWait  time.Duration
+	revalidate time.Duration
 }
 
 // presence is what the coordinator knows of a node's streams.
@@ -125,6 +143,17 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 
 		flowRetention: cfg.FlowRetention,
 		pruneEvery:    flowPruneInterval,
+
+		idp:        cfg.IdentityProvider,
+		logins:     newLoginTable(cfg.MaxPendingLogins),
+		loginWait:  wire.LoginWaitMax,
+		revalidate: cfg.RevalidateInterval,
+	}
+	if c.revalidate < 0 {
+		return nil, fmt.Errorf("coordinator: revalidation interval %v is negative", cfg.RevalidateInterval)
+	}
+	if c.revalidate == 0 {
+		c.revalidate = DefaultRevalidateInterval
 	}
 	if c.flowRetention == 0 {
 		c.flowRetention = DefaultFlowRetention
@@ -160,6 +189,8 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("indexing state: %w", err)
 	}
 	s.hosts = st.Hosts
+	s.users = st.Users
+	s.sso = c.idp != nil
 	c.loadPolicy(s, st.Policy)
 	c.snap.Store(s)
 	return c, nil
@@ -178,15 +209,23 @@ func DefaultSplitPolicy() wire.SplitPolicy {
 	return p
 }
 
-// Run stores nodes' last-seen times every interval until ctx ends, then
-// once more. It also prunes the flow log, at once and then hourly. It
-// returns nil when ctx is cancelled.
+// Run stores nodes' last-seen times (and forgets expired logins) every
+// interval until ctx ends, then once more. It also prunes the flow log, at
+// once and then hourly, and with single sign-on revalidates the people
+// with nodes every revalidation interval (RevalidateUsers). It returns nil
+// when ctx is cancelled.
 func (c *Coordinator) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	c.pruneFlows(ctx)
 	prune := time.NewTicker(c.pruneEvery)
 	defer prune.Stop()
+	var revalidate <-chan time.Time // nil, never ready, without single sign-on
+	if c.idp != nil {
+		rt := time.NewTicker(c.revalidate)
+		defer rt.Stop()
+		revalidate = rt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -194,8 +233,13 @@ func (c *Coordinator) Run(ctx context.Context, interval time.Duration) error {
 			return nil
 		case <-t.C:
 			c.flushSeen(ctx)
+			c.pruneLogins()
 		case <-prune.C:
 			c.pruneFlows(ctx)
+		case <-revalidate:
+			if err := c.RevalidateUsers(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("revalidating users", "err", err)
+			}
 		}
 	}
 }

@@ -45,6 +45,12 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with the config adjusted by adjust.
+func newHarnessWith(t *testing.T, adjust func(*Config)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, t.TempDir()+"/coordinator.db")
 	if err != nil {
@@ -52,7 +58,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	c, err := New(ctx, Config{
+	cfg := Config{
 		Store:             st,
 		URL:               "https://198.51.100.10:8443",
 		Pin:               "0000000000000000000000000000000000000000000000000000000000000000",
@@ -61,7 +67,11 @@ func newHarness(t *testing.T) *harness {
 		HeartbeatTimeout:  300 * time.Millisecond,
 		Now:               clk.Now,
 		Rand:              testutil.Seeded(1),
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	c, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,22 @@ func (c *Coordinator) RemoveNode(ctx context.Context, name string) error {
 		return errorf(wire.CodeNotFound, "no node named %q (see: warren nodes ls)", name)
 	}
 	n := s.nodes[i]
-	version, err := c.store.DeleteNode(ctx, n.ID)
+	err := c.removeNodeAt(ctx, s, i)
 	if errors.Is(err, store.ErrNotFound) {
 		return errorf(wire.CodeNotFound, "no node named %q (see: warren nodes ls)", name)
 	}
+	if err != nil {
+		return err
+	}
+	c.log.Info("node removed", "node", name, "role", n.Role)
+	return nil
+}
+
+// removeNodeAt removes s.nodes[i] from the store and publishes the
+// snapshot without it. Call with writeMu held, s the current snapshot.
+func (c *Coordinator) removeNodeAt(ctx context.Context, s *snapshot, i int) error {
+	n := s.nodes[i]
+	version, err := c.store.DeleteNode(ctx, n.ID)
 	if err != nil {
 		return fmt.Errorf("removing node: %w", err)
 	}
@@ -59,7 +71,27 @@ func (c *Coordinator) RemoveNode(ctx context.Context, name string) error {
 		return err
 	}
 	c.publish(next)
-	c.log.Info("node removed", "node", name, "role", n.Role)
+	return nil
+}
+
+// Logout removes the calling client, as `warren logout` asks: its
+// credential stops working at once and it leaves every netmap. A
+// connector cannot log out (an admin removes it).
+func (c *Coordinator) Logout(ctx context.Context, node wire.Node) error {
+	if node.Role != wire.RoleClient {
+		return errorf(wire.CodeUnauthorized, "only clients log out; %q is a %s (an admin removes it with: warren nodes rm %s)", node.Name, node.Role, node.Name)
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	s := c.snap.Load()
+	i, ok := s.byID[node.ID]
+	if !ok {
+		return errorf(wire.CodeUnauthorized, "this node has been removed already")
+	}
+	if err := c.removeNodeAt(ctx, s, i); err != nil {
+		return err
+	}
+	c.log.Info("node logged out", "node", node.Name, "user", node.User)
 	return nil
 }
 
@@ -72,6 +104,11 @@ func (c *Coordinator) Export() wire.Export {
 	}
 	for i, n := range s.nodes {
 		e.Nodes[i] = n.Node
+	}
+	for _, u := range s.wireUsers() {
+		if u.Source == wire.UserSourceSSO {
+			e.Users = append(e.Users, u)
+		}
 	}
 	return e
 }

@@ -96,16 +96,14 @@ func (c *Coordinator) recompilePolicy(next *snapshot) {
 	p.compiled, p.broken, p.denyingAll = compiled, "", false
 }
 
-// policyEnv is what a document is compiled against. Env.SSO stays false
-// until single sign-on is wired in (h-login): it must be true when the
-// coordinator has an identity provider, so a group nobody is in yet is a
-// warning, not a refusal.
+// policyEnv is what a document is compiled against.
 func (s *snapshot) policyEnv() policy.Env {
 	env := policy.Env{
-		Users:  s.users(),
+		Users:  s.userNames(),
 		Hosts:  make(map[string]netip.Addr, len(s.hosts)),
 		Routes: make([]netip.Prefix, len(s.routes)),
 		Groups: s.providerGroups(),
+		SSO:    s.sso,
 	}
 	for _, h := range s.hosts {
 		env.Hosts[h.Name] = h.Address
@@ -116,9 +114,13 @@ func (s *snapshot) policyEnv() policy.Env {
 	return env
 }
 
-// users lists the users tokens and nodes carry, sorted.
-func (s *snapshot) users() []string {
+// userNames lists the users tokens and nodes carry and the people who
+// logged in by single sign-on, sorted.
+func (s *snapshot) userNames() []string {
 	var us []string
+	for _, u := range s.users {
+		us = append(us, u.Email)
+	}
 	for _, t := range s.tokens {
 		if t.User != "" {
 			us = append(us, t.User)
@@ -133,19 +135,10 @@ func (s *snapshot) users() []string {
 	return slices.Compact(us)
 }
 
-// providerGroups maps each identity-provider group to the users single
-// sign-on put in it (their groups at the last login or validation), for
-// group:NAME in the policy. Nil for now: h-login fills it from the users
-// table once the snapshot holds users (a user that is disabled counts in
-// no group).
-func (s *snapshot) providerGroups() map[string][]string {
-	return nil
-}
-
 // diffUsers are the users a policy change is reported on: every known
 // user, and "" when a client has no user.
 func (s *snapshot) diffUsers() []string {
-	us := s.users()
+	us := s.userNames()
 	for _, n := range s.nodes {
 		if n.Role == wire.RoleClient && n.User == "" {
 			return append([]string{""}, us...)
@@ -289,7 +282,7 @@ func (c *Coordinator) PolicyWhy(user, dest string) (wire.PolicyDecision, error) 
 // knowsUser reports whether a token or node carries user, or a group of
 // the policy or of the identity provider lists it.
 func (s *snapshot) knowsUser(user string) bool {
-	if _, ok := slices.BinarySearch(s.users(), user); ok {
+	if _, ok := slices.BinarySearch(s.userNames(), user); ok {
 		return true
 	}
 	for _, members := range s.providerGroups() {

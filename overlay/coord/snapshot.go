@@ -20,7 +20,13 @@ type snapshot struct {
 	routes  []wire.Route  // sorted canonically
 	split   wire.SplitPolicy
 	hosts   []wire.Host // sorted by Name
-	policy  policyState
+	// users are the people who logged in by single sign-on, sorted by
+	// Email.
+	users []store.User
+	// sso says an identity provider is configured (for the policy:
+	// a group no user is in yet is a warning, not an error).
+	sso    bool
+	policy policyState
 	// policyDirty says the policy's inputs (users, hosts, routes) changed
 	// since it was compiled; publish compiles it again.
 	policyDirty bool
@@ -107,8 +113,31 @@ func (s *snapshot) with(version uint64, tokens []store.Token, nodes []store.Node
 		return nil, err
 	}
 	next.hosts = s.hosts
+	next.users = s.users
+	next.sso = s.sso
 	next.policy = s.policy
 	next.policyDirty = tokens != nil || nodes != nil || rs != nil
+	return next, nil
+}
+
+// withUsers returns a copy of s at version with nodes (nil: s's) and
+// users replaced, the nodes' online marks kept.
+func (s *snapshot) withUsers(version uint64, nodes []store.Node, users []store.User) (*snapshot, error) {
+	online := s.online
+	if nodes != nil {
+		online = make(map[string]bool, len(s.online))
+		for _, n := range nodes {
+			if s.online[n.ID] {
+				online[n.ID] = true
+			}
+		}
+	}
+	next, err := s.with(version, nil, nodes, nil, nil, online)
+	if err != nil {
+		return nil, err
+	}
+	next.users = users
+	next.policyDirty = true
 	return next, nil
 }
 

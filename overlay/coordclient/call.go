@@ -49,7 +49,9 @@ func (c *caller) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("building %s %s: %w", method, path, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.secret)
+	if c.secret != "" {
+		req.Header.Set("Authorization", "Bearer "+c.secret)
+	}
 	req.Header.Set("Accept", "application/json")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

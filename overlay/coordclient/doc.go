@@ -1,9 +1,11 @@
 // Package coordclient is the node side of the coordinator's HTTP API: Enroll
 // exchanges a token for a node credential, Session holds a node's control
 // stream open (receiving netmaps, acknowledging the versions it applied,
-// reconnecting with backoff and jitter), NodeClient makes a node's other
-// calls (a connector's flow reports), and Admin calls the admin endpoints
-// on behalf of the CLI.
+// reconnecting with backoff and jitter), Login enrolls a laptop by single
+// sign-on instead (start a login, wait for the person to finish it),
+// NodeClient makes a node's other calls (a connector's flow reports, a
+// client's logout and SSH certificates), and Admin calls the admin
+// endpoints on behalf of the CLI.
 //
 // It owns the transport to the coordinator: certificate pinning (a token's
 // Pin is the SHA-256 of the coordinator's leaf certificate), timeouts, and

@@ -56,7 +56,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 			return nil, fmt.Errorf("%w (no daemon on %s; start it with: sudo warren daemon)", ErrNoDaemon, c.path)
 		}
 		if errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("cannot use %s: permission denied (run as root)", c.path)
+			return nil, fmt.Errorf("cannot use %s: permission denied (an older daemon? run as root)", c.path)
 		}
 		return nil, fmt.Errorf("talking to the daemon on %s: %w", c.path, err)
 	}
@@ -69,18 +69,70 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("reading status: %w", err)
+	if err := answer(resp, &st); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }
 
 // Up asks the daemon to bring the tunnel up, calling progress for each
 // step, and returns when it is up or with the reason it is not.
-func (c *Client) Up(ctx context.Context, req UpRequest, progress func(string)) error {
-	resp, err := c.do(ctx, http.MethodPost, pathUp, req)
+func (c *Client) Up(ctx context.Context, req UpRequest, progress func(Progress)) error {
+	return c.stream(ctx, pathUp, req, progress)
+}
+
+// Login asks the daemon to log this machine out if it is enrolled, then in
+// again by single sign-on, and to bring the tunnel up; progress is called
+// for each step, one of which carries the login URL and code.
+func (c *Client) Login(ctx context.Context, req UpRequest, progress func(Progress)) error {
+	return c.stream(ctx, pathLogin, req, progress)
+}
+
+// Logout asks the daemon to take the tunnel down, have the coordinator
+// remove this node and forget its identity.
+func (c *Client) Logout(ctx context.Context) (*LogoutResult, error) {
+	resp, err := c.do(ctx, http.MethodPost, pathLogout, nil)
+	if err != nil {
+		return nil, err
+	}
+	var res LogoutResult
+	if err := answer(resp, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Prefs fetches the daemon's settings.
+func (c *Client) Prefs(ctx context.Context) (*Prefs, error) {
+	resp, err := c.do(ctx, http.MethodGet, pathPrefs, nil)
+	if err != nil {
+		return nil, err
+	}
+	var p Prefs
+	if err := answer(resp, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// SSHCert asks the daemon for an SSH certificate on the caller's key.
+func (c *Client) SSHCert(ctx context.Context, req SSHCertRequest) (*SSHCertResult, error) {
+	resp, err := c.do(ctx, http.MethodPost, pathSSHCert, req)
+	if err != nil {
+		return nil, err
+	}
+	var res SSHCertResult
+	if err := answer(resp, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// stream posts req and reads the progress the daemon streams back until
+// the last message.
+func (c *Client) stream(ctx context.Context, path string, req UpRequest, progress func(Progress)) error {
+	resp, err := c.do(ctx, http.MethodPost, path, req)
 	if err != nil {
 		return err
 	}
@@ -98,7 +150,7 @@ func (c *Client) Up(ctx context.Context, req UpRequest, progress func(string)) e
 			return nil
 		}
 		if progress != nil {
-			progress(p.Message)
+			progress(p)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -3,11 +3,13 @@ package ctl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -16,23 +18,48 @@ import (
 )
 
 type fakeBackend struct {
-	upErr   error
-	downed  bool
-	lanWins bool
-	lastWhy WhyQuery
+	mu       sync.Mutex // guards the fields below: calls come from the server's goroutines
+	upErr    error
+	downed   bool
+	lanWins  bool
+	lastWhy  WhyQuery
+	operator *Operator
 }
 
 func (f *fakeBackend) Status(context.Context) Status {
 	return Status{State: StateUp, Enrolled: true, NetMapVersion: 7, Warnings: []string{"w"}}
 }
 
-func (f *fakeBackend) Up(_ context.Context, req UpRequest, progress func(string)) error {
-	progress("enrolling with " + req.Token)
-	progress("connecting")
+func (f *fakeBackend) Up(_ context.Context, req UpRequest, progress func(Progress)) error {
+	progress(Progress{Message: "enrolling with " + req.Token})
+	progress(Progress{Message: "connecting"})
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.upErr
 }
 
+func (f *fakeBackend) Login(_ context.Context, req UpRequest, progress func(Progress)) error {
+	progress(Progress{Message: "log in", LoginURL: req.Coordinator + "/login/x", Code: "ABCD-EFGH"})
+	return nil
+}
+
+func (f *fakeBackend) Logout(context.Context) (LogoutResult, error) {
+	return LogoutResult{Node: "laptop", Removed: true}, nil
+}
+
+func (f *fakeBackend) Prefs(context.Context) Prefs {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Prefs{LANWins: f.lanWins, Operator: f.operator}
+}
+
+func (f *fakeBackend) SSHCert(_ context.Context, c Caller, req SSHCertRequest) (SSHCertResult, error) {
+	return SSHCertResult{Path: fmt.Sprintf("%s as uid %d", req.KeyPath, c.UID)}, nil
+}
+
 func (f *fakeBackend) Why(_ context.Context, q WhyQuery) (Why, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.lastWhy = q
 	if !f.downed {
 		return Why{IP: q.IP, Tunnelled: true, Reason: q.IP.String() + " is tunnelled"}, nil
@@ -41,20 +68,29 @@ func (f *fakeBackend) Why(_ context.Context, q WhyQuery) (Why, error) {
 }
 
 func (f *fakeBackend) EditPrefs(_ context.Context, e PrefsEdit) (Prefs, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if e.LANWins != nil {
 		f.lanWins = *e.LANWins
 	}
-	return Prefs{LANWins: f.lanWins}, nil
+	return Prefs{LANWins: f.lanWins, Operator: f.operator}, nil
 }
 
 func (f *fakeBackend) Down(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.downed = true
 	return nil
 }
 
 func serve(t *testing.T, b Backend) *Client {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "warren.sock")
+	return serveIn(t, t.TempDir(), b)
+}
+
+func serveIn(t *testing.T, dir string, b Backend) *Client {
+	t.Helper()
+	path := filepath.Join(dir, "warren.sock")
 	ln, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +99,8 @@ func serve(t *testing.T, b Backend) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fi.Mode().Perm(); got != 0o600 {
-		t.Errorf("socket mode = %v, want 0600", got)
+	if got := fi.Mode().Perm(); got != 0o666 {
+		t.Errorf("socket mode = %v, want 0666 (each request is authorised)", got)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -92,7 +128,7 @@ func TestClientServer(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 	var steps []string
-	if err := c.Up(ctx, UpRequest{Token: "T"}, func(s string) { steps = append(steps, s) }); err != nil {
+	if err := c.Up(ctx, UpRequest{Token: "T"}, func(p Progress) { steps = append(steps, p.Message) }); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"enrolling with T", "connecting"}, steps); diff != "" {
@@ -109,8 +145,11 @@ func TestClientServer(t *testing.T) {
 		if err != nil || !why.Tunnelled || why.Reason != q.IP.String()+" is tunnelled" {
 			t.Errorf("Why(%+v) = %+v, %v", q, why, err)
 		}
-		if b.lastWhy != q {
-			t.Errorf("the daemon got %+v, want %+v", b.lastWhy, q)
+		b.mu.Lock()
+		got := b.lastWhy
+		b.mu.Unlock()
+		if got != q {
+			t.Errorf("the daemon got %+v, want %+v", got, q)
 		}
 	}
 	yes := true
@@ -120,12 +159,27 @@ func TestClientServer(t *testing.T) {
 	if p, err := c.EditPrefs(ctx, PrefsEdit{}); err != nil || !p.LANWins {
 		t.Errorf("an empty edit changed the setting: %+v, %v", p, err)
 	}
+	var login []Progress
+	if err := c.Login(ctx, UpRequest{Coordinator: "https://c"}, func(p Progress) { login = append(login, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]Progress{{Message: "log in", LoginURL: "https://c/login/x", Code: "ABCD-EFGH"}}, login); diff != "" {
+		t.Errorf("login progress (-want +got):\n%s", diff)
+	}
+	b.mu.Lock()
 	b.upErr = errors.New("token has expired")
+	b.mu.Unlock()
 	if err := c.Up(ctx, UpRequest{}, nil); err == nil || err.Error() != "token has expired" {
 		t.Errorf("Up error = %v", err)
 	}
-	if err := c.Down(ctx); err != nil || !b.downed {
-		t.Errorf("Down = %v, downed %v", err, b.downed)
+	if err := c.Down(ctx); err != nil {
+		t.Errorf("Down = %v", err)
+	}
+	b.mu.Lock()
+	downed := b.downed
+	b.mu.Unlock()
+	if !downed {
+		t.Error("Down did not reach the daemon")
 	}
 	if _, err := c.Why(ctx, WhyQuery{IP: ip}); err == nil || err.Error() != "the tunnel is down" {
 		t.Errorf("Why while down = %v", err)

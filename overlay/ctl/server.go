@@ -18,29 +18,49 @@ import (
 	"github.com/warrennet/warren/overlay/wire"
 )
 
-// Backend is what the daemon offers its socket.
+// Backend is what the daemon offers its socket. The server authorises
+// every call before the Backend sees it (see Server).
 type Backend interface {
 	// Status reports the daemon's state now.
 	Status(ctx context.Context) Status
-	// Up brings the tunnel up, enrolling first if needed, and returns
-	// once traffic can flow or with the reason it cannot. It calls
-	// progress for each step, from its own goroutine.
-	Up(ctx context.Context, req UpRequest, progress func(string)) error
+	// Up brings the tunnel up, enrolling first if needed (with a token,
+	// or by a login at req.Coordinator), and returns once traffic can
+	// flow or with the reason it cannot. It calls progress for each
+	// step, from its own goroutine.
+	Up(ctx context.Context, req UpRequest, progress func(Progress)) error
+	// Login logs this node out if it is enrolled, then enrolls it by a
+	// login and brings the tunnel up, as Up does.
+	Login(ctx context.Context, req UpRequest, progress func(Progress)) error
+	// Logout takes the tunnel down, asks the coordinator to remove this
+	// node (best effort) and forgets the identity.
+	Logout(ctx context.Context) (LogoutResult, error)
 	// Down removes the tunnel and everything installed for it. The node
 	// stays enrolled.
 	Down(ctx context.Context) error
 	// Why explains what happens to traffic for q.IP and, if q names a
 	// flow, what the access policy decides about it.
 	Why(ctx context.Context, q WhyQuery) (Why, error)
+	// Prefs returns the settings. The server reads the operator from it
+	// for every call, so it must be cheap and must not block.
+	Prefs(ctx context.Context) Prefs
 	// EditPrefs changes the settings edit names, keeps the others, and
 	// applies the result to the running tunnel.
 	EditPrefs(ctx context.Context, edit PrefsEdit) (Prefs, error)
+	// SSHCert gets a certificate on req.PublicKey for the local user c,
+	// writes it for them and keeps it renewed.
+	SSHCert(ctx context.Context, c Caller, req SSHCertRequest) (SSHCertResult, error)
 }
 
-// Server serves a Backend on a unix socket.
+// Server serves a Backend on a unix socket that every local user may
+// connect to. It authorises each request by the caller's uid, which the
+// kernel reports (SO_PEERCRED): root and the daemon's own user may make
+// every call; the operator (Prefs.Operator) may read the status, why and
+// the settings, and get SSH certificates for themselves; anyone else is
+// refused with 403 and one line.
 type Server struct {
-	b   Backend
-	log *slog.Logger
+	b    Backend
+	log  *slog.Logger
+	euid uint32 // the daemon's effective uid, allowed everything
 }
 
 // NewServer returns a server for b.
@@ -48,11 +68,12 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{b: b, log: log}
+	return &Server{b: b, log: log, euid: uint32(os.Geteuid())}
 }
 
-// Listen creates the socket at path, mode 0600, replacing a stale one
-// left by a crash but refusing to take over a live daemon's.
+// Listen creates the socket at path, mode 0666 (the server authorises
+// each request), replacing a stale one left by a crash but refusing to
+// take over a live daemon's.
 func Listen(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating socket directory: %w", err)
@@ -66,9 +87,10 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	// Every local user may connect; Server decides per request.
+	if err := os.Chmod(path, 0o666); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("restricting %s: %w", path, err)
+		return nil, fmt.Errorf("opening %s to local users: %w", path, err)
 	}
 	return ln, nil
 }
@@ -76,23 +98,32 @@ func Listen(path string) (net.Listener, error) {
 // Serve answers requests on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+pathStatus, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+pathStatus, s.guard(accessOperator, "read the status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.b.Status(r.Context()))
-	})
-	mux.HandleFunc("POST "+pathDown, func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("POST "+pathDown, s.guard(accessRoot, "take the tunnel down", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.b.Down(r.Context()); err != nil {
 			writeJSON(w, http.StatusInternalServerError, Progress{Done: true, Error: err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, Progress{Done: true, Message: "down"})
-	})
-	mux.HandleFunc("POST "+pathUp, s.up)
-	mux.HandleFunc("POST "+pathPrefs, func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("POST "+pathUp, s.guard(accessRoot, "bring the tunnel up", s.stream(s.b.Up)))
+	mux.HandleFunc("POST "+pathLogin, s.guard(accessRoot, "log this machine in", s.stream(s.b.Login)))
+	mux.HandleFunc("POST "+pathLogout, s.guard(accessRoot, "log this machine out", func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.b.Logout(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusConflict, Progress{Done: true, Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}))
+	mux.HandleFunc("GET "+pathPrefs, s.guard(accessOperator, "read the settings", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.b.Prefs(r.Context()))
+	}))
+	mux.HandleFunc("POST "+pathPrefs, s.guard(accessRoot, "change the settings", func(w http.ResponseWriter, r *http.Request) {
 		var edit PrefsEdit
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&edit); err != nil {
-			writeJSON(w, http.StatusBadRequest, Progress{Done: true, Error: "bad request: " + err.Error()})
+		if !decode(w, r, &edit) {
 			return
 		}
 		p, err := s.b.EditPrefs(r.Context(), edit)
@@ -101,8 +132,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return
 		}
 		writeJSON(w, http.StatusOK, p)
-	})
-	mux.HandleFunc("GET "+pathWhy, func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("GET "+pathWhy, s.guard(accessOperator, "ask why", func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseWhyQuery(r.URL.Query())
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, Progress{Done: true, Error: err.Error()})
@@ -114,8 +145,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return
 		}
 		writeJSON(w, http.StatusOK, why)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	}))
+	mux.HandleFunc("POST "+pathSSHCert, s.guard(accessOperator, "get ssh certificates", func(w http.ResponseWriter, r *http.Request) {
+		var req SSHCertRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		c, _ := CallerFrom(r.Context())
+		res, err := s.b.SSHCert(r.Context(), c, req)
+		if err != nil {
+			writeJSON(w, http.StatusConflict, Progress{Done: true, Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       connContext,
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -134,39 +183,52 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// up streams progress as newline-delimited JSON, ending with Done.
-func (s *Server) up(w http.ResponseWriter, r *http.Request) {
-	var req UpRequest
+// decode reads a JSON body of at most 64 KiB into v, strictly, or answers
+// 400 and returns false.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(v); err != nil {
 		writeJSON(w, http.StatusBadRequest, Progress{Done: true, Error: "bad request: " + err.Error()})
-		return
+		return false
 	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	msgs := make(chan string, 16)
-	result := make(chan error, 1)
-	go func() {
-		defer close(msgs)
-		result <- s.b.Up(r.Context(), req, func(m string) {
-			select {
-			case msgs <- m:
-			case <-r.Context().Done():
-			}
-		})
-	}()
-	for m := range msgs {
-		_ = enc.Encode(Progress{Message: m})
-		_ = rc.Flush()
+	return true
+}
+
+// stream runs an up-like call, streaming its progress as newline-delimited
+// JSON and ending with Done.
+func (s *Server) stream(call func(context.Context, UpRequest, func(Progress)) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req UpRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		enc := json.NewEncoder(w)
+		msgs := make(chan Progress, 16)
+		result := make(chan error, 1)
+		go func() {
+			defer close(msgs)
+			result <- call(r.Context(), req, func(p Progress) {
+				p.Done, p.Error = false, ""
+				select {
+				case msgs <- p:
+				case <-r.Context().Done():
+				}
+			})
+		}()
+		for m := range msgs {
+			_ = enc.Encode(m)
+			_ = rc.Flush()
+		}
+		final := Progress{Done: true, Message: "up"}
+		if err := <-result; err != nil {
+			final = Progress{Done: true, Error: err.Error()}
+		}
+		_ = enc.Encode(final)
 	}
-	final := Progress{Done: true, Message: "up"}
-	if err := <-result; err != nil {
-		final = Progress{Done: true, Error: err.Error()}
-	}
-	_ = enc.Encode(final)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

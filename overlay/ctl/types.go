@@ -43,6 +43,9 @@ type Status struct {
 	// Denials are the last flows of this node that connectors refused,
 	// newest first (at most MaxDenials).
 	Denials []Denial `json:"denials,omitempty"`
+	// SSH is this node's SSH access: whom its user may log in as, and
+	// the certificates the daemon keeps renewed.
+	SSH SSHStatus `json:"ssh"`
 	// Warnings are things a person should look at, one line each.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -123,15 +126,36 @@ type RouteStatus struct {
 type UpRequest struct {
 	// Token enrolls the node if it is not enrolled yet.
 	Token string `json:"token,omitempty"`
+	// Coordinator and Pin, without a Token, enroll a node that is not
+	// enrolled yet by single sign-on: the daemon starts a login there
+	// and a person logs in in a browser. Pin is the SHA-256 of the
+	// coordinator's certificate in hex, empty for a CA-issued one.
+	// `warren login` may leave them empty to use the last ones given.
+	Coordinator string `json:"coordinator,omitempty"`
+	Pin         string `json:"pin,omitempty"`
 }
 
 // Progress is one step of `warren up`, streamed as it happens.
 type Progress struct {
 	// Message is one line for a person: "enrolling", "connected to …".
 	Message string `json:"message"`
+	// LoginURL and Code are set on the step that asks a person to log
+	// in: open LoginURL in a browser and check the page shows Code.
+	LoginURL string `json:"login_url,omitempty"`
+	Code     string `json:"code,omitempty"`
 	// Done is set on the last message; Error then says why it failed.
 	Done  bool   `json:"done,omitempty"`
 	Error string `json:"error,omitempty"`
+}
+
+// LogoutResult says what `warren logout` did.
+type LogoutResult struct {
+	// Node is the name the node had.
+	Node string `json:"node"`
+	// Removed says the coordinator removed the node; when it could not
+	// be reached, Error says why and an admin should remove it.
+	Removed bool   `json:"removed"`
+	Error   string `json:"error,omitempty"`
 }
 
 // WhyQuery is what `warren why` asks about: an address, and a port and
@@ -190,11 +214,23 @@ type Prefs struct {
 	// LANWins lets this machine's LANs win over tunnelled prefixes that
 	// overlap them; by default the tunnel wins.
 	LANWins bool `json:"lan_wins"`
+	// Operator is the local user who may, besides root, read the status
+	// and get SSH certificates for themselves; nil when none is set.
+	Operator *Operator `json:"operator,omitempty"`
+}
+
+// Operator is a local user, by name and uid.
+type Operator struct {
+	Name string `json:"name"`
+	UID  uint32 `json:"uid"`
 }
 
 // PrefsEdit changes some settings; nil fields stay as they are.
 type PrefsEdit struct {
 	LANWins *bool `json:"lan_wins,omitempty"`
+	// Operator names the operator (a user name or a numeric uid); ""
+	// clears it. Only root may set it.
+	Operator *string `json:"operator,omitempty"`
 }
 
 // Paths of the control API.
@@ -204,4 +240,9 @@ const (
 	pathStatus = "/v1/status"
 	pathUp     = "/v1/up"
 	pathDown   = "/v1/down"
+	pathLogin  = "/v1/login"
+	pathLogout = "/v1/logout"
+	// pathSSHCert asks for an SSH certificate: POST SSHCertRequest,
+	// SSHCertResult.
+	pathSSHCert = "/v1/ssh-cert"
 )

@@ -240,6 +240,9 @@ type Export struct {
 	Hosts   []Host      `json:"hosts"`
 	// Policy is the access-policy document as set, empty in allow-all.
 	Policy string `json:"policy,omitempty"`
+	// Users are the people who logged in by single sign-on (refresh
+	// tokens excluded).
+	Users []User `json:"users,omitempty"`
 }
 
 // MaxNameLen bounds token and node names.

@@ -20,6 +20,9 @@ type Env struct {
 	Stderr io.Writer
 	// Getenv reads an environment variable; nil reads none.
 	Getenv func(string) string
+	// OpenURL opens a link in the desktop's browser (for a login); nil
+	// runs xdg-open.
+	OpenURL func(url string) error
 }
 
 // Roles are the long-running programs warren can be; main wires them to
@@ -41,6 +44,9 @@ const (
 func New(env Env, roles Roles) *cli.App {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
+	}
+	if env.OpenURL == nil {
+		env.OpenURL = xdgOpen
 	}
 	// Human output is escaped (see textWriter); --json output is not.
 	a := &app{env: env, roles: roles, jsonOut: env.Stdout}
@@ -67,6 +73,9 @@ func New(env Env, roles Roles) *cli.App {
 			a.statusCommand(),
 			a.whyCommand(),
 			a.setCommand(),
+			a.loginCommand(),
+			a.logoutCommand(),
+			a.sshCertCommand(),
 			a.coordinatorCommand(),
 			a.connectorCommand(),
 			a.daemonCommand(),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -99,27 +101,32 @@ func (a *app) socket(c *cli.Context) string {
 func (a *app) upCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "up",
-		Usage:     "bring the tunnel up (enrolling first with --token-file or " + EnvToken + "); returns once traffic can flow",
+		Usage:     "bring the tunnel up (enrolling first: by a login with --coordinator URL, or with --token-file or " + EnvToken + "); returns once traffic can flow",
 		ArgsUsage: " ",
-		Flags: append(tokenFlags("client"),
-			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "give up waiting after this long"},
+		Flags: append(append(tokenFlags("client"), loginFlags()...),
+			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "give up waiting after this long (a login waits up to 11m unless given)"},
 		),
 		Action: func(c *cli.Context) error {
-			if err := argCount(c, 0, "[--token-file FILE]"); err != nil {
+			if err := argCount(c, 0, "[--coordinator URL [--pin SHA256]] [--token-file FILE]"); err != nil {
 				return err
 			}
 			tok, err := a.nodeToken(c)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+			req := ctl.UpRequest{Token: tok, Coordinator: c.String("coordinator"), Pin: c.String("pin")}
+			if req.Token != "" && req.Coordinator != "" {
+				return errors.New("give --coordinator (to log in) or a token, not both")
+			}
+			timeout := c.Duration("timeout")
+			if req.Coordinator != "" && !c.IsSet("timeout") {
+				timeout = loginTimeout
+			}
+			ctx, cancel := context.WithTimeout(c.Context, timeout)
 			defer cancel()
 			cl := ctl.NewClient(a.socket(c))
 			defer cl.Close()
-			err = cl.Up(ctx, ctl.UpRequest{Token: tok}, func(m string) {
-				fmt.Fprintln(a.env.Stdout, "• "+m)
-			})
-			if err != nil {
+			if err := cl.Up(ctx, req, a.progress); err != nil {
 				return err
 			}
 			fmt.Fprintln(a.env.Stdout, "up: traffic to the routed prefixes now goes through Warren (see: warren status)")
@@ -173,11 +180,12 @@ func (a *app) statusCommand() *cli.Command {
 }
 
 // printStatus renders a status for a person.
-func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now time.Time) error {
+func printStatus(w0 io.Writer, st *ctl.Status, now time.Time) error {
 	w := tabwriter.NewWriter(w0, 0, 4, 2, ' ', 0)
 	switch {
 	case !st.Enrolled:
-		fmt.Fprintln(w, "not enrolled: run warren up --token-file FILE")
+		fmt.Fprintln(w, "not enrolled: run warren up --coordinator URL (to log in) or warren up --token-file FILE")
+		printSSHCerts(w, st.SSH.Certs, now)
 		return w.Flush()
 	case st.State == ctl.StateDown:
 		user := ""
@@ -185,6 +193,7 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 			user = ", user " + st.Node.User
 		}
 		fmt.Fprintf(w, "down (node %s, %s%s): run warren up\n", st.Node.Name, st.Node.Address, user)
+		printSSHCerts(w, st.SSH.Certs, now)
 		return w.Flush()
 	}
 	coord := "connected"
@@ -219,6 +228,9 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 		fmt.Fprintf(w, "access policy: enforced, %s allowed (warren why IP:PORT explains one)\n", plural(st.Policy.Grants, "destination", "destinations"))
 	case wire.PolicyAllowAll:
 		fmt.Fprintln(w, "access policy: none set (allow-all): every routed destination is reachable")
+	}
+	if len(st.SSH.As) > 0 {
+		fmt.Fprintf(w, "ssh as: %s (warren ssh-cert gets a certificate)\n", strings.Join(st.SSH.As, ", "))
 	}
 	inbound := fmt.Sprintf("inbound: only answers to this machine's own flows (%s tracked", plural(st.Inbound.Flows, "flow", "flows"))
 	if st.Inbound.Dropped > 0 {
@@ -267,7 +279,46 @@ func printStatus(w0 interface{ Write([]byte) (int, error) }, st *ctl.Status, now
 			row(w, "  "+ago(now.Sub(d.At)), dest, d.Connector, why)
 		}
 	}
+	printSSHCerts(w, st.SSH.Certs, now)
 	return w.Flush()
+}
+
+// printSSHCerts lists the SSH certificates the daemon keeps renewed.
+func printSSHCerts(w io.Writer, certs []ctl.SSHCertStatus, now time.Time) {
+	if len(certs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nSSH certificates (renewed while the tunnel is up):")
+	row(w, "  USER", "CERTIFICATE", "PRINCIPALS", "EXPIRES", "RENEWAL")
+	for _, c := range certs {
+		expires := "-"
+		if !c.ValidBefore.IsZero() {
+			expires = until(c.ValidBefore.Sub(now))
+		}
+		renewal := "-"
+		switch {
+		case c.Error != "":
+			renewal = "failed: " + c.Error
+		case !c.RenewAt.IsZero():
+			renewal = until(c.RenewAt.Sub(now))
+		}
+		row(w, "  "+c.User, c.Path, strings.Join(c.Principals, ","), expires, renewal)
+	}
+}
+
+// until says when something happens: "in 40m", or "3m ago" once past.
+func until(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "expired " + ago(-d)
+	case d < time.Minute:
+		return fmt.Sprintf("in %ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("in %dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("in %dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("in %dd", int(d.Hours()/24))
 }
 
 func yesNo(b bool) string {

@@ -16,9 +16,19 @@ import (
 type upBackend struct{ token chan string }
 
 func (b *upBackend) Status(context.Context) ctl.Status { return ctl.Status{} }
-func (b *upBackend) Up(_ context.Context, req ctl.UpRequest, _ func(string)) error {
+func (b *upBackend) Up(_ context.Context, req ctl.UpRequest, _ func(ctl.Progress)) error {
 	b.token <- req.Token
 	return nil
+}
+func (b *upBackend) Login(context.Context, ctl.UpRequest, func(ctl.Progress)) error {
+	return errors.New("not here")
+}
+func (b *upBackend) Logout(context.Context) (ctl.LogoutResult, error) {
+	return ctl.LogoutResult{}, errors.New("not here")
+}
+func (b *upBackend) Prefs(context.Context) ctl.Prefs { return ctl.Prefs{} }
+func (b *upBackend) SSHCert(context.Context, ctl.Caller, ctl.SSHCertRequest) (ctl.SSHCertResult, error) {
+	return ctl.SSHCertResult{}, errors.New("not here")
 }
 func (b *upBackend) Down(context.Context) error { return nil }
 func (b *upBackend) Why(context.Context, ctl.WhyQuery) (ctl.Why, error) {

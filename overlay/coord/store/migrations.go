@@ -98,6 +98,42 @@ CREATE INDEX flows_user_start ON flows (user, start);
 	`
 ALTER TABLE routes ADD COLUMN allow_connector_host INTEGER NOT NULL DEFAULT 0 CHECK (allow_connector_host IN (0, 1));
 `,
+	// 4: users who log in by single sign-on. A node enrolled by a login
+	// has no token, so nodes is rebuilt with token_id nullable (a node
+	// has a token or a user).
+	`
+CREATE TABLE users (
+	email         TEXT    NOT NULL PRIMARY KEY,
+	issuer        TEXT    NOT NULL,
+	subject       TEXT    NOT NULL,
+	groups        TEXT    NOT NULL,
+	last_login    TEXT    NOT NULL,
+	validated_at  TEXT    NOT NULL,
+	refresh_token TEXT    NOT NULL,
+	disabled      INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+	reason        TEXT    NOT NULL
+) STRICT;
+
+CREATE TABLE nodes_v4 (
+	id          TEXT NOT NULL PRIMARY KEY,
+	name        TEXT NOT NULL UNIQUE,
+	role        TEXT NOT NULL,
+	public_key  TEXT NOT NULL UNIQUE,
+	address     TEXT NOT NULL UNIQUE,
+	cred_hash   TEXT NOT NULL UNIQUE,
+	token_id    TEXT REFERENCES tokens (id),
+	enrolled_at TEXT NOT NULL,
+	last_seen   TEXT,
+	user        TEXT NOT NULL DEFAULT '',
+	CHECK (token_id IS NOT NULL OR user != '')
+) STRICT;
+INSERT INTO nodes_v4 (id, name, role, public_key, address, cred_hash, token_id, enrolled_at, last_seen, user)
+	SELECT id, name, role, public_key, address, cred_hash, token_id, enrolled_at, last_seen, user FROM nodes;
+DROP TABLE nodes;
+ALTER TABLE nodes_v4 RENAME TO nodes;
+CREATE INDEX nodes_token_id ON nodes (token_id);
+CREATE INDEX nodes_user ON nodes (user);
+`,
 }
 
 // errSchemaTooNew refuses a database written by a newer binary: its

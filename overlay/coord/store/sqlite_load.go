@@ -52,6 +52,9 @@ func (s *SQLite) load(ctx context.Context) (*State, error) {
 	if st.Policy, err = loadPolicy(ctx, tx); err != nil {
 		return nil, err
 	}
+	if st.Users, err = loadUsers(ctx, tx); err != nil {
+		return nil, err
+	}
 	return &st, nil
 }
 
@@ -122,10 +125,11 @@ func loadNodes(ctx context.Context, tx *sql.Tx) ([]Node, error) {
 	for rows.Next() {
 		var n Node
 		var role, key, addr, enrolled string
-		var seen sql.NullString
-		if err := rows.Scan(&n.ID, &n.Name, &role, &key, &addr, &n.CredHash, &n.TokenID, &enrolled, &seen, &n.User); err != nil {
+		var seen, tokenID sql.NullString
+		if err := rows.Scan(&n.ID, &n.Name, &role, &key, &addr, &n.CredHash, &tokenID, &enrolled, &seen, &n.User); err != nil {
 			return nil, fmt.Errorf("reading nodes: %w", err)
 		}
+		n.TokenID = tokenID.String
 		n.Role = wire.Role(role)
 		if n.PublicKey, err = wire.ParseKey(key); err != nil {
 			return nil, fmt.Errorf("node %s: public key: %w", n.ID, err)

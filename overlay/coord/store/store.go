@@ -1,4 +1,4 @@
-// Package store keeps the coordinator's durable state: tokens, nodes, routes,
+// Package store keeps the coordinator's durable state: tokens, nodes, users, routes,
 // the split-tunnel policy, named hosts, the access-policy document and the
 // state version. The SQLite implementation
 // applies ordered migrations on open and commits every write durably before
@@ -40,7 +40,9 @@ type Token struct {
 type Node struct {
 	wire.Node
 	// CredHash is the lowercase hex SHA-256 of the node's credential.
-	CredHash   string
+	CredHash string
+	// TokenID is the token that enrolled the node; empty for a node a
+	// person enrolled by logging in (single sign-on).
 	TokenID    string
 	EnrolledAt time.Time
 	LastSeen   *time.Time
@@ -63,7 +65,57 @@ type State struct {
 	// Policy is the access-policy document; nil when none is set
 	// (allow-all).
 	Policy *StoredPolicy
+	// Users are the people who logged in by single sign-on, by Email.
+	Users []User
 }
+
+// User is a person who logged in by single sign-on.
+type User struct {
+	// Email is the key: the provider's verified, lowercased address.
+	Email string
+	// Issuer and Subject identify the person at the provider.
+	Issuer  string
+	Subject string
+	// Groups are the provider's groups, sorted; nil for none.
+	Groups      []string
+	LastLogin   time.Time
+	ValidatedAt time.Time
+	// RefreshToken lets the coordinator ask the provider about the person
+	// again; empty when the provider gave none. It is a secret kept in
+	// the clear: the coordinator must present it.
+	RefreshToken string
+	// Disabled says the provider refused the person at a validation;
+	// Reason says how.
+	Disabled bool
+	Reason   string
+}
+
+// LoginParams is the node half of a login: the node a person enrolls by
+// logging in.
+type LoginParams struct {
+	// NodeID is the new node's ID, chosen by the caller.
+	NodeID    string
+	PublicKey wire.Key
+	CredHash  string
+	// Name is the name wanted; when a node has it, Name-2, Name-3, ... is
+	// taken instead, the first that is free.
+	Name string
+	Now  time.Time
+}
+
+// DropNodes says which of a user's nodes UpdateUser removes.
+type DropNodes int8
+
+const (
+	// KeepNodes removes none.
+	KeepNodes DropNodes = iota
+	// DropLoginNodes removes the nodes the user enrolled by logging in
+	// (no token).
+	DropLoginNodes
+	// DropAllNodes removes every node carrying the user, token-enrolled
+	// ones too.
+	DropAllNodes
+)
 
 // StoredPolicy is the access-policy document as the admin set it.
 type StoredPolicy struct {
@@ -137,6 +189,22 @@ type Store interface {
 	// now, or removes it when text is nil (back to allow-all), and bumps
 	// the version. Validation is the caller's job.
 	SetPolicy(ctx context.Context, text *string, now time.Time) (uint64, error)
+
+	// LoginEnroll, in one transaction: inserts u, or replaces the user
+	// with its Email, and enrolls a client node of u.Email without a
+	// token (named p.Name, or the first free of p.Name-2, p.Name-3, ...;
+	// ErrNameTaken past MaxNameSuffix), with the next overlay address
+	// as Enroll does, and bumps the version. ErrExists if the key or
+	// credential belongs to a node. It returns the new node and version.
+	LoginEnroll(ctx context.Context, u User, p LoginParams) (Node, uint64, error)
+	// UpdateUser replaces the stored user with u's Email (ErrNotFound if
+	// none), removes the nodes drop selects, and bumps the version, in
+	// one transaction.
+	UpdateUser(ctx context.Context, u User, drop DropNodes) (uint64, error)
+	// DeleteUser removes the user with this email and every node
+	// carrying it, and bumps the version, in one transaction. ErrNotFound
+	// if there was neither a user nor a node.
+	DeleteUser(ctx context.Context, email string) (uint64, error)
 
 	// Close releases the database. Calls in flight may fail.
 	Close() error
