@@ -186,7 +186,7 @@ var (
 	ssoUser       = "e@x.io"
 	genSSOGroups  = []string{"g2", "g3", "p1", "p2"}
 	genPrincipals = []string{"_svc", "alice", "deploy", "root"} // sorted, as SSHPrincipals answers
-	protos     = []wire.Proto{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP}
+	protos        = []wire.Proto{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP}
 )
 
 // genAddr draws an address of the universe.
