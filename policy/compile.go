@@ -187,7 +187,7 @@ func (cc *compiler) rule(path, what string, from, to []string, proto string, as 
 				// come from single sign-on, since turned off.
 				cc.warnings = append(cc.warnings, doc.at(fpath, "unknown group %q: it lets no one through", src.group).Error())
 			case !inDoc && len(fromSSO) == 0:
-				cc.warnings = append(cc.warnings, doc.at(fpath, "no user is in group:%s yet", src.group).Error())
+				cc.warnings = append(cc.warnings, doc.at(fpath, "no user is in group:%s yet", printable(src.group)).Error())
 			case len(members) == 0 && len(fromSSO) == 0:
 				cc.warnings = append(cc.warnings, doc.at(fpath, "group:%s has no members: it lets no one through", src.group).Error())
 			}

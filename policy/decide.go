@@ -9,8 +9,9 @@ import (
 
 // Decide says whether user (empty for a client without a user) may reach
 // dst:port over proto (tcp, udp or icmp; the port does not matter for
-// icmp), and why. A flow passes when any rule allows it; the decision
-// names the lowest-numbered such rule. An address with a zone matches no
+// icmp), and why. A flow passes when any rule, or any ssh rule (TCP port
+// 22 of its destinations), allows it; the decision names the
+// lowest-numbered such rule, rules before ssh rules. An address with a zone matches no
 // rule; an IPv4-mapped IPv6 address is IPv6 here and never matches an IPv4
 // destination (unmap it first). A nil c allows everything.
 func (c *Compiled) Decide(user string, dst netip.Addr, port uint16, proto wire.Proto) wire.PolicyDecision {

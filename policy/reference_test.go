@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -26,27 +27,51 @@ type refTarget struct {
 
 // reference is a document with its destinations read once.
 type reference struct {
-	doc     *Document
-	targets [][]refTarget // per rule
+	doc        *Document
+	groups     map[string][]string // the provider's
+	targets    [][]refTarget       // per rule
+	sshTargets [][]refTarget       // per ssh rule
 }
 
-func newReference(doc *Document, hosts map[string]netip.Addr) *reference {
-	ref := &reference{doc: doc}
+func newReference(doc *Document, env Env) *reference {
+	ref := &reference{doc: doc, groups: env.Groups}
 	for _, r := range doc.Rules {
 		var ts []refTarget
 		for _, to := range r.To {
-			ts = append(ts, refParseTarget(to, hosts))
+			ts = append(ts, refParseTarget(to, env.Hosts))
 		}
 		ref.targets = append(ref.targets, ts)
 	}
+	for _, r := range doc.SSH {
+		var ts []refTarget
+		for _, to := range r.To {
+			ts = append(ts, refParseTarget(to, env.Hosts))
+		}
+		ref.sshTargets = append(ref.sshTargets, ts)
+	}
 	return ref
+}
+
+// principals returns whether user may log in as each of genPrincipals,
+// straight from the ssh rules: nobody without a user.
+func (ref *reference) principals(user string) []string {
+	var out []string
+	for _, p := range genPrincipals {
+		for _, r := range ref.doc.SSH {
+			if user != "" && ref.applies(r.From, user) && slices.Contains(r.As, p) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // decide returns the 1-based index of the first rule that lets user
 // reach dst:port over proto, or 0.
 func (ref *reference) decide(user string, dst netip.Addr, port uint16, proto wire.Proto) int {
 	for i, r := range ref.doc.Rules {
-		if !refApplies(ref.doc, r, user) {
+		if !ref.applies(r.From, user) {
 			continue
 		}
 		rp := r.Proto
@@ -65,17 +90,31 @@ func (ref *reference) decide(user string, dst netip.Addr, port uint16, proto wir
 			}
 		}
 	}
+	// An ssh rule lets its users reach TCP port 22 of its destinations.
+	for i, r := range ref.doc.SSH {
+		if proto != wire.ProtoTCP || port != 22 || !ref.applies(r.From, user) {
+			continue
+		}
+		for _, t := range ref.sshTargets[i] {
+			if dst.Zone() == "" && refContains(t.prefix, dst) {
+				return wire.SSHRuleBase + i + 1
+			}
+		}
+	}
 	return 0
 }
 
-func refApplies(doc *Document, r Rule, user string) bool {
-	for _, f := range r.From {
+// applies reports whether a rule's from takes in user: a group's members
+// are the document's and the provider's.
+func (ref *reference) applies(from []string, user string) bool {
+	for _, f := range from {
+		name, isGroup := strings.CutPrefix(f, "group:")
 		switch {
 		case f == "*":
 			return true
 		case user != "" && f == "user:"+user:
 			return true
-		case user != "" && strings.HasPrefix(f, "group:") && slices.Contains(doc.Groups[f[len("group:"):]], user):
+		case user != "" && isGroup && (slices.Contains(ref.doc.Groups[name], user) || slices.Contains(ref.groups[name], user)):
 			return true
 		}
 	}
@@ -96,11 +135,19 @@ func refContains(p netip.Prefix, dst netip.Addr) bool {
 	return true
 }
 
-// refParseTarget reads a destination the generator wrote.
+// refParseTarget reads a destination the generator wrote: "HOST:PORTS"
+// for a rule, "HOST" (port 22) for an ssh rule.
 func refParseTarget(s string, hosts map[string]netip.Addr) refTarget {
 	var lo, hi int
-	i := strings.LastIndexByte(s, ':')
-	host, ports := strings.Trim(s[:i], "[]"), s[i+1:]
+	host, ports := s, "22" // an ssh rule's destinations have no port
+	switch end := strings.IndexByte(s, ']'); {
+	case end >= 0 && end < len(s)-1: // [IPV6]:PORTS
+		host, ports = s[1:end], s[end+2:]
+	case end >= 0: // [IPV6]
+		host = s[1:end]
+	case strings.Count(s, ":") == 1: // HOST:PORTS; a bare IPv6 has more
+		host, ports, _ = strings.Cut(s, ":")
+	}
 	switch first, last, isRange := strings.Cut(ports, "-"); {
 	case ports == "*":
 		lo, hi = 0, 65535
@@ -133,8 +180,13 @@ var (
 	genPorts   = []string{"*", "22", "443", "0", "65535", "20-25", "8000-8999", "22-22", "1-65534"}
 	genProtos  = []string{"", "tcp", "udp", "icmp", "any"}
 	checkPorts = []uint16{0, 1, 19, 20, 21, 22, 23, 25, 26, 442, 443, 444, 7999, 8000, 8999, 9000, 65534, 65535}
-	checkUsers = append([]string{"", "z@x.io"}, genUsers...)
-	protos     = []wire.Proto{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP}
+	checkUsers = append([]string{"", "z@x.io", ssoUser}, genUsers...)
+	// ssoUser is in no document group and no token: only the provider's
+	// groups name it.
+	ssoUser       = "e@x.io"
+	genSSOGroups  = []string{"g2", "g3", "p1", "p2"}
+	genPrincipals = []string{"_svc", "alice", "deploy", "root"} // sorted, as SSHPrincipals answers
+	protos        = []wire.Proto{wire.ProtoTCP, wire.ProtoUDP, wire.ProtoICMP}
 )
 
 // genAddr draws an address of the universe.
@@ -183,39 +235,91 @@ func generate(n func(int) int) genCase {
 		}
 		doc.Groups[g] = members
 	}
-	for range n(7) {
-		var r Rule
+	// Provider groups, some named like the document's; with single
+	// sign-on on, a rule may name a group nobody has yet.
+	env := Env{Users: genUsers, Hosts: hosts, SSO: n(2) == 0}
+	if n(3) > 0 {
+		env.Groups = map[string][]string{}
+		for _, g := range genSSOGroups {
+			if n(2) == 0 {
+				continue
+			}
+			members := []string{}
+			for _, u := range append([]string{ssoUser}, genUsers...) {
+				if n(3) == 0 {
+					members = append(members, u)
+				}
+			}
+			env.Groups[g] = members
+		}
+	}
+	groupNames := slices.Sorted(maps.Keys(doc.Groups))
+	for g := range env.Groups {
+		if _, ok := doc.Groups[g]; !ok {
+			groupNames = append(groupNames, g)
+		}
+	}
+	slices.Sort(groupNames)
+	if env.SSO {
+		groupNames = append(groupNames, "p9")
+	}
+	genFrom := func() []string {
+		var from []string
 		for range 1 + n(3) {
 			switch k := n(5); {
 			case k == 0:
-				r.From = append(r.From, "*")
-			case k <= 2 || len(doc.Groups) == 0:
-				r.From = append(r.From, "user:"+genUsers[n(len(genUsers))])
+				from = append(from, "*")
+			case k <= 2 || len(groupNames) == 0:
+				from = append(from, "user:"+genUsers[n(len(genUsers))])
 			default:
-				r.From = append(r.From, "group:"+genGroups[n(len(doc.Groups))])
+				from = append(from, "group:"+groupNames[n(len(groupNames))])
 			}
 		}
+		return from
+	}
+	genHost := func() string {
+		switch k := n(6); {
+		case k == 0:
+			return []string{"h1", "h2", "h3"}[n(2+len(hosts)-2)]
+		case k == 1:
+			return genAddr(n).String()
+		default:
+			return genPrefix(n).String()
+		}
+	}
+	for range n(7) {
+		var r Rule
+		r.From = genFrom()
 		r.Proto = genProtos[n(len(genProtos))]
 		for range 1 + n(3) {
 			ports := genPorts[n(len(genPorts))]
 			if r.Proto == "icmp" {
 				ports = "*"
 			}
-			var host string
-			switch k := n(6); {
-			case k == 0:
-				host = []string{"h1", "h2", "h3"}[n(2+len(hosts)-2)]
-			case k == 1:
-				host = genAddr(n).String()
-			default:
-				host = genPrefix(n).String()
-			}
+			host := genHost()
 			if strings.Contains(host, ":") {
 				host = "[" + host + "]"
 			}
 			r.To = append(r.To, host+":"+ports)
 		}
 		doc.Rules = append(doc.Rules, r)
+	}
+	for range n(4) {
+		r := SSHRule{From: genFrom()}
+		for range 1 + n(3) {
+			host := genHost()
+			if strings.Contains(host, ":") && n(2) == 0 {
+				host = "[" + host + "]" // IPv6 bare or in brackets
+			}
+			r.To = append(r.To, host)
+		}
+		ps := slices.Clone(genPrincipals)
+		for i := len(ps) - 1; i > 0; i-- {
+			j := n(i + 1)
+			ps[i], ps[j] = ps[j], ps[i]
+		}
+		r.As = ps[:1+n(len(ps))]
+		doc.SSH = append(doc.SSH, r)
 	}
 	var served []netip.Prefix
 	for range n(4) {
@@ -225,7 +329,8 @@ func generate(n func(int) int) genCase {
 	for range n(3) {
 		routes = append(routes, genPrefix(n))
 	}
-	return genCase{doc: doc, env: Env{Users: genUsers, Hosts: hosts, Routes: routes}, served: served}
+	env.Routes = routes
+	return genCase{doc: doc, env: env, served: served}
 }
 
 // checkAddrs returns the addresses worth checking: the ends of every
@@ -240,6 +345,11 @@ func checkAddrs(gc genCase) []netip.Addr {
 	var ps []netip.Prefix
 	ps = append(ps, gc.served...)
 	for _, r := range gc.doc.Rules {
+		for _, to := range r.To {
+			ps = append(ps, refParseTarget(to, gc.env.Hosts).prefix)
+		}
+	}
+	for _, r := range gc.doc.SSH {
 		for _, to := range r.To {
 			ps = append(ps, refParseTarget(to, gc.env.Hosts).prefix)
 		}
@@ -269,7 +379,8 @@ func checkCase(t *testing.T, gc genCase) {
 		t.Fatalf("Compile of a generated document: %v\n%s", err, text)
 	}
 	addrs := checkAddrs(gc)
-	ref := newReference(gc.doc, gc.env.Hosts)
+	ref := newReference(gc.doc, gc.env)
+	checkPrincipals(t, gc, c, ref, text)
 	for _, u := range checkUsers {
 		grants := c.Grants(u)
 		within := c.GrantsWithin(u, gc.served)
@@ -299,6 +410,58 @@ func checkCase(t *testing.T, gc genCase) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// checkPrincipals checks SSHPrincipals and Diff's principals against the
+// reference for every user, and that the document's ssh_as and
+// ssh_deny_as tests pass and fail as the reference says.
+func checkPrincipals(t *testing.T, gc genCase, c *Compiled, ref *reference, text []byte) {
+	t.Helper()
+	changes := map[string]wire.PolicyChange{}
+	for _, ch := range Diff(nil, c, checkUsers) {
+		changes[ch.User] = ch
+	}
+	var tests []Test
+	for _, u := range checkUsers {
+		want := ref.principals(u)
+		if got := c.SSHPrincipals(u); !slices.Equal(got, want) {
+			t.Fatalf("SSHPrincipals(%q) = %v, reference %v\n%s", u, got, want, text)
+		}
+		if got := changes[u].SSHGained; !slices.Equal(got, want) {
+			t.Fatalf("Diff from allow-all: %q gains principals %v, reference %v\n%s", u, got, want, text)
+		}
+		if u == "" {
+			continue
+		}
+		tt := Test{User: u, SSHAs: want}
+		for _, p := range genPrincipals {
+			if !slices.Contains(want, p) {
+				tt.SSHDenyAs = append(tt.SSHDenyAs, p)
+			}
+		}
+		if len(tt.SSHAs) > 0 || len(tt.SSHDenyAs) > 0 {
+			tests = append(tests, tt)
+		}
+	}
+	// The reference's answers as the document's tests pass; any one of
+	// them turned around fails.
+	doc := *gc.doc
+	doc.Tests = tests
+	if _, _, err := Compile(&doc, gc.env, Options{DenyAll: true}); err != nil {
+		t.Fatalf("tests the reference passes fail: %v\n%s\ntests %+v", err, text, tests)
+	}
+	for i, tt := range tests {
+		flipped := Test{User: tt.User}
+		if len(tt.SSHAs) > 0 {
+			flipped.SSHDenyAs = tt.SSHAs[len(tt.SSHAs)-1:]
+		} else {
+			flipped.SSHAs = tt.SSHDenyAs[:1]
+		}
+		doc.Tests = []Test{flipped}
+		if _, _, err := Compile(&doc, gc.env, Options{DenyAll: true}); err == nil || !strings.Contains(err.Error(), "test failed") {
+			t.Fatalf("test %d turned around (%+v) does not fail: %v\n%s", i, flipped, err, text)
 		}
 	}
 }

@@ -65,7 +65,7 @@ func decide(p wire.NetMapPolicy, self wire.Node, dst netip.Addr, port uint16, pr
 		return d
 	}
 	d.RuleText = ruleText(p, d.Rule)
-	d.Reason = fmt.Sprintf("allowed by rule %d", d.Rule)
+	d.Reason = "allowed by " + wire.RuleName(d.Rule)
 	if d.RuleText != "" {
 		d.Reason += ": " + d.RuleText
 	}
@@ -103,7 +103,7 @@ func reachable(p wire.NetMapPolicy, self wire.Node, dst netip.Addr) string {
 	})
 	var parts []string
 	for _, g := range gs {
-		s := fmt.Sprintf("%s (rule %d)", grantPorts(g), g.Rule)
+		s := fmt.Sprintf("%s (%s)", grantPorts(g), wire.RuleName(g.Rule))
 		if !slices.Contains(parts, s) {
 			parts = append(parts, s)
 		}

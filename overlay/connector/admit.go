@@ -149,10 +149,9 @@ func admit(a *admission, f netstack.Flow) decision {
 		return d
 	}
 	d.allow, d.rule = true, rule
+	d.reason = "allowed by " + wire.RuleName(rule) // "rule 3", "ssh rule 1"
 	if text := a.rules[rule]; text != "" {
-		d.reason = fmt.Sprintf("allowed by rule %d: %s", rule, text)
-	} else {
-		d.reason = fmt.Sprintf("allowed by rule %d", rule)
+		d.reason += ": " + text
 	}
 	return d
 }

@@ -59,7 +59,21 @@ func (c *Coordinator) loadPolicy(s *snapshot, doc *store.StoredPolicy) {
 		c.log.Error("access policy: the stored document does not compile; denying every flow until a new one is set (warren policy set)", "err", err)
 		return
 	}
-	c.log.Info(fmt.Sprintf("access policy: enforced, %d rules", len(parsed.Rules)))
+	c.log.Info("access policy: enforced, " + ruleCount(parsed))
+}
+
+// ruleCount says how many rules a document has: "3 rules", or "3 rules,
+// 1 ssh rule" when it has ssh rules.
+func ruleCount(doc *policy.Document) string {
+	s := fmt.Sprintf("%d rules", len(doc.Rules))
+	switch n := len(doc.SSH); n {
+	case 0:
+	case 1:
+		s += ", 1 ssh rule"
+	default:
+		s += fmt.Sprintf(", %d ssh rules", n)
+	}
+	return s
 }
 
 // lenient is how a document already accepted is compiled again: users
@@ -179,7 +193,7 @@ func (c *Coordinator) Policy() wire.PolicyDocument {
 	case p.broken != "":
 		d.Reason = "the document no longer compiles (" + p.broken + "): the last version that did is enforced"
 	default:
-		d.Reason = fmt.Sprintf("enforced: %d rules; only what a rule allows passes", len(p.parsed.Rules))
+		d.Reason = "enforced: " + ruleCount(p.parsed) + "; only what a rule allows passes"
 	}
 	return d
 }
@@ -227,7 +241,7 @@ func (c *Coordinator) SetPolicy(ctx context.Context, req wire.SetPolicyRequest) 
 		return wire.SetPolicyResponse{}, err
 	}
 	c.publish(next)
-	c.log.Info(fmt.Sprintf("access policy: enforced, %d rules", len(doc.Rules)), "changed_users", len(resp.Changes), "warnings", len(warnings))
+	c.log.Info("access policy: enforced, "+ruleCount(doc), "changed_users", len(resp.Changes), "warnings", len(warnings))
 	return resp, nil
 }
 

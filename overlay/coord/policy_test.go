@@ -523,4 +523,11 @@ func TestPolicySSHAsInNetMaps(t *testing.T) {
 	if got := peerGrants(nextNetMap(t, conns["office"]))["alice"]; !cmp.Equal(aliceGrants, got, netipEqual) {
 		t.Errorf("office's grants for alice = %v, want %v", got, aliceGrants)
 	}
+	if got, want := h.c.Policy().Reason, "enforced: 0 rules, 2 ssh rules; only what a rule allows passes"; got != want {
+		t.Errorf("Policy().Reason = %q, want %q", got, want)
+	}
+	d, err := h.c.PolicyWhy("alice@example.com", "web:22")
+	if err != nil || d.Rule != ssh1 || d.Reason != "allowed by ssh rule 1 (line 4): group:eng → web:22/tcp as deploy, alice" {
+		t.Errorf("PolicyWhy(alice, web:22) = %+v, %v; want ssh rule 1", d, err)
+	}
 }

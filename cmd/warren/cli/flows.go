@@ -68,7 +68,7 @@ func (a *app) flows(c *cli.Context) error {
 				user = r.User
 			}
 			if r.Rule != 0 {
-				rule = strconv.Itoa(r.Rule)
+				rule = ruleCell(r.Rule)
 			}
 			row(w,
 				r.Start.Local().Format("2006-01-02 15:04:05"), user, r.Node, r.Connector,
@@ -77,6 +77,15 @@ func (a *app) flows(c *cli.Context) error {
 		}
 		return w.Flush()
 	})
+}
+
+// ruleCell names a rule in the RULE column: "3" for rule 3, "ssh 1" for
+// ssh rule 1.
+func ruleCell(rule int) string {
+	if rule > wire.SSHRuleBase {
+		return "ssh " + strconv.Itoa(rule-wire.SSHRuleBase)
+	}
+	return strconv.Itoa(rule)
 }
 
 // flowQuery reads the filter flags, refusing bad ones before any call.

@@ -225,3 +225,11 @@ func TestCoordinatorFlowRetention(t *testing.T) {
 		})
 	}
 }
+
+func TestRuleCell(t *testing.T) {
+	for rule, want := range map[int]string{1: "1", 42: "42", wire.SSHRuleBase + 1: "ssh 1", wire.SSHRuleBase + 12: "ssh 12"} {
+		if got := ruleCell(rule); got != want {
+			t.Errorf("ruleCell(%d) = %q, want %q", rule, got, want)
+		}
+	}
+}
