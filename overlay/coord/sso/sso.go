@@ -291,7 +291,11 @@ func (p *Provider) identity(ctx context.Context, idt *oidc.IDToken, tok *oauth2.
 		if p.oidc.UserInfoEndpoint() != "" {
 			ui, err := p.oidc.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 			if err != nil {
-				return Identity{}, fmt.Errorf("asking the identity provider's userinfo endpoint: %w", err)
+				var uerr *url.Error
+				if errors.As(err, &uerr) {
+					return Identity{}, fmt.Errorf("asking the identity provider's userinfo endpoint: %w", err)
+				}
+				return Identity{}, fmt.Errorf("asking the identity provider's userinfo endpoint: %s", oneLine(err.Error()))
 			}
 			var uc claims
 			uall := map[string]json.RawMessage{}

@@ -296,9 +296,9 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
-// TestRefreshProviderDown: a provider that cannot be reached says nothing
-// about the person.
-func TestRefreshProviderDown(t *testing.T) {
+// TestRefreshNotRevoked: a provider that refuses the coordinator's
+// client, or cannot be reached, says nothing about the person.
+func TestRefreshNotRevoked(t *testing.T) {
 	e := setup(t, false)
 	rp := e.rp(t, e.config(warrenID, warrenSecret))
 	code, verifier, nonce := e.login(t, rp, oidctest.Alice)
@@ -306,6 +306,14 @@ func TestRefreshProviderDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The coordinator's own client refused (a secret changed at the
+	// provider): the person is not revoked.
+	cfg := e.config(warrenID, "not-the-secret")
+	_, err = e.rp(t, cfg).Refresh(t.Context(), alice.RefreshToken)
+	if err == nil || errors.Is(err, sso.ErrRevoked) || !strings.Contains(err.Error(), "invalid_client") {
+		t.Errorf("refresh with a wrong client secret: got %v, want invalid_client, not ErrRevoked", err)
+	}
+
 	e.op.Close()
 	_, err = rp.Refresh(t.Context(), alice.RefreshToken)
 	if err == nil || errors.Is(err, sso.ErrRevoked) {
