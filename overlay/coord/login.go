@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -32,8 +33,14 @@ type IdentityProvider interface {
 	Refresh(ctx context.Context, refreshToken string) (sso.Identity, error)
 }
 
-// DefaultMaxPendingLogins bounds the logins in progress at once.
-const DefaultMaxPendingLogins = 10000
+// DefaultMaxPendingLogins bounds the logins in progress at once, and
+// MaxPendingLoginsPerSource those started from one source (an address or
+// network, as the API counts them), so that one source cannot take them
+// all.
+const (
+	DefaultMaxPendingLogins   = 10000
+	MaxPendingLoginsPerSource = 100
+)
 
 // defaultLoginName names a laptop whose hostname makes no node name.
 const defaultLoginName = "laptop"
@@ -43,7 +50,8 @@ const defaultLoginName = "laptop"
 // hashes.
 type pendingLogin struct {
 	idHash, waitHash string
-	code             string // shown on the page and by warren up
+	source           netip.Prefix // where StartLogin came from
+	code             string       // shown on the page and by warren up
 	key              wire.Key
 	hostname         string
 	expires          time.Time
@@ -76,19 +84,28 @@ type loginTable struct {
 	byID    map[string]*pendingLogin // by idHash
 	byWait  map[string]*pendingLogin // by waitHash
 	byState map[string]*pendingLogin // by stateHash
+	// bySource counts the logins of each source.
+	bySource map[netip.Prefix]int
 }
 
 func newLoginTable(max int) *loginTable {
 	if max <= 0 {
 		max = DefaultMaxPendingLogins
 	}
-	return &loginTable{max: max, byID: map[string]*pendingLogin{}, byWait: map[string]*pendingLogin{}, byState: map[string]*pendingLogin{}}
+	return &loginTable{max: max, byID: map[string]*pendingLogin{}, byWait: map[string]*pendingLogin{},
+		byState: map[string]*pendingLogin{}, bySource: map[netip.Prefix]int{}}
 }
 
 // drop forgets l. Call with mu held.
 func (t *loginTable) drop(l *pendingLogin) {
+	if _, ok := t.byID[l.idHash]; !ok {
+		return
+	}
 	delete(t.byID, l.idHash)
 	delete(t.byWait, l.waitHash)
+	if t.bySource[l.source]--; t.bySource[l.source] <= 0 {
+		delete(t.bySource, l.source)
+	}
 	if l.stateHash != "" {
 		delete(t.byState, l.stateHash)
 	}
@@ -128,7 +145,10 @@ func (c *Coordinator) CheckSSO() error {
 // carries by single sign-on. The answer's URL is the login link
 // (COORDINATOR/login/ID, single-use, valid wire.LoginTTL), its Code what
 // the login page will show, and its WaitSecret the proof WaitLogin takes.
-func (c *Coordinator) StartLogin(ctx context.Context, req wire.LoginStartRequest) (wire.LoginStartResponse, error) {
+// source is where the request came from (the zero prefix when unknown):
+// past MaxPendingLoginsPerSource logins in progress from one source, or
+// the coordinator's bound in all, it is refused with CodeRateLimited.
+func (c *Coordinator) StartLogin(ctx context.Context, source netip.Prefix, req wire.LoginStartRequest) (wire.LoginStartResponse, error) {
 	if c.idp == nil {
 		return wire.LoginStartResponse{}, errSSODisabled()
 	}
@@ -150,6 +170,7 @@ func (c *Coordinator) StartLogin(ctx context.Context, req wire.LoginStartRequest
 	l := &pendingLogin{
 		idHash:     hashSecret(id),
 		waitHash:   hashSecret(wait),
+		source:     source,
 		code:       loginCode(wait),
 		key:        req.PublicKey,
 		hostname:   req.Hostname,
@@ -158,16 +179,20 @@ func (c *Coordinator) StartLogin(ctx context.Context, req wire.LoginStartRequest
 	}
 	t := c.logins
 	t.mu.Lock()
-	if len(t.byID) >= t.max {
+	if len(t.byID) >= t.max || t.bySource[source] >= MaxPendingLoginsPerSource {
 		t.prune(now)
 	}
-	full := len(t.byID) >= t.max
-	if !full {
+	full, fromSource := len(t.byID) >= t.max, t.bySource[source] >= MaxPendingLoginsPerSource
+	if !full && !fromSource {
 		t.byID[l.idHash] = l
 		t.byWait[l.waitHash] = l
+		t.bySource[source]++
 	}
 	t.mu.Unlock()
-	if full {
+	switch {
+	case fromSource:
+		return wire.LoginStartResponse{}, errorf(wire.CodeRateLimited, "too many logins are in progress from this address; try again in a few minutes")
+	case full:
 		return wire.LoginStartResponse{}, errorf(wire.CodeRateLimited, "too many logins are in progress on this coordinator; try again in a few minutes")
 	}
 	c.log.Info("login started", "hostname", req.Hostname, "code", l.code)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -99,7 +100,7 @@ type login struct {
 
 func (h *harness) startLogin(hostname string) *login {
 	h.t.Helper()
-	resp, err := h.c.StartLogin(context.Background(), wire.LoginStartRequest{PublicKey: testKey(), Hostname: hostname})
+	resp, err := h.c.StartLogin(context.Background(), netip.Prefix{}, wire.LoginStartRequest{PublicKey: testKey(), Hostname: hostname})
 	if err != nil {
 		h.t.Fatalf("StartLogin: %v", err)
 	}
@@ -296,7 +297,7 @@ func TestLoginWaitEndsWithContext(t *testing.T) {
 func TestLoginRefusedWithoutSSO(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	_, err := h.c.StartLogin(ctx, wire.LoginStartRequest{PublicKey: testKey()})
+	_, err := h.c.StartLogin(ctx, netip.Prefix{}, wire.LoginStartRequest{PublicKey: testKey()})
 	wantCode(t, "StartLogin", err, wire.CodeSSODisabled)
 	_, err = h.c.LoginPage("x")
 	wantCode(t, "LoginPage", err, wire.CodeSSODisabled)
@@ -313,7 +314,7 @@ func TestPendingLoginsBounded(t *testing.T) {
 	for range 3 {
 		h.startLogin("laptop")
 	}
-	_, err := h.c.StartLogin(ctx, wire.LoginStartRequest{PublicKey: testKey()})
+	_, err := h.c.StartLogin(ctx, netip.Prefix{}, wire.LoginStartRequest{PublicKey: testKey()})
 	wantCode(t, "StartLogin past the bound", err, wire.CodeRateLimited)
 	h.clock.Advance(wire.LoginTTL)
 	h.startLogin("laptop") // the expired ones made room
@@ -322,7 +323,7 @@ func TestPendingLoginsBounded(t *testing.T) {
 func TestLoginKeyTaken(t *testing.T) {
 	h, _ := newSSOHarness(t)
 	e := h.enroll(wire.RoleClient, "desk")
-	_, err := h.c.StartLogin(context.Background(), wire.LoginStartRequest{PublicKey: e.Node.PublicKey})
+	_, err := h.c.StartLogin(context.Background(), netip.Prefix{}, wire.LoginStartRequest{PublicKey: e.Node.PublicKey})
 	wantCode(t, "StartLogin with an enrolled key", err, wire.CodeConflict)
 }
 
@@ -374,5 +375,25 @@ func TestLogout(t *testing.T) {
 	// The user stays: they log in again.
 	if u := h.c.Users(); len(u) != 1 || len(u[0].Nodes) != 0 {
 		t.Errorf("Users after logout = %+v", u)
+	}
+}
+
+func TestPendingLoginsPerSource(t *testing.T) {
+	h, _ := newSSOHarness(t)
+	ctx := context.Background()
+	office, other := netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("2001:db8:1:2::/64")
+	for i := range MaxPendingLoginsPerSource {
+		if _, err := h.c.StartLogin(ctx, office, wire.LoginStartRequest{PublicKey: testKey()}); err != nil {
+			t.Fatalf("login %d from one source: %v", i+1, err)
+		}
+	}
+	_, err := h.c.StartLogin(ctx, office, wire.LoginStartRequest{PublicKey: testKey()})
+	wantCode(t, "StartLogin past the source's bound", err, wire.CodeRateLimited)
+	if _, err := h.c.StartLogin(ctx, other, wire.LoginStartRequest{PublicKey: testKey()}); err != nil {
+		t.Errorf("StartLogin from another source: %v", err)
+	}
+	h.clock.Advance(wire.LoginTTL)
+	if _, err := h.c.StartLogin(ctx, office, wire.LoginStartRequest{PublicKey: testKey()}); err != nil {
+		t.Errorf("StartLogin once the source's logins expired: %v", err)
 	}
 }

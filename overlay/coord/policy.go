@@ -110,7 +110,9 @@ func (c *Coordinator) recompilePolicy(next *snapshot) {
 	p.compiled, p.broken, p.denyingAll = compiled, "", false
 }
 
-// policyEnv is what a document is compiled against.
+// policyEnv is what a document is compiled against: with an identity
+// provider (Env.SSO), a group nobody is in yet is a warning, not a
+// refusal.
 func (s *snapshot) policyEnv() policy.Env {
 	env := policy.Env{
 		Users:  s.userNames(),
@@ -293,8 +295,9 @@ func (c *Coordinator) PolicyWhy(user, dest string) (wire.PolicyDecision, error) 
 	return s.policy.compiled.Decide(user, a.Unmap(), d.Port, d.Proto), nil
 }
 
-// knowsUser reports whether a token or node carries user, or a group of
-// the policy or of the identity provider lists it.
+// knowsUser reports whether a token or node carries user, the user logged
+// in by single sign-on, or a group of the policy or of the identity
+// provider lists it.
 func (s *snapshot) knowsUser(user string) bool {
 	if _, ok := slices.BinarySearch(s.userNames(), user); ok {
 		return true

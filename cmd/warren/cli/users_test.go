@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ func login(t *testing.T, co *coord.Coordinator, idp *codeIdP, hostname string, k
 	ctx := context.Background()
 	var k wire.Key
 	k[0], k[31] = key, 0x43
-	start, err := co.StartLogin(ctx, wire.LoginStartRequest{PublicKey: k, Hostname: hostname})
+	start, err := co.StartLogin(ctx, netip.Prefix{}, wire.LoginStartRequest{PublicKey: k, Hostname: hostname})
 	if err != nil {
 		t.Fatal(err)
 	}

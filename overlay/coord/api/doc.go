@@ -1,6 +1,8 @@
 // Package api adapts a coord.Coordinator to HTTP: JSON request and response
 // bodies, bearer-token authentication, error codes mapped to HTTP statuses,
-// and the full-duplex newline-delimited JSON control stream. It also
+// the full-duplex newline-delimited JSON control stream, and the pages a
+// browser opens to log in (a redirect to the identity provider, one-line
+// HTML pages from html/template for the rest). It also
 // bounds what a peer without a credential can hold or spend (Limits,
 // Server.Configure): read time-outs, body sizes, connections and
 // requests per source.

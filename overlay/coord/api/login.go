@@ -28,7 +28,7 @@ func (s *Server) startLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	resp, err := s.c.StartLogin(r.Context(), req)
+	resp, err := s.c.StartLogin(r.Context(), sourceOf(r.RemoteAddr), req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
