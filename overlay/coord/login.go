@@ -115,8 +115,14 @@ func errLoginUsed() error {
 	return errorf(wire.CodeLoginUsed, "this login link has already been used; start again with: warren up")
 }
 
-// SSOEnabled reports whether an identity provider is configured.
-func (c *Coordinator) SSOEnabled() bool { return c.idp != nil }
+// CheckSSO refuses (CodeSSODisabled) when no identity provider is
+// configured, so the API can refuse a login before reading its body.
+func (c *Coordinator) CheckSSO() error {
+	if c.idp == nil {
+		return errSSODisabled()
+	}
+	return nil
+}
 
 // StartLogin starts enrolling the laptop whose public key and hostname req
 // carries by single sign-on. The answer's URL is the login link

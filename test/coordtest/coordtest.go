@@ -51,6 +51,13 @@ type Options struct {
 	HeartbeatTimeout  time.Duration
 	// Wrap, if set, wraps the API handler: (*Faults).Wrap, for one.
 	Wrap func(http.Handler) http.Handler
+	// IdentityProvider, if set, turns single sign-on on: it is called with
+	// the coordinator's URL (the redirect URL is URL + wire.PathOIDCCallback)
+	// once the server listens, before the coordinator is built.
+	IdentityProvider func(coordURL string) coord.IdentityProvider
+	// RevalidateInterval is the coordinator's; zero means its default.
+	// Tests call Coord.RevalidateUsers themselves: Run is not started.
+	RevalidateInterval time.Duration
 	// Seed, if set, writes to the store before the coordinator loads it,
 	// as an older version of Warren could have: the store checks less
 	// than the coordinator does.
@@ -123,6 +130,10 @@ func Start(t testing.TB, o Options) *Server {
 			return relay.Issue(relayKey, relay.Claims{NodeID: n.ID, PublicKey: n.PublicKey, Role: n.Role, Expires: time.Now().Add(24 * time.Hour).Truncate(24 * time.Hour)})
 		}
 	}
+	if o.IdentityProvider != nil {
+		cfg.IdentityProvider = o.IdentityProvider(srv.URL)
+	}
+	cfg.RevalidateInterval = o.RevalidateInterval
 	co, err := coord.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

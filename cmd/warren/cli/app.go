@@ -86,6 +86,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.hostsCommand(),
 			a.policyCommand(),
 			a.flowsCommand(),
+			a.usersCommand(),
 		},
 	}
 	oneLineUsageErrors(app.Commands, "warren")

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/warrennet/warren/overlay/wire"
 )
 
 // CoordinatorOptions configures the coordinator role.
@@ -32,6 +36,111 @@ type CoordinatorOptions struct {
 	// FlowRetention is how long the flow log keeps a record; zero means
 	// the coordinator's default (30 days).
 	FlowRetention time.Duration
+	// OIDC turns single sign-on on; nil leaves it off.
+	OIDC *OIDCOptions
+}
+
+// OIDCOptions configure single sign-on with an OpenID Connect provider.
+type OIDCOptions struct {
+	// Issuer is the provider's issuer URL (https), where discovery is.
+	Issuer   string
+	ClientID string
+	// ClientSecretFile holds the client secret (read at start; it must
+	// not be readable by other users).
+	ClientSecretFile string
+	// GroupsClaim names the ID token claim holding the person's groups.
+	GroupsClaim string
+	// AllowedDomains, if any, are the only e-mail domains let in.
+	AllowedDomains []string
+	// Revalidate is how often people with nodes are checked with the
+	// provider.
+	Revalidate time.Duration
+}
+
+// Defaults of the --oidc-* flags.
+const (
+	DefaultOIDCGroupsClaim = "groups"
+	DefaultOIDCRevalidate  = 12 * time.Hour
+	// MinOIDCRevalidate keeps the coordinator from asking the provider
+	// about everyone too often.
+	MinOIDCRevalidate = time.Minute
+)
+
+// oidcFlags are the single-sign-on flags of the coordinator.
+var oidcFlags = []cli.Flag{
+	&cli.StringFlag{Name: "oidc-issuer", Usage: "single sign-on: the OpenID Connect issuer URL (https); needs --oidc-client-id and --oidc-client-secret-file"},
+	&cli.StringFlag{Name: "oidc-client-id", Usage: "single sign-on: the client ID registered at the provider (redirect URL: PUBLIC-URL/oidc/callback)"},
+	&cli.StringFlag{Name: "oidc-client-secret-file", Usage: "single sign-on: a file holding the client secret (mode 0600)"},
+	&cli.StringFlag{Name: "oidc-groups-claim", Value: DefaultOIDCGroupsClaim, Usage: "single sign-on: the ID token claim with the person's groups (group:NAME in the policy)"},
+	&cli.StringFlag{Name: "oidc-allowed-domains", Usage: "single sign-on: comma-separated e-mail domains let in (default: any the provider vouches for)"},
+	&cli.StringFlag{Name: "oidc-revalidate", Value: "12h", Usage: "single sign-on: how often people with nodes are checked with the provider (at least 1m)"},
+}
+
+// oidcOptions reads the --oidc-* flags: nil when single sign-on is off.
+func oidcOptions(c *cli.Context) (*OIDCOptions, error) {
+	core := []string{"oidc-issuer", "oidc-client-id", "oidc-client-secret-file"}
+	var set, missing []string
+	for _, f := range core {
+		if c.String(f) != "" {
+			set = append(set, "--"+f)
+		} else {
+			missing = append(missing, "--"+f)
+		}
+	}
+	if len(set) == 0 {
+		for _, f := range []string{"oidc-groups-claim", "oidc-allowed-domains", "oidc-revalidate"} {
+			if c.IsSet(f) {
+				return nil, fmt.Errorf("--%s needs --oidc-issuer, --oidc-client-id and --oidc-client-secret-file", f)
+			}
+		}
+		return nil, nil
+	}
+	if len(missing) > 0 {
+		verb := "needs"
+		if len(set) > 1 {
+			verb = "need"
+		}
+		return nil, fmt.Errorf("%s %s %s too", strings.Join(set, " and "), verb, strings.Join(missing, " and "))
+	}
+	o := &OIDCOptions{
+		Issuer:           c.String("oidc-issuer"),
+		ClientID:         c.String("oidc-client-id"),
+		ClientSecretFile: c.String("oidc-client-secret-file"),
+		GroupsClaim:      c.String("oidc-groups-claim"),
+	}
+	for _, d := range strings.Split(c.String("oidc-allowed-domains"), ",") {
+		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+			o.AllowedDomains = append(o.AllowedDomains, d)
+		}
+	}
+	var err error
+	if o.Revalidate, err = parsePositiveDuration(c.String("oidc-revalidate")); err != nil {
+		return nil, fmt.Errorf("--oidc-revalidate %q is not a positive duration (for example 12h or 1d)", c.String("oidc-revalidate"))
+	}
+	return o, nil
+}
+
+// Validate checks the options.
+func (o *OIDCOptions) Validate() error {
+	u, err := url.Parse(o.Issuer)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--oidc-issuer %q is not an https:// URL", o.Issuer)
+	}
+	if strings.TrimSpace(o.ClientID) == "" || wire.ValidateText("--oidc-client-id", o.ClientID, 256) != nil {
+		return fmt.Errorf("--oidc-client-id %q is not a client ID", o.ClientID)
+	}
+	if o.GroupsClaim == "" {
+		return errors.New("--oidc-groups-claim is empty")
+	}
+	for _, d := range o.AllowedDomains {
+		if strings.ContainsAny(d, "@ /") || !strings.Contains(d, ".") {
+			return fmt.Errorf("--oidc-allowed-domains: %q is not a domain (for example example.com)", d)
+		}
+	}
+	if o.Revalidate < MinOIDCRevalidate {
+		return fmt.Errorf("--oidc-revalidate %v is shorter than %v", o.Revalidate, MinOIDCRevalidate)
+	}
+	return nil
 }
 
 func (a *app) coordinatorCommand() *cli.Command {
@@ -39,7 +148,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 		Name:      "coordinator",
 		Usage:     "run the control plane: enrollment, routes, split policy, pushed netmaps, relay",
 		ArgsUsage: " ",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: ":8443", Usage: "address of the HTTPS API"},
 			&cli.StringFlag{Name: "data", Usage: "state directory (created 0700)"},
 			&cli.StringFlag{Name: "public-url", Usage: "URL nodes reach the coordinator at (default: https://LISTEN-ADDRESS)"},
@@ -48,7 +157,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 			&cli.BoolFlag{Name: "insecure-http", Usage: "serve plain HTTP (only behind a TLS-terminating proxy)"},
 			&cli.StringFlag{Name: "relay-listen", Usage: "UDP address of the relay (default: the API's port)"},
 			&cli.StringFlag{Name: "flow-retention", Value: "720h", Usage: "how long the flow log keeps a record, e.g. 720h or 90d"},
-		},
+		}, oidcFlags...),
 		Action: func(c *cli.Context) error {
 			if err := argCount(c, 0, "--data DIR [--listen ADDR] [--public-url URL] [--tls-cert F --tls-key F]"); err != nil {
 				return err
@@ -56,6 +165,10 @@ func (a *app) coordinatorCommand() *cli.Command {
 			retention, err := parsePositiveDuration(c.String("flow-retention"))
 			if err != nil {
 				return fmt.Errorf("--flow-retention %q is not a positive duration (for example 720h or 90d)", c.String("flow-retention"))
+			}
+			oidc, err := oidcOptions(c)
+			if err != nil {
+				return err
 			}
 			o := CoordinatorOptions{
 				Listen:       c.String("listen"),
@@ -68,6 +181,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 				Logger:       a.logger(c),
 
 				FlowRetention: retention,
+				OIDC:          oidc,
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -96,6 +210,11 @@ func (o CoordinatorOptions) Validate() error {
 	}
 	if err := checkHostPort("--listen", o.Listen); err != nil {
 		return err
+	}
+	if o.OIDC != nil {
+		if err := o.OIDC.Validate(); err != nil {
+			return err
+		}
 	}
 	if o.RelayListen != "" {
 		if err := checkHostPort("--relay-listen", o.RelayListen); err != nil {

@@ -221,5 +221,13 @@ func statusOf(code string) int {
 	case wire.CodeRateLimited:
 		return http.StatusTooManyRequests
 	}
+	switch code { // single sign-on
+	case wire.CodeSSODisabled:
+		return http.StatusNotImplemented
+	case wire.CodeLoginExpired, wire.CodeLoginUsed:
+		return http.StatusGone
+	case wire.CodeLoginRefused:
+		return http.StatusForbidden
+	}
 	return http.StatusInternalServerError
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/coord/api"
+	"github.com/warrennet/warren/overlay/coord/sso"
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/test/coordtest"
 )
@@ -187,6 +188,59 @@ var authzMatrix = map[string]authzCase{
 	"PUT " + wire.PathPolicy:                             {api.AuthAdmin, wire.PathPolicy, jsonBody(wire.SetPolicyRequest{Document: authzPolicy}), adminOnly(http.StatusOK)},
 	"POST " + wire.PathPolicyReset:                       {api.AuthAdmin, wire.PathPolicyReset, nil, adminOnly(http.StatusOK)},
 	"GET " + wire.PathPolicyWhy:                          {api.AuthAdmin, wire.PathPolicyWhy + "?user=alice%40example.com&dest=10.1.0.5%3A22", nil, adminOnly(http.StatusOK)},
+
+	"POST " + wire.PathLogin:                {api.AuthNone, wire.PathLogin, loginBody, anyone(http.StatusOK)},
+	"POST " + wire.PathLoginWait:            {api.AuthNone, wire.PathLoginWait, jsonBody(wire.LoginWaitRequest{WaitSecret: "guess"}), everyone(cell{http.StatusGone, wire.CodeLoginExpired})},
+	"GET " + wire.PathLoginPage + "/{id}":   {api.AuthNone, wire.PathLoginPage + "/00112233445566778899aabbccddeeff", nil, everyone(cell{http.StatusNotFound, htmlPage})},
+	"GET " + wire.PathOIDCCallback:          {api.AuthNone, wire.PathOIDCCallback + "?state=forged&code=c", nil, everyone(cell{http.StatusNotFound, htmlPage})},
+	"POST " + wire.PathLogout:               {api.AuthNode, wire.PathLogout, nil, clientOnly(http.StatusNoContent)},
+	"GET " + wire.PathUsers:                 {api.AuthAdmin, wire.PathUsers, nil, adminOnly(http.StatusOK)},
+	"DELETE " + wire.PathUsers + "/{email}": {api.AuthAdmin, wire.PathUsers + "/alice@example.com", nil, adminOnly(http.StatusNoContent)},
+}
+
+// htmlPage is the code of a cell answered with an HTML page (the login
+// pages a browser opens), not a JSON error.
+const htmlPage = "(html page)"
+
+// everyone: every credential, or none, gets c.
+func everyone(c cell) row {
+	var r row
+	for i := range r {
+		r[i] = c
+	}
+	return r
+}
+
+// clientOnly: only an enrolled client's credential gets ok.
+func clientOnly(ok int) row {
+	r := refused()
+	r[credClient] = cell{ok, ""}
+	return r
+}
+
+// loginBody starts a login for a fresh key.
+func loginBody() string {
+	var k wire.Key
+	if _, err := rand.Read(k[:]); err != nil {
+		panic(err)
+	}
+	return jsonBody(wire.LoginStartRequest{PublicKey: k, Hostname: "laptop"})()
+}
+
+// refusingIdP is an identity provider that refuses everyone: the matrix
+// needs single sign-on on, not anybody logged in.
+type refusingIdP struct{}
+
+func (refusingIdP) AuthURL(state, nonce, verifier string) string {
+	return "https://idp.invalid/authorize?state=" + state
+}
+
+func (refusingIdP) Exchange(context.Context, string, string, string) (sso.Identity, error) {
+	return sso.Identity{}, sso.ErrRefused
+}
+
+func (refusingIdP) Refresh(context.Context, string) (sso.Identity, error) {
+	return sso.Identity{}, sso.ErrRevoked
 }
 
 // TestAuthorizationMatrix calls every endpoint with every kind of
@@ -275,7 +329,7 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 	t.Helper()
 	ctx := context.Background()
 	clk := &fakeClock{now: time.Now().UTC()}
-	s := coordtest.Start(t, coordtest.Options{Now: clk.Now})
+	s := coordtest.Start(t, coordtest.Options{Now: clk.Now, IdentityProvider: func(string) coord.IdentityProvider { return refusingIdP{} }})
 	co := s.Coord
 	token := func(req wire.CreateTokenRequest) wire.CreateTokenResponse {
 		t.Helper()
@@ -411,9 +465,12 @@ func (f *authzFixture) call(t *testing.T, method, path, secret string, body func
 	if err != nil {
 		t.Fatalf("%s %s: reading the body: %v", method, path, err)
 	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		return cell{resp.StatusCode, htmlPage}
+	}
 	if resp.StatusCode < 400 {
 		var e wire.Error
-		if json.Unmarshal(b, &e) == nil && e.Code != "" {
+		if json.Unmarshal(b, &e) == nil && e.Code != "" && e.Message != "" {
 			t.Errorf("%s %s: status %d with an error body %s", method, path, resp.StatusCode, b)
 		}
 		return cell{resp.StatusCode, ""}

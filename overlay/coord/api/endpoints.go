@@ -86,6 +86,14 @@ var endpoints = []Endpoint{
 	{"PUT", wire.PathPolicy, AuthAdmin, (*Server).setPolicy},
 	{"POST", wire.PathPolicyReset, AuthAdmin, (*Server).resetPolicy},
 	{"GET", wire.PathPolicyWhy, AuthAdmin, (*Server).policyWhy},
+
+	{"POST", wire.PathLogin, AuthNone, (*Server).startLogin},
+	{"POST", wire.PathLoginWait, AuthNone, (*Server).waitLogin},
+	{"GET", wire.PathLoginPage + "/{id}", AuthNone, (*Server).loginPage},
+	{"GET", wire.PathOIDCCallback, AuthNone, (*Server).oidcCallback},
+	{"POST", wire.PathLogout, AuthNode, (*Server).logout},
+	{"GET", wire.PathUsers, AuthAdmin, (*Server).listUsers},
+	{"DELETE", wire.PathUsers + "/{email}", AuthAdmin, (*Server).removeUser},
 }
 
 // Endpoints returns every route the API serves, in registration order.
