@@ -182,6 +182,15 @@ func TestLoginFlow(t *testing.T) {
 	if got := l.nodes(); !slices.Equal(got, []string{"alice-laptop/alice@example.com"}) {
 		t.Errorf("coordinator nodes = %v", got)
 	}
+	// Up again (after down) at another coordinator: the node stays where
+	// it is.
+	if err := l.eng.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var again []string
+	if err := l.eng.Up(ctx, ctl.UpRequest{Coordinator: "https://other.example.com"}, func(p ctl.Progress) { again = append(again, p.Message) }); err != nil || !slices.Contains(again, "already enrolled at "+l.s.URL+": --coordinator is ignored (warren login --coordinator URL moves this machine)") {
+		t.Errorf("up at another coordinator = %v, %q", err, again)
+	}
 
 	// warren login: logged out (the node removed), then in again at the
 	// coordinator remembered from the first login.
@@ -226,6 +235,12 @@ func TestLoginEnds(t *testing.T) {
 	ctx := context.Background()
 	l := newSSOLaptop(t)
 	req := ctl.UpRequest{Coordinator: l.s.URL, Pin: l.s.Pin}
+
+	// A coordinator without single sign-on says so, in one line.
+	plain := coordtest.Start(t, coordtest.Options{})
+	if err := l.eng.Up(ctx, ctl.UpRequest{Coordinator: plain.URL, Pin: plain.Pin}, func(ctl.Progress) {}); err == nil || err.Error() != "the coordinator has no single sign-on: enroll with a token instead (warren up --token-file FILE)" {
+		t.Errorf("login without sso = %v", err)
+	}
 
 	// Nobody logs in in time: the coordinator's clock passes the link's
 	// life as the link is shown.
