@@ -140,6 +140,8 @@ func TestUpLogin(t *testing.T) {
 		{"Wayland", map[string]string{"WAYLAND_DISPLAY": "wayland-0"}, true},
 		{"no desktop", nil, false},
 		{"sudo on someone's display", map[string]string{"DISPLAY": ":0", "SUDO_USER": "alice"}, false},
+		{"doas on someone's display", map[string]string{"WAYLAND_DISPLAY": "wayland-0", "DOAS_USER": "alice"}, false},
+		{"pkexec on someone's display", map[string]string{"DISPLAY": ":0", "PKEXEC_UID": "1000"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
