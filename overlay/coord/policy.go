@@ -96,7 +96,9 @@ func (c *Coordinator) recompilePolicy(next *snapshot) {
 	p.compiled, p.broken, p.denyingAll = compiled, "", false
 }
 
-// policyEnv is what a document is compiled against.
+// policyEnv is what a document is compiled against: with an identity
+// provider (Env.SSO), a group nobody is in yet is a warning, not a
+// refusal.
 func (s *snapshot) policyEnv() policy.Env {
 	env := policy.Env{
 		Users:  s.userNames(),
@@ -280,10 +282,16 @@ func (c *Coordinator) PolicyWhy(user, dest string) (wire.PolicyDecision, error) 
 }
 
 // knowsUser reports whether a token or node carries user, the user logged
-// in by single sign-on, or a group of the policy lists it.
+// in by single sign-on, or a group of the policy or of the identity
+// provider lists it.
 func (s *snapshot) knowsUser(user string) bool {
 	if _, ok := slices.BinarySearch(s.userNames(), user); ok {
 		return true
+	}
+	for _, members := range s.providerGroups() {
+		if slices.Contains(members, user) {
+			return true
+		}
 	}
 	if s.policy.parsed != nil {
 		for _, members := range s.policy.parsed.Groups {
@@ -295,18 +303,19 @@ func (s *snapshot) knowsUser(user string) bool {
 	return false
 }
 
-// clientPolicy is the access policy as a client sees it: its own grants
-// and the rules they come from.
+// clientPolicy is the access policy as a client sees it: its own grants,
+// the rules they come from, and the principals its user's SSH
+// certificates carry.
 func (s *snapshot) clientPolicy(self wire.Node) wire.NetMapPolicy {
 	c := s.policy.compiled
 	if c == nil {
 		return wire.NetMapPolicy{}
 	}
-	gs := c.Grants(self.User)
-	if len(gs) == 0 {
-		return wire.NetMapPolicy{Enforced: true}
+	p := wire.NetMapPolicy{Enforced: true, SSHAs: c.SSHPrincipals(self.User)}
+	if gs := c.Grants(self.User); len(gs) > 0 {
+		p.Grants, p.Rules = gs, c.Rules(gs)
 	}
-	return wire.NetMapPolicy{Enforced: true, Grants: gs, Rules: c.Rules(gs)}
+	return p
 }
 
 // peerGrants is what a client may reach through a connector serving
