@@ -106,7 +106,7 @@ func TestSSHCertRenewal(t *testing.T) {
 	ca := &fakeCA{}
 	eng := upWithCA(t, ca)
 	req := userKey(t)
-	const validity = 600 * time.Millisecond // renewed every 400 ms
+	const validity = 1500 * time.Millisecond // renewed every second
 	req.Validity = wire.Duration(validity)
 	me := ctl.Caller{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	res, err := eng.SSHCert(ctx, me, req)
