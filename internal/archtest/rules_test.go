@@ -99,6 +99,10 @@ var rules = []rule{
 
 	// The coordinator: api → coord → store.
 	{
+		from: []string{"./overlay/coord/sso/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coord/sso/...", "./overlay/wire/...", "./routes/..."}, how: transitive,
+		why: "sso speaks OpenID Connect to the provider and knows nothing of nodes, logins or the store: among Warren packages it imports only wire",
+	},
+	{
 		from: []string{"./overlay/coord/store/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coord/store/...", "./overlay/wire/..."}, how: direct,
 		why: "the store knows rows, not the domain: among Warren packages it imports only wire",
 	},
@@ -115,6 +119,10 @@ var rules = []rule{
 	{
 		from: []string{"./..."}, except: []string{"./test/coordtest/..."}, forbid: []string{"./test/coordtest/..."}, how: transitive,
 		why: "coordtest runs a whole coordinator with faults for tests: only _test.go files may import it, so no binary links it",
+	},
+	{
+		from: []string{"./..."}, except: []string{"./test/oidctest/..."}, forbid: []string{"./test/oidctest/...", "github.com/zitadel/oidc/v3/..."}, how: transitive,
+		why: "oidctest runs an OpenID Provider (zitadel's OP) for tests: only _test.go files may import it, and no binary links an identity provider",
 	},
 
 	// Layers.
