@@ -3,7 +3,12 @@
 // split-tunnel computation decides which routed prefixes enter the tunnel,
 // wireguard-go (through wgdev) gets each connector with exactly the
 // prefixes it serves, and the OS gets a route for each tunnelled prefix.
-// It implements ctl.Backend for `warren up`, `down` and `status`.
+// It implements ctl.Backend for `warren up`, `down`, `status`, `why`,
+// `set`, `login`, `logout` and `ssh-cert`: it enrolls with a token or by
+// single sign-on (the login waits for a person to log in at the
+// coordinator's identity provider), and keeps the SSH certificates local
+// users asked for renewed while the tunnel is up, writing each as its
+// user (certwrite_linux.go).
 //
 // The OS integration comes in through the Platform interface, so the
 // engine runs in tests without root. client is a role: it must not import

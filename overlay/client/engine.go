@@ -72,9 +72,6 @@ type Config struct {
 	// NewNodeAPI returns the coordinator's node calls for an identity;
 	// nil means coordclient's. Tests pass another.
 	NewNodeAPI func(id *nodestate.Identity) (NodeAPI, error)
-	// LoginRetry is how long a login waits before asking an unreachable
-	// coordinator again; zero means 2 s.
-	LoginRetry time.Duration
 }
 
 // Relay is the part of the relay Bind the engine steers and reports.

@@ -54,6 +54,9 @@ func (e *Engine) enrollment(ctx context.Context, req ctl.UpRequest, progress fun
 	if err != nil {
 		return nil, err
 	}
+	if !fresh && req.Coordinator != "" && req.Coordinator != id.URL {
+		say("already enrolled at " + id.URL + ": --coordinator is ignored (warren login --coordinator URL moves this machine)")
+	}
 	if fresh {
 		say(fmt.Sprintf("enrolled as %s, overlay address %s", id.Node.Name, id.Node.Address))
 	}

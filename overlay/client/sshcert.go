@@ -49,10 +49,14 @@ func (c *sshCert) certPath() string { return strings.TrimSuffix(c.KeyPath, ".pub
 func (c *sshCert) same(o sshCert) bool { return c.UID == o.UID && c.KeyPath == o.KeyPath }
 
 // renewAt is two thirds into a certificate's life as this machine saw it
-// begin.
+// begin, and at least a second after it: a clock far off the
+// coordinator's must not make renewals spin.
 func renewAt(got, validBefore time.Time) time.Time {
-	return got.Add(validBefore.Sub(got) * 2 / 3)
+	return got.Add(max(validBefore.Sub(got)*2/3, minRenewal))
 }
+
+// minRenewal is the least time between two renewals of one certificate.
+const minRenewal = time.Second
 
 // retryAfter is how soon a failed renewal is tried again: a tenth of the
 // validity, between a second and a minute.

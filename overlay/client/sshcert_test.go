@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,7 +106,7 @@ func TestSSHCertRenewal(t *testing.T) {
 	ca := &fakeCA{}
 	eng := upWithCA(t, ca)
 	req := userKey(t)
-	const validity = 600 * time.Millisecond // renewed every 400 ms
+	const validity = 1500 * time.Millisecond // renewed every second
 	req.Validity = wire.Duration(validity)
 	me := ctl.Caller{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	res, err := eng.SSHCert(ctx, me, req)
@@ -225,5 +226,37 @@ func TestSSHCertRefusals(t *testing.T) {
 	}
 	if cs := eng.Status(ctx).SSH.Certs; len(cs) != 0 {
 		t.Errorf("a refused certificate was registered: %+v", cs)
+	}
+}
+
+// TestStatusSSHAs: status shows whom the policy's ssh rules let this
+// node's user log in as, from the netmap the real coordinator sends.
+func TestStatusSSHAs(t *testing.T) {
+	ctx := context.Background()
+	s := coordtest.Start(t, coordtest.Options{})
+	stateDir := t.TempDir()
+	dir, err := nodestate.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := agent.Enroll(ctx, dir, s.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop", User: "alice@example.com"}).String(), wire.RoleClient, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := s.SetPolicy(t, `{
+  "rules": [{"from": ["user:alice@example.com"], "to": ["10.1.0.0/16:443"]}],
+  "ssh": [{"from": ["user:alice@example.com"], "to": ["10.1.0.0/16"], "as": ["deploy", "alice"]}],
+}`)
+	eng, err := client.New(client.Config{StateDir: stateDir, Platform: &fakePlatform{addr: id.Node.Address}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Up(ctx, ctl.UpRequest{}, func(ctl.Progress) {}); err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Down(ctx)
+	waitVersion(t, eng, v)
+	if as := eng.Status(ctx).SSH.As; !slices.Equal(as, []string{"alice", "deploy"}) {
+		t.Errorf("status ssh as = %v, want [alice deploy]", as)
 	}
 }

@@ -162,8 +162,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ConnContext:       connContext,
+		// Every local user may connect: none may hold a connection long
+		// without a request, or a request body forever. (Up's progress
+		// is the response, which no read time-out bounds.)
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnContext: connContext,
 	}
 	done := make(chan struct{})
 	go func() {

@@ -89,11 +89,13 @@ func (a *app) progress(p ctl.Progress) {
 }
 
 // mayOpenBrowser: a desktop session is there (DISPLAY or WAYLAND_DISPLAY)
-// and this is not sudo, which would open root's browser on someone
-// else's display.
+// and this is not sudo (or doas, or pkexec), which would open root's
+// browser on someone else's display.
 func (a *app) mayOpenBrowser() bool {
-	if a.env.Getenv("SUDO_USER") != "" {
-		return false
+	for _, v := range []string{"SUDO_USER", "DOAS_USER", "PKEXEC_UID"} {
+		if a.env.Getenv(v) != "" {
+			return false
+		}
 	}
 	return a.env.Getenv("DISPLAY") != "" || a.env.Getenv("WAYLAND_DISPLAY") != ""
 }

@@ -299,6 +299,8 @@ func printSSHCerts(w io.Writer, certs []ctl.SSHCertStatus, now time.Time) {
 		switch {
 		case c.Error != "":
 			renewal = "failed: " + c.Error
+		case !c.RenewAt.IsZero() && !c.RenewAt.After(now):
+			renewal = "due (renewed while the tunnel is up)"
 		case !c.RenewAt.IsZero():
 			renewal = until(c.RenewAt.Sub(now))
 		}

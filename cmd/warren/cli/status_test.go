@@ -67,6 +67,20 @@ func TestStatusText(t *testing.T) {
 			Policy:      ctl.PolicyStatus{Mode: wire.PolicyAllowAll},
 			Inbound:     ctl.Inbound{Flows: 1, Dropped: 40},
 		}},
+		{"status-ssh.txt", ctl.Status{
+			State: ctl.StateUp, Enrolled: true, Node: alice, Interface: "warren0", NetMapVersion: 9,
+			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Connected: true},
+			Routes:      []ctl.RouteStatus{},
+			Policy:      ctl.PolicyStatus{Mode: wire.PolicyEnforced, Grants: 2},
+			SSH: ctl.SSHStatus{As: []string{"alice", "deploy"}, Certs: []ctl.SSHCertStatus{
+				{User: "alice", UID: 1000, Path: "/home/alice/.ssh/id_ed25519-cert.pub", Principals: []string{"alice", "deploy"}, ValidBefore: now.Add(50 * time.Minute), RenewAt: now.Add(30 * time.Minute)},
+				{User: "bob", UID: 1001, Path: "/home/bob/.ssh/id_ecdsa-cert.pub", Principals: []string{"bob"}, ValidBefore: now.Add(-2 * time.Minute), RenewAt: now.Add(40 * time.Second),
+					Error: "asking the coordinator for a certificate: no ssh rule lets alice@example.com log in as anybody"},
+			}},
+		}},
+		{"status-down-ssh.txt", ctl.Status{State: ctl.StateDown, Enrolled: true, Node: alice, SSH: ctl.SSHStatus{Certs: []ctl.SSHCertStatus{
+			{User: "alice", UID: 1000, Path: "/home/alice/.ssh/id_ed25519-cert.pub", Principals: []string{"alice"}, ValidBefore: now.Add(3 * time.Hour), RenewAt: now.Add(-time.Hour)},
+		}}}},
 		{"status-coordinator-lost.txt", ctl.Status{
 			State: ctl.StateUp, Enrolled: true, Node: node, Interface: "warren0", NetMapVersion: 12,
 			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Error: "cannot reach the coordinator at https://198.51.100.10:8443: connection refused"},
