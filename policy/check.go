@@ -51,6 +51,18 @@ func (d *Document) groupNames() []string {
 	return names
 }
 
+// checkFrom checks the from entries of the (ssh) rule at path. Whether a
+// group exists is Compile's question: groups come from the document and
+// from single sign-on.
+func (d *Document) checkFrom(path string, from []string) error {
+	for j, f := range from {
+		if _, err := parseSource(f); err != nil {
+			return d.at(itemPath(path, "from", j), "%v", err)
+		}
+	}
+	return nil
+}
+
 // check validates what does not depend on the coordinator's state, in
 // document order, and returns the first problem.
 func (d *Document) check() error {
@@ -64,19 +76,16 @@ func (d *Document) check() error {
 			}
 		}
 	}
+	if n := len(d.Rules); n >= wire.SSHRuleBase {
+		return d.at("rules", "the document has %d rules, more than %d", n, wire.SSHRuleBase-1)
+	}
 	for i, r := range d.Rules {
 		path := rulePath(i)
 		if len(r.From) == 0 {
 			return d.at(path, "the rule has no from: name group:NAME, user:EMAIL or *")
 		}
-		for j, f := range r.From {
-			src, err := parseSource(f)
-			if err != nil {
-				return d.at(itemPath(path, "from", j), "%v", err)
-			}
-			if _, ok := d.Groups[src.group]; src.group != "" && !ok {
-				return d.at(itemPath(path, "from", j), "unknown group %q (the document's groups define it)", src.group)
-			}
+		if err := d.checkFrom(path, r.From); err != nil {
+			return err
 		}
 		proto, err := parseRuleProto(r.Proto)
 		if err != nil {
@@ -96,13 +105,52 @@ func (d *Document) check() error {
 			}
 		}
 	}
+	for i, r := range d.SSH {
+		path := sshPath(i)
+		if len(r.From) == 0 {
+			return d.at(path, "the ssh rule has no from: name group:NAME, user:EMAIL or *")
+		}
+		if err := d.checkFrom(path, r.From); err != nil {
+			return err
+		}
+		if len(r.To) == 0 {
+			return d.at(path, "the ssh rule has no to: name CIDR, IP or HOST")
+		}
+		for j, s := range r.To {
+			if _, err := parseSSHTarget(s); err != nil {
+				return d.at(itemPath(path, "to", j), "%v", err)
+			}
+		}
+		if len(r.As) == 0 {
+			return d.at(path, "the ssh rule has no as: name the UNIX users it lets from log in as")
+		}
+		for j, p := range r.As {
+			if err := wire.ValidatePrincipal(p); err != nil {
+				return d.at(itemPath(path, "as", j), "as: %v", err)
+			}
+			if slices.Contains(r.As[:j], p) {
+				return d.at(itemPath(path, "as", j), "as: %q appears twice", p)
+			}
+		}
+	}
 	for i, t := range d.Tests {
 		path := testPath(i)
 		if err := wire.ValidateUser(t.User); err != nil {
 			return d.at(path+".user", "test: %v", err)
 		}
-		if len(t.Allow) == 0 && len(t.Deny) == 0 {
-			return d.at(path, "the test checks nothing: give allow or deny destinations")
+		if len(t.Allow) == 0 && len(t.Deny) == 0 && len(t.SSHAs) == 0 && len(t.SSHDenyAs) == 0 {
+			return d.at(path, "the test checks nothing: give allow or deny destinations, or ssh_as or ssh_deny_as principals")
+		}
+		for _, kind := range []string{"ssh_as", "ssh_deny_as"} {
+			items := t.SSHAs
+			if kind == "ssh_deny_as" {
+				items = t.SSHDenyAs
+			}
+			for j, p := range items {
+				if err := wire.ValidatePrincipal(p); err != nil {
+					return d.at(itemPath(path, kind, j), "test %s: %v", kind, err)
+				}
+			}
 		}
 		for _, kind := range []string{"allow", "deny"} {
 			items := t.Allow

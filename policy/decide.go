@@ -27,7 +27,7 @@ func (c *Compiled) Decide(user string, dst netip.Addr, port uint16, proto wire.P
 		}
 		for _, t := range r.targets {
 			if t.prefix.Contains(dst) && allows(t.ports, r.proto, port, proto) {
-				d.Allow, d.Rule, d.RuleText, d.Reason = true, i+1, r.text, r.reason
+				d.Allow, d.Rule, d.RuleText, d.Reason = true, r.index, r.text, r.reason
 				return d
 			}
 		}
@@ -111,7 +111,7 @@ func (c *Compiled) Rules(grants []wire.Grant) []wire.PolicyRule {
 	}
 	var idx []int
 	for _, g := range grants {
-		if g.Rule >= 1 && g.Rule <= len(c.rules) {
+		if c.rule(g.Rule) != nil {
 			idx = append(idx, g.Rule)
 		}
 	}
@@ -119,19 +119,40 @@ func (c *Compiled) Rules(grants []wire.Grant) []wire.PolicyRule {
 	idx = slices.Compact(idx)
 	out := make([]wire.PolicyRule, 0, len(idx))
 	for _, i := range idx {
-		out = append(out, wire.PolicyRule{Index: i, Text: c.rules[i-1].text})
+		out = append(out, wire.PolicyRule{Index: i, Text: c.rule(i).text})
 	}
 	return out
 }
 
-// RuleText returns rule i (1-based) as a person reads it, for instance
-// "group:eng → 192.168.0.0/24:22/tcp, production-server:443/tcp"; "" when
-// there is no rule i.
+// RuleText returns the rule with index i (1-based for rules,
+// wire.SSHRuleBase+N for ssh rule N) as a person reads it, for instance
+// "group:eng → 192.168.0.0/24:22/tcp, production-server:443/tcp" or
+// "group:eng → 192.168.0.0/24:22/tcp as deploy, root"; "" when there is
+// no such rule.
 func (c *Compiled) RuleText(i int) string {
-	if c == nil || i < 1 || i > len(c.rules) {
+	if c == nil {
 		return ""
 	}
-	return c.rules[i-1].text
+	if r := c.rule(i); r != nil {
+		return r.text
+	}
+	return ""
+}
+
+// SSHPrincipals returns the principals (UNIX users) user may log in as
+// with ssh: the as of every ssh rule whose from takes in user, sorted and
+// without duplicates; nil for none. They are what user's SSH certificates
+// carry; each host's sshd decides which of them it accepts. A nil c
+// (allow-all) grants no principals, nor does any policy to a client
+// without a user (""). The caller owns the slice.
+func (c *Compiled) SSHPrincipals(user string) []string {
+	if c == nil || user == "" {
+		return nil
+	}
+	if ps, ok := c.ssh[user]; ok {
+		return slices.Clone(ps)
+	}
+	return slices.Clone(c.sshAll)
 }
 
 // NamesHost reports whether a rule or test names the host, and the first

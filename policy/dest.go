@@ -144,6 +144,49 @@ func parseTarget(s string) (target, error) {
 	return t, nil
 }
 
+// sshPort is what an ssh rule grants on its destinations.
+var sshPort = wire.PortRange{First: 22, Last: 22}
+
+// parseSSHTarget reads an ssh rule's destination: "CIDR", "IP" or "HOST"
+// without a port; IPv6 bare or in brackets.
+func parseSSHTarget(s string) (target, error) {
+	host := s
+	if strings.HasPrefix(s, "[") {
+		end := strings.Index(s, "]")
+		if end < 0 {
+			return target{}, fmt.Errorf("destination %q: missing ] after the IPv6 address", s)
+		}
+		if end != len(s)-1 {
+			return target{}, fmt.Errorf("destination %q: an ssh rule's destinations have no port (ssh is port 22): write %s", s, printable(s[:end+1]))
+		}
+		host = s[1:end]
+		if !strings.Contains(host, ":") {
+			return target{}, fmt.Errorf("destination %q: brackets hold an IPv6 address or prefix, not %q", s, host)
+		}
+	} else if before, port, ok := cutLast(s, ":"); ok && !isIPv6(s) {
+		if _, err := wire.ParsePortRange(port); err == nil {
+			return target{}, fmt.Errorf("destination %q: an ssh rule's destinations have no port (ssh is port 22): write %s", s, printable(before))
+		}
+		return target{}, fmt.Errorf("destination %q: not an address, a CIDR prefix or a host name", s)
+	}
+	t := target{ports: sshPort}
+	var err error
+	if t.prefix, t.host, err = parseHost(host); err != nil {
+		return target{}, fmt.Errorf("destination %q: %w", s, err)
+	}
+	return t, nil
+}
+
+// isIPv6 reports whether s reads as an IPv6 address or prefix, however
+// wrong (a zone, host bits): parseHost says what is wrong with it.
+func isIPv6(s string) bool {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Is6()
+	}
+	p, err := netip.ParsePrefix(s)
+	return err == nil && p.Addr().Is6()
+}
+
 // String is the canonical text of t: "192.168.0.0/24:22",
 // "production-server:443", "[2001:db8::1]:*".
 func (t target) String() string {

@@ -11,9 +11,11 @@ import (
 const AllowAllDest = "*"
 
 // Diff says, per user, which destinations a move from old to next gains
-// and loses, for `policy set --dry-run`. A nil policy is allow-all, shown
-// as the one destination "*". Destinations are grant texts
-// ("192.168.0.0/24:22/tcp", "192.168.0.10:443/tcp"), in grant order.
+// and loses, for `policy set --dry-run`, and which SSH principals
+// (SSHPrincipals) the user's certificates gain and lose. A nil policy is
+// allow-all, shown as the one destination "*" and no principals.
+// Destinations are grant texts ("192.168.0.0/24:22/tcp",
+// "192.168.0.10:443/tcp"), in grant order; principals are sorted.
 // It reports on users and on every user either policy names; pass "" to
 // report on clients without a user too. Users without a change are left
 // out; the rest are sorted.
@@ -33,7 +35,9 @@ func Diff(old, next *Compiled, users []string) []wire.PolicyChange {
 	for _, u := range sortedKeys(all) {
 		before, after := dests(old, u), dests(next, u)
 		ch := wire.PolicyChange{User: u, Gained: minus(after, before), Lost: minus(before, after)}
-		if len(ch.Gained) > 0 || len(ch.Lost) > 0 {
+		sshBefore, sshAfter := old.SSHPrincipals(u), next.SSHPrincipals(u)
+		ch.SSHGained, ch.SSHLost = minus(sshAfter, sshBefore), minus(sshBefore, sshAfter)
+		if len(ch.Gained) > 0 || len(ch.Lost) > 0 || len(ch.SSHGained) > 0 || len(ch.SSHLost) > 0 {
 			out = append(out, ch)
 		}
 	}

@@ -25,6 +25,10 @@ type Document struct {
 	// Rules say who may reach what. Their order does not matter: a flow
 	// passes if any rule allows it.
 	Rules []Rule `json:"rules,omitempty"`
+	// SSH rules say who may log in with ssh to which hosts, as which
+	// UNIX users (the principals of their SSH certificates). Each also
+	// lets its users reach TCP port 22 of its destinations.
+	SSH []SSHRule `json:"ssh,omitempty"`
 	// Tests are checked every time the document is compiled.
 	Tests []Test `json:"tests,omitempty"`
 
@@ -43,12 +47,29 @@ type Rule struct {
 	Proto string `json:"proto,omitempty"`
 }
 
+// SSHRule lets clients log in with ssh: it grants TCP port 22 of its
+// destinations, and its principals to the SSH certificates of its users.
+// Whether a host accepts a principal is the host's sshd's decision (its
+// AuthorizedPrincipalsFile), not the policy's.
+type SSHRule struct {
+	// From is as in Rule.
+	From []string `json:"from"`
+	// To holds "CIDR", "IP" or "HOST", without ports (ssh is port 22);
+	// IPv6 bare or in brackets: "2001:db8::/64", "[2001:db8::1]".
+	To []string `json:"to"`
+	// As holds the principals: the UNIX users From may log in as.
+	As []string `json:"as"`
+}
+
 // Test is a document's own check: User must reach every Allow destination
-// and no Deny one. Destinations are read by ParseDest.
+// and no Deny one, and be able to log in with ssh as every SSHAs principal
+// and as no SSHDenyAs one. Destinations are read by ParseDest.
 type Test struct {
-	User  string   `json:"user"`
-	Allow []string `json:"allow,omitempty"`
-	Deny  []string `json:"deny,omitempty"`
+	User      string   `json:"user"`
+	Allow     []string `json:"allow,omitempty"`
+	Deny      []string `json:"deny,omitempty"`
+	SSHAs     []string `json:"ssh_as,omitempty"`
+	SSHDenyAs []string `json:"ssh_deny_as,omitempty"`
 }
 
 // Error is a problem with a document. Its text is one line: "line N: ..."
@@ -102,16 +123,17 @@ func (d *Document) line(path string) int {
 func groupPath(name string) string         { return fmt.Sprintf("groups[%q]", name) }
 func memberPath(name string, i int) string { return fmt.Sprintf("groups[%q][%d]", name, i) }
 func rulePath(i int) string                { return fmt.Sprintf("rules[%d]", i) }
+func sshPath(i int) string                 { return fmt.Sprintf("ssh[%d]", i) }
 func testPath(i int) string                { return fmt.Sprintf("tests[%d]", i) }
 func itemPath(parent, key string, i int) string {
 	return fmt.Sprintf("%s.%s[%d]", parent, key, i)
 }
 
 // Parse reads a document and checks everything that does not depend on
-// the coordinator's state (users, hosts and routes are Compile's): the
-// syntax, unknown and duplicate keys, the types of values, group names and
-// members, each rule's from, to and proto, each test's user and
-// destinations. Errors are *Error, one line, "line N: ...". Parse does
+// the coordinator's state (users, provider groups, hosts and routes are
+// Compile's): the syntax, unknown and duplicate keys, the types of values,
+// group names and members, each rule's from, to and proto, each ssh rule's
+// from, to and as, each test's user, destinations and principals. Errors are *Error, one line, "line N: ...". Parse does
 // not keep text.
 func Parse(text []byte) (*Document, error) {
 	if len(text) > MaxDocumentSize {
@@ -335,7 +357,7 @@ func (p *parser) strs(v *hujson.Value, path, what string) error {
 }
 
 func (p *parser) top(v *hujson.Value) error {
-	return p.object(v, "the document", []string{"groups", "rules", "tests"}, func(name string, m *hujson.ObjectMember) error {
+	return p.object(v, "the document", []string{"groups", "rules", "ssh", "tests"}, func(name string, m *hujson.ObjectMember) error {
 		p.record(name, &m.Name)
 		switch name {
 		case "groups":
@@ -358,11 +380,19 @@ func (p *parser) top(v *hujson.Value) error {
 					return p.strs(&m.Value, path+"."+key, key)
 				})
 			})
+		case "ssh":
+			return p.array(&m.Value, "ssh", func(i int, e *hujson.Value) error {
+				path := sshPath(i)
+				p.record(path, e)
+				return p.object(e, "an ssh rule", []string{"from", "to", "as"}, func(key string, m *hujson.ObjectMember) error {
+					return p.strs(&m.Value, path+"."+key, key)
+				})
+			})
 		default: // tests
 			return p.array(&m.Value, "tests", func(i int, e *hujson.Value) error {
 				path := testPath(i)
 				p.record(path, e)
-				return p.object(e, "a test", []string{"user", "allow", "deny"}, func(key string, m *hujson.ObjectMember) error {
+				return p.object(e, "a test", []string{"user", "allow", "deny", "ssh_as", "ssh_deny_as"}, func(key string, m *hujson.ObjectMember) error {
 					if key == "user" {
 						p.record(path+".user", &m.Value)
 						return p.str(&m.Value, "user")

@@ -96,9 +96,17 @@ func (c *Coordinator) recompilePolicy(next *snapshot) {
 	p.compiled, p.broken, p.denyingAll = compiled, "", false
 }
 
-// policyEnv is what a document is compiled against.
+// policyEnv is what a document is compiled against. Env.SSO stays false
+// until single sign-on is wired in (h-login): it must be true when the
+// coordinator has an identity provider, so a group nobody is in yet is a
+// warning, not a refusal.
 func (s *snapshot) policyEnv() policy.Env {
-	env := policy.Env{Users: s.users(), Hosts: make(map[string]netip.Addr, len(s.hosts)), Routes: make([]netip.Prefix, len(s.routes))}
+	env := policy.Env{
+		Users:  s.users(),
+		Hosts:  make(map[string]netip.Addr, len(s.hosts)),
+		Routes: make([]netip.Prefix, len(s.routes)),
+		Groups: s.providerGroups(),
+	}
 	for _, h := range s.hosts {
 		env.Hosts[h.Name] = h.Address
 	}
@@ -123,6 +131,15 @@ func (s *snapshot) users() []string {
 	}
 	slices.Sort(us)
 	return slices.Compact(us)
+}
+
+// providerGroups maps each identity-provider group to the users single
+// sign-on put in it (their groups at the last login or validation), for
+// group:NAME in the policy. Nil for now: h-login fills it from the users
+// table once the snapshot holds users (a user that is disabled counts in
+// no group).
+func (s *snapshot) providerGroups() map[string][]string {
+	return nil
 }
 
 // diffUsers are the users a policy change is reported on: every known
@@ -270,10 +287,15 @@ func (c *Coordinator) PolicyWhy(user, dest string) (wire.PolicyDecision, error) 
 }
 
 // knowsUser reports whether a token or node carries user, or a group of
-// the policy lists it.
+// the policy or of the identity provider lists it.
 func (s *snapshot) knowsUser(user string) bool {
 	if _, ok := slices.BinarySearch(s.users(), user); ok {
 		return true
+	}
+	for _, members := range s.providerGroups() {
+		if slices.Contains(members, user) {
+			return true
+		}
 	}
 	if s.policy.parsed != nil {
 		for _, members := range s.policy.parsed.Groups {
@@ -285,18 +307,19 @@ func (s *snapshot) knowsUser(user string) bool {
 	return false
 }
 
-// clientPolicy is the access policy as a client sees it: its own grants
-// and the rules they come from.
+// clientPolicy is the access policy as a client sees it: its own grants,
+// the rules they come from, and the principals its user's SSH
+// certificates carry.
 func (s *snapshot) clientPolicy(self wire.Node) wire.NetMapPolicy {
 	c := s.policy.compiled
 	if c == nil {
 		return wire.NetMapPolicy{}
 	}
-	gs := c.Grants(self.User)
-	if len(gs) == 0 {
-		return wire.NetMapPolicy{Enforced: true}
+	p := wire.NetMapPolicy{Enforced: true, SSHAs: c.SSHPrincipals(self.User)}
+	if gs := c.Grants(self.User); len(gs) > 0 {
+		p.Grants, p.Rules = gs, c.Rules(gs)
 	}
-	return wire.NetMapPolicy{Enforced: true, Grants: gs, Rules: c.Rules(gs)}
+	return p
 }
 
 // peerGrants is what a client may reach through a connector serving

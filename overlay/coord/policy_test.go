@@ -484,3 +484,43 @@ func TestRecompileKeepsLastGoodPolicy(t *testing.T) {
 		t.Errorf("the recompiled policy does not follow web to its new address: %+v", d)
 	}
 }
+
+func TestPolicySSHAsInNetMaps(t *testing.T) {
+	h, n := policyHarness(t)
+	h.setPolicy(`{
+  "groups": {"eng": ["alice@example.com"]},
+  "ssh": [
+    {"from": ["group:eng"], "to": ["web"], "as": ["deploy", "alice"]},
+    {"from": ["*"], "to": ["192.168.0.0/24"], "as": ["guest"]},
+  ],
+  "tests": [{"user": "alice@example.com", "ssh_as": ["deploy"], "ssh_deny_as": ["root"]}],
+}`)
+	conns := map[string]*fakeConn{}
+	for _, e := range []wire.EnrollResponse{n.alice, n.kiosk, n.office} {
+		conns[e.Node.Name] = newFakeConn()
+		h.serve(e.Node, conns[e.Node.Name])
+	}
+	ssh1, ssh2 := wire.SSHRuleBase+1, wire.SSHRuleBase+2
+	aliceGrants := []wire.Grant{grant("192.168.0.0/24", "22", wire.ProtoTCP, ssh2), grant("192.168.0.10/32", "22", wire.ProtoTCP, ssh1)}
+	wantAlice := wire.NetMapPolicy{
+		Enforced: true,
+		Grants:   aliceGrants,
+		Rules: []wire.PolicyRule{
+			{Index: ssh1, Text: "group:eng → web:22/tcp as deploy, alice"},
+			{Index: ssh2, Text: "* → 192.168.0.0/24:22/tcp as guest"},
+		},
+		SSHAs: []string{"alice", "deploy", "guest"},
+	}
+	if diff := cmp.Diff(wantAlice, nextNetMap(t, conns["alice"]).Policy, netipEqual); diff != "" {
+		t.Errorf("alice's netmap policy (-want +got):\n%s", diff)
+	}
+	// A client without a user reaches port 22 through the * ssh rule,
+	// but gets no principals: no certificate can name it.
+	kiosk := nextNetMap(t, conns["kiosk"]).Policy
+	if kiosk.SSHAs != nil || len(kiosk.Grants) != 1 {
+		t.Errorf("kiosk's netmap policy = %+v, want the * grant and no principals", kiosk)
+	}
+	if got := peerGrants(nextNetMap(t, conns["office"]))["alice"]; !cmp.Equal(aliceGrants, got, netipEqual) {
+		t.Errorf("office's grants for alice = %v, want %v", got, aliceGrants)
+	}
+}

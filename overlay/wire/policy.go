@@ -57,6 +57,10 @@ type PolicyChange struct {
 	User   string   `json:"user"`
 	Gained []string `json:"gained,omitempty"`
 	Lost   []string `json:"lost,omitempty"`
+	// SSHGained and SSHLost are the principals (UNIX users) the user's
+	// SSH certificates gain and lose: NetMapPolicy.SSHAs before and after.
+	SSHGained []string `json:"ssh_as_gained,omitempty"`
+	SSHLost   []string `json:"ssh_as_lost,omitempty"`
 }
 
 // SetPolicyResponse answers a policy edit (or a dry run of one).
@@ -75,7 +79,8 @@ type PolicyDecision struct {
 	Dest  netip.AddrPort `json:"dest"`
 	Proto Proto          `json:"proto"`
 	Allow bool           `json:"allow"`
-	// Rule is the 1-based index of the rule that allowed, 0 if none did.
+	// Rule is the index of the rule that allowed (see RuleName), 0 if
+	// none did.
 	Rule     int    `json:"rule,omitempty"`
 	RuleText string `json:"rule_text,omitempty"`
 	// Reason says the decision in one line.
@@ -183,7 +188,8 @@ type Grant struct {
 	Prefix netip.Prefix `json:"prefix"`
 	Ports  PortRange    `json:"ports"`
 	Proto  Proto        `json:"proto"`
-	// Rule is the 1-based index of the allowing rule in the document.
+	// Rule is the index of the allowing rule in the document: 1-based
+	// for its rules, SSHRuleBase+N for its ssh rule N (see RuleName).
 	Rule int `json:"rule"`
 }
 
@@ -195,7 +201,25 @@ func (g Grant) Allows(dst netip.Addr, port uint16, proto Proto) bool {
 	return proto == ProtoICMP || g.Ports.Contains(port)
 }
 
-// PolicyRule is one rule of the document as a person reads it.
+// SSHRuleBase is where the indexes of a document's ssh rules begin: ssh
+// rule N (1-based) is index SSHRuleBase+N wherever rules are named by
+// index (Grant.Rule, PolicyRule.Index, PolicyDecision.Rule,
+// FlowRecord.Rule). An ssh rule grants TCP port 22 on its destinations.
+// Rules come first: a flow that both a rule and an ssh rule allow is
+// reported with the rule. A document holds fewer rules than this.
+const SSHRuleBase = 1_000_000
+
+// RuleName names the rule with index i as a person reads it: "rule 3",
+// "ssh rule 1" (index SSHRuleBase+1).
+func RuleName(i int) string {
+	if i > SSHRuleBase {
+		return "ssh rule " + strconv.Itoa(i-SSHRuleBase)
+	}
+	return "rule " + strconv.Itoa(i)
+}
+
+// PolicyRule is one rule of the document as a person reads it. Index is
+// as in Grant.Rule: RuleName(Index) names it.
 type PolicyRule struct {
 	Index int    `json:"index"`
 	Text  string `json:"text"`

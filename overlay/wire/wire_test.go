@@ -82,3 +82,11 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+func TestRuleName(t *testing.T) {
+	for i, want := range map[int]string{1: "rule 1", 12: "rule 12", SSHRuleBase - 1: "rule 999999", SSHRuleBase + 1: "ssh rule 1", SSHRuleBase + 30: "ssh rule 30"} {
+		if got := RuleName(i); got != want {
+			t.Errorf("RuleName(%d) = %q, want %q", i, got, want)
+		}
+	}
+}

@@ -140,7 +140,8 @@ func (a *app) readPolicy(arg string) (name, text string, err error) {
 }
 
 // printChanges says, per user, which destinations a policy edit grants
-// and takes away.
+// and takes away, and which UNIX users their SSH certificates gain and
+// lose.
 func (a *app) printChanges(changes []wire.PolicyChange) {
 	if len(changes) == 0 {
 		fmt.Fprintln(a.env.Stdout, "no user gains or loses access")
@@ -157,6 +158,12 @@ func (a *app) printChanges(changes []wire.PolicyChange) {
 		}
 		for _, d := range ch.Lost {
 			fmt.Fprintln(a.env.Stdout, "  - "+destText(d))
+		}
+		for _, p := range ch.SSHGained {
+			fmt.Fprintln(a.env.Stdout, "  + ssh as "+p)
+		}
+		for _, p := range ch.SSHLost {
+			fmt.Fprintln(a.env.Stdout, "  - ssh as "+p)
 		}
 	}
 }

@@ -275,3 +275,38 @@ func TestPolicySetRefusals(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicySetSSHDryRun(t *testing.T) {
+	tc := policyCoordinator(t)
+	path := writeFile(t, `{
+  "rules": [{"from": ["user:bob@example.com"], "to": ["192.168.0.0/24:443"]}],
+  "ssh": [{"from": ["user:alice@example.com"], "to": ["production-server"], "as": ["deploy", "alice"]}],
+  "tests": [{"user": "alice@example.com", "ssh_as": ["deploy"], "ssh_deny_as": ["root"]}],
+}`)
+	out, _, err := run(t, tc.admin, "policy", "set", path, "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `dry run, nothing changed: the policy would be enforced
+alice@example.com
+  + 192.168.0.10:22/tcp
+  - * (every routed destination)
+  + ssh as alice
+  + ssh as deploy
+bob@example.com
+  + 192.168.0.0/24:443/tcp
+  - * (every routed destination)
+`
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("policy set --dry-run (-want +got):\n%s", diff)
+	}
+	path = writeFile(t, `{
+  "ssh": [{"from": ["user:alice@example.com"], "to": ["production-server"], "as": ["deploy"]}],
+  "tests": [{"user": "alice@example.com",
+    "ssh_as": ["root"]}],
+}`)
+	_, _, err = run(t, tc.admin, "policy", "set", path)
+	if want := path + ": line 4: test failed: alice@example.com should log in with ssh as root, but no ssh rule lets them; nothing changed"; err == nil || err.Error() != want {
+		t.Errorf("policy set with a failing ssh_as test: %v; want %q", err, want)
+	}
+}
