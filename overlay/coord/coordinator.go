@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warrennet/warren/overlay/coord/sshca"
 	"github.com/warrennet/warren/overlay/coord/store"
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/split"
@@ -47,6 +48,12 @@ type Config struct {
 	// open; a new one past it replaces the oldest. Zero means
 	// DefaultMaxStreamsPerNode.
 	MaxStreamsPerNode int
+	// SSHCA signs users' SSH certificates; nil turns them off (the SSH
+	// endpoints answer CodeUnavailable).
+	SSHCA *sshca.CA
+	// SSHCertMaxValidity caps an SSH certificate's validity; zero means
+	// DefaultSSHCertMaxValidity.
+	SSHCertMaxValidity time.Duration
 }
 
 // Coordinator is the control plane's state and logic. Create it with New,
@@ -85,6 +92,11 @@ type Coordinator struct {
 
 	// netmapBuilds counts the netmaps built for streams, for tests.
 	netmapBuilds atomic.Int64
+
+	// sshca signs SSH certificates valid for at most sshMaxValidity; nil
+	// without a CA.
+	sshca          *sshca.CA
+	sshMaxValidity time.Duration
 }
 
 // presence is what the coordinator knows of a node's streams.
@@ -125,6 +137,15 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 
 		flowRetention: cfg.FlowRetention,
 		pruneEvery:    flowPruneInterval,
+
+		sshca:          cfg.SSHCA,
+		sshMaxValidity: cfg.SSHCertMaxValidity,
+	}
+	if c.sshMaxValidity < 0 {
+		return nil, fmt.Errorf("coordinator: SSH certificate maximum validity %v is negative", cfg.SSHCertMaxValidity)
+	}
+	if c.sshMaxValidity == 0 {
+		c.sshMaxValidity = DefaultSSHCertMaxValidity
 	}
 	if c.flowRetention == 0 {
 		c.flowRetention = DefaultFlowRetention
