@@ -29,6 +29,7 @@ import (
 
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/coord/api"
+	"github.com/warrennet/warren/overlay/coord/sshca"
 	"github.com/warrennet/warren/overlay/coord/store"
 	"github.com/warrennet/warren/overlay/coord/tlscert"
 	"github.com/warrennet/warren/overlay/relay"
@@ -51,6 +52,10 @@ type Options struct {
 	HeartbeatTimeout  time.Duration
 	// Wrap, if set, wraps the API handler: (*Faults).Wrap, for one.
 	Wrap func(http.Handler) http.Handler
+	// SSHCertMaxValidity caps SSH certificates; zero means the
+	// coordinator's default. Every test coordinator has an SSH CA, kept
+	// in a temporary directory.
+	SSHCertMaxValidity time.Duration
 	// Seed, if set, writes to the store before the coordinator loads it,
 	// as an older version of Warren could have: the store checks less
 	// than the coordinator does.
@@ -123,6 +128,11 @@ func Start(t testing.TB, o Options) *Server {
 			return relay.Issue(relayKey, relay.Claims{NodeID: n.ID, PublicKey: n.PublicKey, Role: n.Role, Expires: time.Now().Add(24 * time.Hour).Truncate(24 * time.Hour)})
 		}
 	}
+	ca, err := sshca.Open(filepath.Join(t.TempDir(), sshca.Dir), o.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SSHCA, cfg.SSHCertMaxValidity = ca, o.SSHCertMaxValidity
 	co, err := coord.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -221,5 +221,9 @@ func statusOf(code string) int {
 	case wire.CodeRateLimited:
 		return http.StatusTooManyRequests
 	}
+	switch code { // SSH certificates
+	case wire.CodeNoPrincipals, wire.CodeForbidden:
+		return http.StatusForbidden
+	}
 	return http.StatusInternalServerError
 }
