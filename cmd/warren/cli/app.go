@@ -77,6 +77,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.hostsCommand(),
 			a.policyCommand(),
 			a.flowsCommand(),
+			a.sshCACommand(),
 		},
 	}
 	oneLineUsageErrors(app.Commands, "warren")

@@ -32,6 +32,9 @@ type CoordinatorOptions struct {
 	// FlowRetention is how long the flow log keeps a record; zero means
 	// the coordinator's default (30 days).
 	FlowRetention time.Duration
+	// SSHCertMaxValidity caps the SSH certificates the coordinator
+	// issues; zero means its default (24h).
+	SSHCertMaxValidity time.Duration
 }
 
 func (a *app) coordinatorCommand() *cli.Command {
@@ -48,6 +51,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 			&cli.BoolFlag{Name: "insecure-http", Usage: "serve plain HTTP (only behind a TLS-terminating proxy)"},
 			&cli.StringFlag{Name: "relay-listen", Usage: "UDP address of the relay (default: the API's port)"},
 			&cli.StringFlag{Name: "flow-retention", Value: "720h", Usage: "how long the flow log keeps a record, e.g. 720h or 90d"},
+			&cli.StringFlag{Name: "ssh-cert-max-validity", Value: "24h", Usage: "the longest an SSH certificate is valid (longer requests are shortened to it), e.g. 8h or 24h"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := argCount(c, 0, "--data DIR [--listen ADDR] [--public-url URL] [--tls-cert F --tls-key F]"); err != nil {
@@ -56,6 +60,10 @@ func (a *app) coordinatorCommand() *cli.Command {
 			retention, err := parsePositiveDuration(c.String("flow-retention"))
 			if err != nil {
 				return fmt.Errorf("--flow-retention %q is not a positive duration (for example 720h or 90d)", c.String("flow-retention"))
+			}
+			sshMax, err := parsePositiveDuration(c.String("ssh-cert-max-validity"))
+			if err != nil {
+				return fmt.Errorf("--ssh-cert-max-validity %q is not a positive duration (for example 8h or 24h)", c.String("ssh-cert-max-validity"))
 			}
 			o := CoordinatorOptions{
 				Listen:       c.String("listen"),
@@ -67,7 +75,8 @@ func (a *app) coordinatorCommand() *cli.Command {
 				RelayListen:  c.String("relay-listen"),
 				Logger:       a.logger(c),
 
-				FlowRetention: retention,
+				FlowRetention:      retention,
+				SSHCertMaxValidity: sshMax,
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -93,6 +102,9 @@ func (o CoordinatorOptions) Validate() error {
 	}
 	if o.FlowRetention < 0 {
 		return errors.New("--flow-retention must be positive")
+	}
+	if o.SSHCertMaxValidity < 0 {
+		return errors.New("--ssh-cert-max-validity must be positive")
 	}
 	if err := checkHostPort("--listen", o.Listen); err != nil {
 		return err
