@@ -103,7 +103,7 @@ func userFingerprints(t *testing.T) []string {
 	return out
 }
 
-func golden(t *testing.T, name, got string) {
+func sshGolden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
@@ -169,7 +169,7 @@ func TestSSHCAPrintsTrustedKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "ssh-ca.json", normalizeCA(out))
+	sshGolden(t, "ssh-ca.json", normalizeCA(out))
 }
 
 func TestSSHCALog(t *testing.T) {
@@ -198,7 +198,7 @@ func TestSSHCALog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "ssh-ca-log.json", normalizeCA(out, fps...))
+	sshGolden(t, "ssh-ca-log.json", normalizeCA(out, fps...))
 	out, _, err = run(t, tc.admin, "ssh-ca", "log", "--user", "carol@example.com")
 	if err != nil || out != "no SSH certificates issued to carol@example.com\n" {
 		t.Errorf("ssh-ca log for a user without any = %q, %v", out, err)
