@@ -188,6 +188,10 @@ var rules = []rule{
 		why: "node state is files: among Warren packages it imports only wire and atomicfile",
 	},
 	{
+		from: []string{"./overlay/coord/sshca/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coord/sshca/...", "./overlay/wire/...", "./overlay/atomicfile/...", "./routes/..."}, how: transitive,
+		why: "the SSH CA is keys and signatures: among Warren packages it imports only wire and atomicfile, never coord, api or the store",
+	},
+	{
 		from: []string{"./cmd/warren/cli/..."}, forbid: []string{"modernc.org/sqlite/...", "./overlay/coord/store/..."}, how: transitive,
 		why: "the CLI parses flags and calls APIs; roles get their concrete parts from cmd/warren/run",
 	},

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warrennet/warren/overlay/coord/sshca"
 	"github.com/warrennet/warren/overlay/coord/store"
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/split"
@@ -58,6 +59,12 @@ type Config struct {
 	// MaxPendingLogins bounds the logins in progress; zero means
 	// DefaultMaxPendingLogins.
 	MaxPendingLogins int
+	// SSHCA signs users' SSH certificates; nil turns them off (the SSH
+	// endpoints answer CodeUnavailable).
+	SSHCA *sshca.CA
+	// SSHCertMaxValidity caps an SSH certificate's validity; zero means
+	// DefaultSSHCertMaxValidity.
+	SSHCertMaxValidity time.Duration
 }
 
 // Coordinator is the control plane's state and logic. Create it with New,
@@ -103,6 +110,10 @@ type Coordinator struct {
 	logins     *loginTable
 	loginWait  time.Duration
 	revalidate time.Duration
+	// sshca signs SSH certificates valid for at most sshMaxValidity; nil
+	// without a CA.
+	sshca          *sshca.CA
+	sshMaxValidity time.Duration
 }
 
 // presence is what the coordinator knows of a node's streams.
@@ -144,16 +155,24 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		flowRetention: cfg.FlowRetention,
 		pruneEvery:    flowPruneInterval,
 
-		idp:        cfg.IdentityProvider,
-		logins:     newLoginTable(cfg.MaxPendingLogins),
-		loginWait:  wire.LoginWaitMax,
-		revalidate: cfg.RevalidateInterval,
+		idp:            cfg.IdentityProvider,
+		logins:         newLoginTable(cfg.MaxPendingLogins),
+		loginWait:      wire.LoginWaitMax,
+		revalidate:     cfg.RevalidateInterval,
+		sshca:          cfg.SSHCA,
+		sshMaxValidity: cfg.SSHCertMaxValidity,
 	}
 	if c.revalidate < 0 {
 		return nil, fmt.Errorf("coordinator: revalidation interval %v is negative", cfg.RevalidateInterval)
 	}
 	if c.revalidate == 0 {
 		c.revalidate = DefaultRevalidateInterval
+	}
+	if c.sshMaxValidity < 0 {
+		return nil, fmt.Errorf("coordinator: SSH certificate maximum validity %v is negative", cfg.SSHCertMaxValidity)
+	}
+	if c.sshMaxValidity == 0 {
+		c.sshMaxValidity = DefaultSSHCertMaxValidity
 	}
 	if c.flowRetention == 0 {
 		c.flowRetention = DefaultFlowRetention

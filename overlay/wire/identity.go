@@ -53,6 +53,7 @@ const (
 	CodeLoginUsed    = "login_used"    // the login link was already used
 	CodeLoginRefused = "login_refused" // the provider or the coordinator refused the person
 	CodeNoPrincipals = "no_principals" // no ssh rule lets this user log in as anybody
+	CodeForbidden    = "forbidden"     // a valid credential of a node that may not do this (a connector asking for an SSH certificate)
 )
 
 // LoginTTL is how long a login link stays valid.

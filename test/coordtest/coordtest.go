@@ -29,6 +29,7 @@ import (
 
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/coord/api"
+	"github.com/warrennet/warren/overlay/coord/sshca"
 	"github.com/warrennet/warren/overlay/coord/store"
 	"github.com/warrennet/warren/overlay/coord/tlscert"
 	"github.com/warrennet/warren/overlay/relay"
@@ -58,6 +59,10 @@ type Options struct {
 	// RevalidateInterval is the coordinator's; zero means its default.
 	// Tests call Coord.RevalidateUsers themselves: Run is not started.
 	RevalidateInterval time.Duration
+	// SSHCertMaxValidity caps SSH certificates; zero means the
+	// coordinator's default. Every test coordinator has an SSH CA, kept
+	// in a temporary directory.
+	SSHCertMaxValidity time.Duration
 	// Seed, if set, writes to the store before the coordinator loads it,
 	// as an older version of Warren could have: the store checks less
 	// than the coordinator does.
@@ -134,6 +139,11 @@ func Start(t testing.TB, o Options) *Server {
 		cfg.IdentityProvider = o.IdentityProvider(srv.URL)
 	}
 	cfg.RevalidateInterval = o.RevalidateInterval
+	ca, err := sshca.Open(filepath.Join(t.TempDir(), sshca.Dir), o.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SSHCA, cfg.SSHCertMaxValidity = ca, o.SSHCertMaxValidity
 	co, err := coord.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -87,6 +87,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.policyCommand(),
 			a.flowsCommand(),
 			a.usersCommand(),
+			a.sshCACommand(),
 		},
 	}
 	oneLineUsageErrors(app.Commands, "warren")

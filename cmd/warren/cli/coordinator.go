@@ -36,6 +36,9 @@ type CoordinatorOptions struct {
 	// FlowRetention is how long the flow log keeps a record; zero means
 	// the coordinator's default (30 days).
 	FlowRetention time.Duration
+	// SSHCertMaxValidity caps the SSH certificates the coordinator
+	// issues; zero means its default (24h).
+	SSHCertMaxValidity time.Duration
 	// OIDC turns single sign-on on; nil leaves it off.
 	OIDC *OIDCOptions
 }
@@ -157,6 +160,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 			&cli.BoolFlag{Name: "insecure-http", Usage: "serve plain HTTP (only behind a TLS-terminating proxy)"},
 			&cli.StringFlag{Name: "relay-listen", Usage: "UDP address of the relay (default: the API's port)"},
 			&cli.StringFlag{Name: "flow-retention", Value: "720h", Usage: "how long the flow log keeps a record, e.g. 720h or 90d"},
+			&cli.StringFlag{Name: "ssh-cert-max-validity", Value: "24h", Usage: "the longest an SSH certificate is valid (longer requests are shortened to it), e.g. 8h or 24h"},
 		}, oidcFlags...),
 		Action: func(c *cli.Context) error {
 			if err := argCount(c, 0, "--data DIR [--listen ADDR] [--public-url URL] [--tls-cert F --tls-key F]"); err != nil {
@@ -170,6 +174,10 @@ func (a *app) coordinatorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			sshMax, err := parsePositiveDuration(c.String("ssh-cert-max-validity"))
+			if err != nil {
+				return fmt.Errorf("--ssh-cert-max-validity %q is not a positive duration (for example 8h or 24h)", c.String("ssh-cert-max-validity"))
+			}
 			o := CoordinatorOptions{
 				Listen:       c.String("listen"),
 				Data:         c.String("data"),
@@ -180,8 +188,9 @@ func (a *app) coordinatorCommand() *cli.Command {
 				RelayListen:  c.String("relay-listen"),
 				Logger:       a.logger(c),
 
-				FlowRetention: retention,
-				OIDC:          oidc,
+				FlowRetention:      retention,
+				OIDC:               oidc,
+				SSHCertMaxValidity: sshMax,
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -207,6 +216,9 @@ func (o CoordinatorOptions) Validate() error {
 	}
 	if o.FlowRetention < 0 {
 		return errors.New("--flow-retention must be positive")
+	}
+	if o.SSHCertMaxValidity < 0 {
+		return errors.New("--ssh-cert-max-validity must be positive")
 	}
 	if err := checkHostPort("--listen", o.Listen); err != nil {
 		return err

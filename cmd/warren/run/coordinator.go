@@ -22,6 +22,7 @@ import (
 	"github.com/warrennet/warren/overlay/atomicfile"
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/coord/api"
+	"github.com/warrennet/warren/overlay/coord/sshca"
 	"github.com/warrennet/warren/overlay/coord/store"
 	"github.com/warrennet/warren/overlay/coord/tlscert"
 	"github.com/warrennet/warren/overlay/relay"
@@ -108,6 +109,11 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 	if err != nil {
 		return err
 	}
+	// The SSH user CA's keys, in their own private directory.
+	ca, err := sshca.Open(filepath.Join(o.Data, sshca.Dir), nil)
+	if err != nil {
+		return err
+	}
 	co, err := coord.New(ctx, coord.Config{
 		Store:           st,
 		Logger:          log,
@@ -116,6 +122,9 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 		RelayEndpoint:   net.JoinHostPort(u.Hostname(), relayPort),
 		RelayCredential: relayCredential(relayKey),
 		FlowRetention:   o.FlowRetention,
+
+		SSHCA:              ca,
+		SSHCertMaxValidity: o.SSHCertMaxValidity,
 	})
 	if err != nil {
 		return err

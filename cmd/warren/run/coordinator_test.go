@@ -232,12 +232,12 @@ func TestCoordinatorFirstStart(t *testing.T) {
 	for _, f := range []struct {
 		name string
 		mode fs.FileMode
-	}{{cli.AdminTokenFile, 0o600}, {"tls.key", 0o600}, {DBFile, 0o600}} {
+	}{{cli.AdminTokenFile, 0o600}, {"tls.key", 0o600}, {DBFile, 0o600}, {"ssh-ca", fs.ModeDir | 0o700}, {"ssh-ca/keys.json", 0o600}} {
 		fi, err := os.Stat(filepath.Join(dir, f.name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := fi.Mode().Perm(); got != f.mode {
+		if got := fi.Mode() & (fs.ModePerm | fs.ModeDir); got != f.mode {
 			t.Errorf("%s mode = %v, want %v", f.name, got, f.mode)
 		}
 	}
@@ -247,6 +247,11 @@ func TestCoordinatorFirstStart(t *testing.T) {
 	}
 	if got := fi.Mode().Perm(); got != 0o700 {
 		t.Errorf("data dir mode = %v, want 0700", got)
+	}
+	// The SSH CA answers, with its first key.
+	ca, err := admin.SSHCA(context.Background())
+	if err != nil || len(ca.Keys) != 1 || ca.Keys[0].State != wire.SSHCASigning {
+		t.Errorf("SSHCA on first start = %+v, %v; want one signing key", ca, err)
 	}
 	first, err := admin.Tokens(context.Background())
 	if err != nil {

@@ -229,5 +229,9 @@ func statusOf(code string) int {
 	case wire.CodeLoginRefused:
 		return http.StatusForbidden
 	}
+	switch code { // SSH certificates
+	case wire.CodeNoPrincipals, wire.CodeForbidden:
+		return http.StatusForbidden
+	}
 	return http.StatusInternalServerError
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/warrennet/warren/overlay/coord"
 	"github.com/warrennet/warren/overlay/coord/api"
@@ -189,6 +191,10 @@ var authzMatrix = map[string]authzCase{
 	"POST " + wire.PathPolicyReset:                       {api.AuthAdmin, wire.PathPolicyReset, nil, adminOnly(http.StatusOK)},
 	"GET " + wire.PathPolicyWhy:                          {api.AuthAdmin, wire.PathPolicyWhy + "?user=alice%40example.com&dest=10.1.0.5%3A22", nil, adminOnly(http.StatusOK)},
 
+	"POST " + wire.PathSSHCert:              {api.AuthUserClient, wire.PathSSHCert, sshCertBody, userClientOnly(http.StatusOK)},
+	"GET " + wire.PathSSHCA:                 {api.AuthAdmin, wire.PathSSHCA, nil, adminOnly(http.StatusOK)},
+	"POST " + wire.PathSSHCARotate:          {api.AuthAdmin, wire.PathSSHCARotate, jsonBody(wire.SSHCARotateRequest{Overlap: wire.Duration(time.Hour)}), adminOnly(http.StatusOK)},
+	"GET " + wire.PathSSHCALog:              {api.AuthAdmin, wire.PathSSHCALog + "?user=alice%40example.com&limit=5", nil, adminOnly(http.StatusOK)},
 	"POST " + wire.PathLogin:                {api.AuthNone, wire.PathLogin, loginBody, anyone(http.StatusOK)},
 	"POST " + wire.PathLoginWait:            {api.AuthNone, wire.PathLoginWait, jsonBody(wire.LoginWaitRequest{WaitSecret: "guess"}), everyone(cell{http.StatusGone, wire.CodeLoginExpired})},
 	"GET " + wire.PathLoginPage + "/{id}":   {api.AuthNone, wire.PathLoginPage + "/00112233445566778899aabbccddeeff", nil, everyone(cell{http.StatusNotFound, htmlPage})},
@@ -242,6 +248,33 @@ func (refusingIdP) Exchange(context.Context, string, string, string) (sso.Identi
 func (refusingIdP) Refresh(context.Context, string) (sso.Identity, error) {
 	return sso.Identity{}, sso.ErrRevoked
 }
+
+// userClientOnly: only an enrolled client with a user gets ok; a
+// connector is told it may not (its credential is valid).
+func userClientOnly(ok int) row {
+	r := refused()
+	r[credClient] = cell{ok, ""}
+	r[credConnector] = cell{http.StatusForbidden, wire.CodeForbidden}
+	return r
+}
+
+// sshCertBody asks for a certificate on a fresh Ed25519 key.
+func sshCertBody() string {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		panic(err)
+	}
+	return jsonBody(wire.SSHCertRequest{PublicKey: string(ssh.MarshalAuthorizedKey(k))})()
+}
+
+// authzFixturePolicy lets the fixture's client (alice) log in over SSH as
+// alice, so that its certificate request succeeds.
+const authzFixturePolicy = `{"rules": [{"from": ["user:alice@example.com"], "to": ["10.1.0.5:5432"]}],
+  "ssh": [{"from": ["user:alice@example.com"], "to": ["10.1.0.5"], "as": ["alice"]}]}`
 
 // TestAuthorizationMatrix calls every endpoint with every kind of
 // credential against a real coordinator, checks the exact status and
@@ -397,6 +430,9 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 	if _, err := co.AddSplitEntry(ctx, wire.SplitEntryRequest{Prefix: "10.9.0.0/16"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := co.SetPolicy(ctx, wire.SetPolicyRequest{Document: authzFixturePolicy}); err != nil {
+		t.Fatal(err)
+	}
 	clk.Advance(2 * time.Hour) // past the expired token's hour
 	return f
 }
@@ -418,8 +454,10 @@ func pinnedClient(t *testing.T, pin string) *http.Client {
 
 // authzState is everything a refused call must leave as it was.
 type authzState struct {
-	Export wire.Export
-	Flows  []wire.FlowRecord
+	Export   wire.Export
+	Flows    []wire.FlowRecord
+	SSHCA    wire.SSHCA
+	SSHCerts []wire.SSHCertRecord
 }
 
 // state returns the coordinator's state as indented JSON, for a diff.
@@ -429,7 +467,15 @@ func (f *authzFixture) state(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.MarshalIndent(authzState{Export: f.Coord.Export(), Flows: flows}, "", "  ")
+	ca, err := f.Coord.SSHCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := f.Coord.SSHCertLog(context.Background(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(authzState{Export: f.Coord.Export(), Flows: flows, SSHCA: ca, SSHCerts: certs}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}

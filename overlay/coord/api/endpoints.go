@@ -25,6 +25,9 @@ const (
 	// AuthConnector: the credential of an enrolled connector; a client's
 	// is refused.
 	AuthConnector
+	// AuthUserClient: the credential of an enrolled client with a user; a
+	// connector's or a userless client's is refused with CodeForbidden.
+	AuthUserClient
 	// AuthAdmin: an active admin token's secret.
 	AuthAdmin
 )
@@ -39,6 +42,8 @@ func (a Auth) String() string {
 		return "node credential"
 	case AuthConnector:
 		return "connector credential"
+	case AuthUserClient:
+		return "client-with-a-user credential"
 	case AuthAdmin:
 		return "admin token"
 	}
@@ -94,6 +99,10 @@ var endpoints = []Endpoint{
 	{"POST", wire.PathLogout, AuthNode, (*Server).logout},
 	{"GET", wire.PathUsers, AuthAdmin, (*Server).listUsers},
 	{"DELETE", wire.PathUsers + "/{email}", AuthAdmin, (*Server).removeUser},
+	{"POST", wire.PathSSHCert, AuthUserClient, (*Server).sshCert},
+	{"GET", wire.PathSSHCA, AuthAdmin, (*Server).sshCA},
+	{"POST", wire.PathSSHCARotate, AuthAdmin, (*Server).rotateSSHCA},
+	{"GET", wire.PathSSHCALog, AuthAdmin, (*Server).sshCertLog},
 }
 
 // Endpoints returns every route the API serves, in registration order.

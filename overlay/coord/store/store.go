@@ -1,8 +1,9 @@
-// Package store keeps the coordinator's durable state: tokens, nodes, users, routes,
-// the split-tunnel policy, named hosts, the access-policy document and the
-// state version. The SQLite implementation
-// applies ordered migrations on open and commits every write durably before
-// it returns, so a kill -9 loses nothing that was acknowledged.
+// Package store keeps the coordinator's durable state: tokens, nodes, users,
+// routes, the split-tunnel policy, named hosts, the access-policy document,
+// the state version, and the logs of flows and of SSH certificates issued.
+// The SQLite implementation applies ordered migrations on open and commits
+// every write durably before it returns, so a kill -9 loses nothing that
+// was acknowledged.
 //
 // It knows nothing of HTTP, streams or netmaps; the coordinator (package
 // coord) is its only user. It must not import coord, api or any cmd package.
@@ -141,6 +142,7 @@ type EnrollParams struct {
 // returns) or changes nothing.
 type Store interface {
 	FlowLog
+	SSHCertLog
 
 	// Load reads the whole state.
 	Load(ctx context.Context) (*State, error)
