@@ -3,6 +3,7 @@ module github.com/warrennet/warren
 go 1.26.8
 
 require (
+	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/gaissmai/bart v0.30.0
 	github.com/google/go-cmp v0.7.0
 	github.com/pires/go-proxyproto v0.13.0

@@ -30,7 +30,9 @@ func (p *Provider) NewBrowser(extra ...*x509.Certificate) *Browser {
 	for _, c := range extra {
 		pool.AddCert(c)
 	}
-	return NewBrowser(pool)
+	b := NewBrowser(pool)
+	p.track(b.Client.Transport.(*http.Transport))
+	return b
 }
 
 // NewBrowser returns a browser that trusts the certificates in roots.

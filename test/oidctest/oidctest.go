@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -68,6 +69,9 @@ type Provider struct {
 
 	srv   *httptest.Server
 	store *store
+
+	mu         sync.Mutex
+	transports []*http.Transport // guarded by mu: handed out, their idle connections closed by Close
 }
 
 // Start starts a provider with the given clients (more can be added
@@ -117,8 +121,22 @@ func Start(t testing.TB, clients ...Client) *Provider {
 	return p
 }
 
-// Close stops the provider.
-func (p *Provider) Close() { p.srv.Close() }
+// Close stops the provider and closes the idle connections of the
+// clients and browsers it handed out. It may be called more than once.
+func (p *Provider) Close() {
+	p.srv.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.transports {
+		t.CloseIdleConnections()
+	}
+}
+
+func (p *Provider) track(t *http.Transport) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.transports = append(p.transports, t)
+}
 
 // AddClient registers (or replaces) a client: one whose redirect URL is
 // known only once its server runs.
@@ -137,10 +155,12 @@ func (p *Provider) CertPool() *x509.CertPool {
 // HTTPClient returns a new client that trusts the provider's certificate,
 // with no cookie jar: what a relying party uses to reach the provider.
 func (p *Provider) HTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
+	t := &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: p.CertPool()},
 		ForceAttemptHTTP2: true,
-	}}
+	}
+	p.track(t)
+	return &http.Client{Transport: t}
 }
 
 // SetGroups replaces the user's groups; nil leaves them none.

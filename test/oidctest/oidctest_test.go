@@ -59,3 +59,24 @@ func TestLoginFlow(t *testing.T) {
 		t.Fatalf("token response has no ID token or refresh token: %+v", tok)
 	}
 }
+
+// TestBrowserWithoutForm: a link that leads to no login form (an error
+// page) comes back as is; a disabled user's password is refused.
+func TestBrowserWithoutForm(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Client{ID: "rp", Secret: "s3cret", RedirectURLs: []string{"https://127.0.0.1:1/cb"}})
+	b := p.NewBrowser()
+	page, err := b.Login(t.Context(), p.Issuer+"/no-such-page", oidctest.Alice, oidctest.Password(oidctest.Alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.StatusCode != http.StatusNotFound {
+		t.Errorf("got status %d, want 404", page.StatusCode)
+	}
+
+	p.Disable(oidctest.Bob)
+	cfg := oauth2.Config{ClientID: "rp", RedirectURL: "https://127.0.0.1:1/cb", Endpoint: oauth2.Endpoint{AuthURL: p.Issuer + "/authorize"}, Scopes: []string{"openid"}}
+	link := cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+	if _, err := b.Login(t.Context(), link, oidctest.Bob, oidctest.Password(oidctest.Bob)); err == nil || !strings.Contains(err.Error(), "disabled") {
+		t.Fatalf("disabled user: got %v, want the form's error", err)
+	}
+}

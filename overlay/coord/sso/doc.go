@@ -6,5 +6,6 @@
 // go-oidc's; the protocol is golang.org/x/oauth2's.
 //
 // It knows nothing of nodes, logins or the store: package coord drives it.
-// It must not import coord, api, the store or any cmd package.
+// It must not import coord, api, the store or any cmd package: among
+// Warren packages it imports only wire (user names, printable text).
 package sso

@@ -20,7 +20,8 @@ type Identity struct {
 	// RefreshToken lets the coordinator ask about the person again;
 	// empty when the provider gave none.
 	RefreshToken string
-	// Expiry is the ID token's.
+	// Expiry is the ID token's; zero after a refresh that brought no
+	// new ID token.
 	Expiry time.Time
 }
 
