@@ -1,14 +1,20 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/warrennet/warren/overlay/coord"
+	"github.com/warrennet/warren/overlay/coord/sso"
 	"github.com/warrennet/warren/overlay/coordclient"
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/test/coordtest"
@@ -16,7 +22,8 @@ import (
 )
 
 // ssoFixture is a real coordinator over TLS whose identity provider is
-// the real OpenID Provider of test/oidctest, and a browser trusting both.
+// the real OpenID Provider of test/oidctest, through the coordinator's
+// own relying party (sso.Provider), and a browser trusting both.
 type ssoFixture struct {
 	*coordtest.Server
 	idp     *oidctest.Provider
@@ -26,16 +33,26 @@ type ssoFixture struct {
 }
 
 // newSSOFixture registers the coordinator at the provider as client
-// "warren"; the coordinator checks ID tokens for audience (a wrong one
-// when a test says so).
-func newSSOFixture(t *testing.T, audience string) *ssoFixture {
+// "warren" (and a client "other" with the same redirect URL). wrap, if
+// set, wraps the transport the coordinator reaches the provider with.
+func newSSOFixture(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) *ssoFixture {
 	t.Helper()
 	idp := oidctest.Start(t)
 	clk := &fakeClock{now: time.Now().UTC()}
 	s := coordtest.Start(t, coordtest.Options{Now: clk.Now, IdentityProvider: func(url string) coord.IdentityProvider {
 		redirect := url + wire.PathOIDCCallback
 		idp.AddClient(oidctest.Client{ID: "warren", Secret: "s3cret", RedirectURLs: []string{redirect}, ClaimsInIDToken: true})
-		return newRP(t, idp, "warren", "s3cret", redirect, audience)
+		idp.AddClient(oidctest.Client{ID: "other", Secret: "other-s3cret", RedirectURLs: []string{redirect}, ClaimsInIDToken: true})
+		hc := idp.HTTPClient()
+		if wrap != nil {
+			hc.Transport = wrap(hc.Transport)
+		}
+		p, err := sso.New(context.Background(), sso.Config{Issuer: idp.Issuer, ClientID: "warren", ClientSecret: "s3cret",
+			RedirectURL: redirect, HTTPClient: hc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}})
 	l, err := coordclient.NewLogin(s.URL, s.Pin)
 	if err != nil {
@@ -89,7 +106,7 @@ func waitCode(t *testing.T, what string, err error, code string) {
 // the provider in a browser, the laptop is enrolled as hers, and her
 // groups claim puts her in group:eng.
 func TestSSOLoginEnrollsAlice(t *testing.T) {
-	f := newSSOFixture(t, "warren")
+	f := newSSOFixture(t, nil)
 	start := f.start(t, "alice-laptop")
 	page := f.logIn(t, start.URL, oidctest.Alice)
 	if page.URL.Path != wire.PathOIDCCallback || page.StatusCode != http.StatusOK {
@@ -130,7 +147,7 @@ func TestSSOLoginEnrollsAlice(t *testing.T) {
 // TestSSOLoginLinkSingleUse: a login link opened again, or after ten
 // minutes, is refused with a page; the credential is given once.
 func TestSSOLoginLinkSingleUse(t *testing.T) {
-	f := newSSOFixture(t, "warren")
+	f := newSSOFixture(t, nil)
 	ctx := context.Background()
 	start := f.start(t, "laptop")
 	f.logIn(t, start.URL, oidctest.Alice)
@@ -173,21 +190,42 @@ func TestSSOLoginLinkSingleUse(t *testing.T) {
 	}
 }
 
-// TestSSOLoginRefused: an unverified e-mail and an ID token for another
-// audience end the login, and the laptop hears so.
+// TestSSOLoginRefused: an unverified e-mail, an ID token for another
+// audience and one with a bad signature end the login at the callback,
+// and the laptop hears so.
 func TestSSOLoginRefused(t *testing.T) {
 	for _, tt := range []struct {
-		name, audience, email, want string
+		name  string
+		email string
+		// wrap is the coordinator's transport to the provider; asOther
+		// makes the browser ask for a code for client "other".
+		wrap    func(http.RoundTripper) http.RoundTripper
+		asOther bool
+		want    string
 	}{
-		{"unverified e-mail", "warren", oidctest.Carol, "not verified the e-mail address"},
-		{"wrong audience", "someone-else", oidctest.Alice, "audience"},
+		{"unverified e-mail", oidctest.Carol, nil, false, "not verified"},
+		{"wrong audience", oidctest.Alice, func(b http.RoundTripper) http.RoundTripper {
+			return tokenRequestAs{base: b, id: "other", secret: "other-s3cret"}
+		}, true, `expected audience &#34;warren&#34;`},
+		{"bad signature", oidctest.Alice, func(b http.RoundTripper) http.RoundTripper { return tamperIDToken{base: b} }, false, "signature"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newSSOFixture(t, tt.audience)
+			f := newSSOFixture(t, tt.wrap)
+			if tt.asOther {
+				// The provider issues the code, and so the ID token, to
+				// the other client; the coordinator redeems it.
+				f.browser.Client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+					if q := req.URL.Query(); q.Get("client_id") == "warren" {
+						q.Set("client_id", "other")
+						req.URL.RawQuery = q.Encode()
+					}
+					return nil
+				}
+			}
 			start := f.start(t, "laptop")
 			page := f.logIn(t, start.URL, tt.email)
-			if page.StatusCode != http.StatusForbidden || !strings.Contains(page.Body, tt.want) {
-				t.Errorf("callback page: %d %q; want 403 saying %q", page.StatusCode, page.Body, tt.want)
+			if page.URL.Path != wire.PathOIDCCallback || page.StatusCode != http.StatusForbidden || !strings.Contains(page.Body, tt.want) {
+				t.Errorf("ended at %s: %d %q; want the callback's 403 saying %q", page.URL.Path, page.StatusCode, page.Body, tt.want)
 			}
 			_, err := f.wait(start.WaitSecret)
 			waitCode(t, "WaitLogin", err, wire.CodeLoginRefused)
@@ -198,10 +236,57 @@ func TestSSOLoginRefused(t *testing.T) {
 	}
 }
 
+// tokenRequestAs authenticates token requests as another client.
+type tokenRequestAs struct {
+	base       http.RoundTripper
+	id, secret string
+}
+
+func (a tokenRequestAs) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path == "/oauth/token" {
+		req = req.Clone(req.Context())
+		req.SetBasicAuth(url.QueryEscape(a.id), url.QueryEscape(a.secret))
+	}
+	return a.base.RoundTrip(req)
+}
+
+// tamperIDToken flips one bit of the signature of the ID token in the
+// provider's real token response.
+type tamperIDToken struct{ base http.RoundTripper }
+
+func (tt tamperIDToken) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := tt.base.RoundTrip(req)
+	if err != nil || req.URL.Path != "/oauth/token" || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	parts := strings.Split(m["id_token"].(string), ".")
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return nil, err
+	}
+	sig[len(sig)/2] ^= 1
+	parts[2] = base64.RawURLEncoding.EncodeToString(sig)
+	m["id_token"] = strings.Join(parts, ".")
+	body, _ = json.Marshal(m)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
 // TestSSODisabledUserLosesAccess: alice is disabled at the provider; at
 // the next revalidation her node is removed and its control stream ends.
 func TestSSODisabledUserLosesAccess(t *testing.T) {
-	f := newSSOFixture(t, "warren")
+	f := newSSOFixture(t, nil)
 	ctx := context.Background()
 	start := f.start(t, "laptop")
 	f.logIn(t, start.URL, oidctest.Alice)
