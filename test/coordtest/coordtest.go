@@ -16,6 +16,7 @@ package coordtest
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log"
 	"net"
@@ -74,6 +75,9 @@ type Server struct {
 	Coord *coord.Coordinator
 	URL   string
 	Pin   string
+	// Certificate is the server's TLS certificate (nil with PlainHTTP),
+	// for clients that verify it instead of pinning it (a browser).
+	Certificate *x509.Certificate
 	// Admin is an admin token for this coordinator.
 	Admin wire.Token
 
@@ -190,7 +194,13 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Server{Coord: co, URL: srv.URL, Pin: pin, Admin: admin, close: closeAll}
+	var leaf *x509.Certificate
+	if !o.PlainHTTP {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &Server{Coord: co, URL: srv.URL, Pin: pin, Certificate: leaf, Admin: admin, close: closeAll}
 }
 
 // Close stops the coordinator as a crash would: open streams end, new

@@ -114,7 +114,7 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 	if err != nil {
 		return err
 	}
-	co, err := coord.New(ctx, coord.Config{
+	cfg := coord.Config{
 		Store:           st,
 		Logger:          log,
 		URL:             publicURL,
@@ -125,7 +125,15 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 
 		SSHCA:              ca,
 		SSHCertMaxValidity: o.SSHCertMaxValidity,
-	})
+	}
+	if o.OIDC != nil {
+		idp, err := identityProvider(ctx, o.OIDC, publicURL, log)
+		if err != nil {
+			return err
+		}
+		cfg.IdentityProvider, cfg.RevalidateInterval = idp, o.OIDC.Revalidate
+	}
+	co, err := coord.New(ctx, cfg)
 	if err != nil {
 		return err
 	}

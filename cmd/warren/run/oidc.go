@@ -1,13 +1,50 @@
 package run
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/warrennet/warren/cmd/warren/cli"
+	"github.com/warrennet/warren/overlay/coord/sso"
+	"github.com/warrennet/warren/overlay/wire"
 )
+
+// discoveryTimeout bounds finding the identity provider at start.
+const discoveryTimeout = 30 * time.Second
+
+// identityProvider reads the client secret and discovers the identity
+// provider: single sign-on's relying party, its redirect URL the
+// coordinator's public URL + /oidc/callback. Any failure is one line and
+// stops the start.
+func identityProvider(ctx context.Context, o *cli.OIDCOptions, publicURL string, log *slog.Logger) (*sso.Provider, error) {
+	secret, err := readClientSecret(o.ClientSecretFile, log)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	defer cancel()
+	redirect := publicURL + wire.PathOIDCCallback
+	p, err := sso.New(ctx, sso.Config{
+		Issuer:         o.Issuer,
+		ClientID:       o.ClientID,
+		ClientSecret:   secret,
+		RedirectURL:    redirect,
+		GroupsClaim:    o.GroupsClaim,
+		AllowedDomains: o.AllowedDomains,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("single sign-on: %s", strings.Join(strings.Fields(err.Error()), " "))
+	}
+	log.Info("single sign-on enabled", "issuer", o.Issuer, "client_id", o.ClientID, "redirect_url", redirect,
+		"groups_claim", o.GroupsClaim, "allowed_domains", strings.Join(o.AllowedDomains, ","), "revalidate", o.Revalidate)
+	return p, nil
+}
 
 // maxClientSecret bounds the client secret file.
 const maxClientSecret = 4096

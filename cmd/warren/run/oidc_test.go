@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/warrennet/warren/cmd/warren/cli"
 )
 
 func TestReadClientSecret(t *testing.T) {
@@ -49,5 +52,22 @@ func TestReadClientSecret(t *testing.T) {
 		if warned := strings.Contains(logged.String(), "open to its group"); warned != tt.warns {
 			t.Errorf("readClientSecret(%s): warned %v, want %v", filepath.Base(tt.path), warned, tt.warns)
 		}
+	}
+}
+
+func TestIdentityProviderFailsInOneLine(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	o := &cli.OIDCOptions{Issuer: "https://127.0.0.1:1", ClientID: "warren", ClientSecretFile: secret, GroupsClaim: "groups", Revalidate: time.Hour}
+	_, err := identityProvider(t.Context(), o, "https://coord.example.com:8443", log)
+	if err == nil || !strings.HasPrefix(err.Error(), "single sign-on: identity provider https://127.0.0.1:1 unreachable") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("identityProvider with nothing at the issuer = %v; want one line saying it is unreachable", err)
+	}
+	o.ClientSecretFile = filepath.Join(t.TempDir(), "missing")
+	if _, err := identityProvider(t.Context(), o, "https://coord.example.com:8443", log); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("identityProvider without a secret file = %v", err)
 	}
 }
