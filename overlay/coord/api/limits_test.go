@@ -318,6 +318,10 @@ func TestUnauthenticatedFloodGets429(t *testing.T) {
 		{"enroll, unknown token", http.MethodPost, wire.PathEnroll, "nope", `{}`},
 		{"admin, garbage token", http.MethodGet, wire.PathNodes, "garbage", ""},
 		{"stream, garbage credential", http.MethodPost, wire.PathStream, "garbage", ""},
+		{"login", http.MethodPost, wire.PathLogin, "", `{}`},
+		{"login wait", http.MethodPost, wire.PathLoginWait, "", `{"wait_secret": "guess"}`},
+		{"login page", http.MethodGet, wire.PathLoginPage + "/x", "", ""},
+		{"oidc callback", http.MethodGet, wire.PathOIDCCallback + "?state=x&code=y", "", ""},
 	}
 	limitedSeen := 0
 	for i := range 3 * l.UnauthBurst {
