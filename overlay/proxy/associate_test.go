@@ -206,7 +206,7 @@ func TestUDPAssociate(t *testing.T) {
 	d := &fakeDialer{names: map[string]string{"echo.corp.test": "127.0.0.1"}}
 	s := start(t, Config{SOCKS5: "127.0.0.1:0", Dialer: d}, func(l *limits) {
 		l.maxDestinations = 3
-		l.udpIdle = 300 * time.Millisecond
+		l.udpIdle = 2 * time.Second // long enough for the subtests before the idle one, on a loaded machine
 	})
 	u := newUDPClient(t, s.socks5, "", "")
 	byName := "echo.corp.test:" + portOf(t, echo2)
@@ -283,7 +283,7 @@ func TestUDPAssociate(t *testing.T) {
 func TestUDPAssociateDialFailure(t *testing.T) {
 	echo := udpEcho(t)
 	d := &fakeDialer{fail: map[string]error{"gone.corp.test:53": &net.DNSError{Err: "no such host", Name: "gone.corp.test", IsNotFound: true}}}
-	s := start(t, Config{SOCKS5: "127.0.0.1:0", Dialer: d})
+	s := start(t, Config{SOCKS5: "127.0.0.1:0", Dialer: d}, func(l *limits) { l.redialAfter = time.Hour })
 	u := newUDPClient(t, s.socks5, "", "")
 	for range 5 {
 		u.sendTo(t, "gone.corp.test:53", []byte("query"))
