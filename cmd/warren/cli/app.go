@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/service"
 )
 
 // Env is what the app may touch of the outside world.
@@ -23,6 +24,9 @@ type Env struct {
 	// OpenURL opens a link in the desktop's browser (for a login); nil
 	// runs xdg-open.
 	OpenURL func(url string) error
+	// Service is the machine warren service installs on; nil is this
+	// one (service.Local).
+	Service *service.Host
 }
 
 // Roles are the long-running programs warren can be; main wires them to
@@ -88,6 +92,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.flowsCommand(),
 			a.usersCommand(),
 			a.sshCACommand(),
+			a.serviceCommand(),
 		},
 	}
 	oneLineUsageErrors(app.Commands, "warren")
