@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -51,6 +52,9 @@ type Options struct {
 	// coordinator, the connector, the daemon, the admin and user
 	// commands): SSL_CERT_FILE=ca.pem makes them trust an admin's CA.
 	Env []string
+	// DaemonUnder is a command line the laptop daemon runs under, its
+	// own following: setpriv with a service unit's limits.
+	DaemonUnder []string
 }
 
 // DeployWarren starts the coordinator, the connector and the laptop
@@ -165,6 +169,9 @@ func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Option
 func (w *Warren) StartDaemon(ctx context.Context) error {
 	var err error
 	name, argv := w.warren(append([]string{"daemon", "--state", w.LaptopState, "--socket", w.Socket}, w.relayOnly()...)...)
+	if u := w.opts.DaemonUnder; len(u) > 0 {
+		name, argv = u[0], append(append(slices.Clip(u[1:]), name), argv...)
+	}
 	if w.Daemon, err = w.lab.Start(Laptop, name, argv...); err != nil {
 		return err
 	}
