@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/warrennet/warren/dist"
+	"github.com/warrennet/warren/internal/testutil"
 )
 
 // fakeRunner records the commands it is given and fails those whose
@@ -38,24 +39,6 @@ func testHost(t *testing.T, uid int) (Host, *fakeRunner) {
 	t.Helper()
 	r := &fakeRunner{}
 	return Host{Root: t.TempDir(), UID: uid, Home: "/home/alice", Executable: exe, Run: r}, r
-}
-
-// files lists every file under root with its content.
-func files(t *testing.T, root string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		m[strings.TrimPrefix(p, root)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 func steps(r Report) []string {
@@ -143,7 +126,7 @@ func TestInstallTwiceUninstall(t *testing.T) {
 			if diff := cmp.Diff(tt.first, steps(r)); diff != "" {
 				t.Errorf("first install steps (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(want, files(t, h.Root)); diff != "" {
+			if diff := cmp.Diff(want, testutil.Tree(t, h.Root)); diff != "" {
 				t.Errorf("files after the first install (-want +got):\n%s", diff)
 			}
 			fi1, err := os.Stat(filepath.Join(h.Root, tt.path))
@@ -171,7 +154,7 @@ func TestInstallTwiceUninstall(t *testing.T) {
 			if !os.SameFile(fi1, fi2) || !fi1.ModTime().Equal(fi2.ModTime()) {
 				t.Error("the second install rewrote the file")
 			}
-			if diff := cmp.Diff(want, files(t, h.Root)); diff != "" {
+			if diff := cmp.Diff(want, testutil.Tree(t, h.Root)); diff != "" {
 				t.Errorf("files after the second install (-want +got):\n%s", diff)
 			}
 
@@ -190,7 +173,7 @@ func TestInstallTwiceUninstall(t *testing.T) {
 			if diff := cmp.Diff(tt.remove, steps(r)); diff != "" {
 				t.Errorf("uninstall steps (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(map[string]string{other: "theirs\n"}, files(t, h.Root)); diff != "" {
+			if diff := cmp.Diff(map[string]string{other: "theirs\n"}, testutil.Tree(t, h.Root)); diff != "" {
 				t.Errorf("files after uninstall (-want +got):\n%s", diff)
 			}
 
@@ -292,7 +275,7 @@ func TestRefusedChangesNothing(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			before := files(t, h.Root)
+			before := testutil.Tree(t, h.Root)
 			do := install
 			if tt.uninstall {
 				do = uninstall
@@ -307,7 +290,7 @@ func TestRefusedChangesNothing(t *testing.T) {
 			if len(r.ran) > 0 {
 				t.Errorf("ran %q", r.ran)
 			}
-			if diff := cmp.Diff(before, files(t, h.Root)); diff != "" {
+			if diff := cmp.Diff(before, testutil.Tree(t, h.Root)); diff != "" {
 				t.Errorf("files changed (-before +after):\n%s", diff)
 			}
 			if tt.link {
@@ -334,7 +317,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if string(rep.Text) != rendered(t, dist.SystemdSystem) {
 		t.Error("the report's text is not the rendered unit")
 	}
-	if got := files(t, h.Root); len(got) > 0 || len(r.ran) > 0 {
+	if got := testutil.Tree(t, h.Root); len(got) > 0 || len(r.ran) > 0 {
 		t.Errorf("dry run wrote %v and ran %q", got, r.ran)
 	}
 }
@@ -355,12 +338,12 @@ func TestCommandFailureSaysWhatChanged(t *testing.T) {
 
 	// Uninstall stops before removing anything when disable fails.
 	r.fail = map[string]string{"systemctl disable --now warren.service": "Failed to disable unit"}
-	before := files(t, h.Root)
+	before := testutil.Tree(t, h.Root)
 	_, err = uninstall(context.Background(), systemd{}, h, Options{})
 	if want := "systemctl disable --now warren.service: exit status 1: Failed to disable unit"; err == nil || err.Error() != want {
 		t.Errorf("error:\n got %v\nwant %s", err, want)
 	}
-	if diff := cmp.Diff(before, files(t, h.Root)); diff != "" {
+	if diff := cmp.Diff(before, testutil.Tree(t, h.Root)); diff != "" {
 		t.Errorf("a failed uninstall changed files (-before +after):\n%s", diff)
 	}
 }

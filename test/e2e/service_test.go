@@ -52,15 +52,10 @@ func TestDaemonWithinServiceCapabilities(t *testing.T) {
 	d := deployWith(t, lab, netlab.Options{DaemonUnder: []string{"setpriv", "--bounding-set", bounding, "--inh-caps", "-all", "--no-new-privs", "--"}})
 	d.lan = startLANServices(t, lab)
 
-	admin := func(args ...string) string {
-		t.Helper()
-		out, err := d.admin(ctx, args...)
-		if err != nil {
-			t.Fatalf("warren %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
+	tok, err := d.admin(ctx, "token", "create", "--role", "client", "--name", "alice-laptop", "--user", "alice@example.com")
+	if err != nil {
+		t.Fatalf("warren token create: %v\n%s", err, tok)
 	}
-	tok := admin("token", "create", "--role", "client", "--name", "alice-laptop", "--user", "alice@example.com")
 	if out, err := d.Up(ctx, tok); err != nil {
 		t.Fatalf("warren up: %v\n%s\ndaemon:\n%s", err, out, d.Daemon.Output())
 	}
@@ -72,7 +67,9 @@ func TestDaemonWithinServiceCapabilities(t *testing.T) {
 	if err := os.WriteFile(policy, []byte(sshPolicy("ec2-user")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	admin("policy", "set", policy)
+	if out, err := d.admin(ctx, "policy", "set", policy); err != nil {
+		t.Fatalf("warren policy set: %v\n%s", err, out)
+	}
 	if out, err := d.laptop(ctx, "set", "--operator", alice.Name); err != nil {
 		t.Fatalf("warren set --operator: %v\n%s", err, out)
 	}

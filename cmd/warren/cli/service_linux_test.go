@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/warrennet/warren/dist"
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/ctl"
 	"github.com/warrennet/warren/service"
 )
@@ -35,24 +35,6 @@ func runService(t *testing.T, h service.Host, args ...string) (stdout string, er
 		t.Errorf("stderr: %q", errb.String())
 	}
 	return out.String(), err
-}
-
-// tree is every file under root with its content.
-func tree(t *testing.T, root string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		m[strings.TrimPrefix(p, root)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 const testBinary = "/opt/warren/bin/warren"
@@ -90,7 +72,7 @@ func TestServiceInstallUninstall(t *testing.T) {
 			t.Fatalf("%s: %v", step.args, err)
 		}
 		golden(t, step.golden, out)
-		if diff := cmp.Diff(step.files, tree(t, h.Root)); diff != "" {
+		if diff := cmp.Diff(step.files, testutil.Tree(t, h.Root)); diff != "" {
 			t.Errorf("%s: files (-want +got):\n%s", step.args, diff)
 		}
 		if diff := cmp.Diff(step.ran, r.ran); diff != "" {
@@ -110,7 +92,7 @@ func TestServiceUserspace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"/home/alice/.config/systemd/user/warren.service": string(want)}, tree(t, h.Root)); diff != "" {
+	if diff := cmp.Diff(map[string]string{"/home/alice/.config/systemd/user/warren.service": string(want)}, testutil.Tree(t, h.Root)); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"systemctl --user daemon-reload", "systemctl --user enable --now warren.service"}, r.ran); diff != "" {
@@ -119,7 +101,7 @@ func TestServiceUserspace(t *testing.T) {
 	if _, err := runService(t, h, "service", "uninstall", "--userspace"); err != nil {
 		t.Fatal(err)
 	}
-	if got := tree(t, h.Root); len(got) > 0 {
+	if got := testutil.Tree(t, h.Root); len(got) > 0 {
 		t.Errorf("uninstall left %v", got)
 	}
 }
@@ -133,7 +115,7 @@ func TestServiceDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "service-install-dry-run.txt", out)
-	if got := tree(t, h.Root); len(got) > 0 || len(r.ran) > 0 {
+	if got := testutil.Tree(t, h.Root); len(got) > 0 || len(r.ran) > 0 {
 		t.Errorf("dry run wrote %v and ran %q", got, r.ran)
 	}
 }
@@ -174,7 +156,7 @@ func TestServiceRefused(t *testing.T) {
 			if files == nil {
 				files = map[string]string{}
 			}
-			if diff := cmp.Diff(files, tree(t, h.Root)); diff != "" {
+			if diff := cmp.Diff(files, testutil.Tree(t, h.Root)); diff != "" {
 				t.Errorf("files changed (-want +got):\n%s", diff)
 			}
 			if len(r.ran) > 0 {
