@@ -1,15 +1,12 @@
 // Package testutil holds what the tests of many packages share: waiting
 // for a condition with a deadline instead of sleeping, checking that a
 // test left no goroutines of a given kind behind, and reading back every
-// file a test's code wrote. Only _test.go files import it.
+// file a test's code wrote (Tree). Only _test.go files import it.
 package testutil
 
 import (
 	"io"
-	"io/fs"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -89,24 +86,4 @@ func (s *seeded) Read(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.r.Read(p)
-}
-
-// Tree is every file under root with its content, keyed by its path
-// below root ("/etc/x.conf"): what a test compares to see all that its
-// code wrote, and that a refused call wrote nothing.
-func Tree(t testing.TB, root string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		m[strings.TrimPrefix(p, root)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }

@@ -29,6 +29,9 @@ type Warren struct {
 
 // Options vary a deployment.
 type Options struct {
+	// DaemonUnder is a command line the laptop daemon runs under, its
+	// own following: setpriv with a service unit's limits.
+	DaemonUnder []string
 	// RelayOnly runs the connector and the daemon with --relay-only:
 	// every datagram goes through the relay, never a direct path.
 	RelayOnly bool
@@ -52,9 +55,6 @@ type Options struct {
 	// coordinator, the connector, the daemon, the admin and user
 	// commands): SSL_CERT_FILE=ca.pem makes them trust an admin's CA.
 	Env []string
-	// DaemonUnder is a command line the laptop daemon runs under, its
-	// own following: setpriv with a service unit's limits.
-	DaemonUnder []string
 }
 
 // DeployWarren starts the coordinator, the connector and the laptop

@@ -15,6 +15,9 @@ import (
 
 // Env is what the app may touch of the outside world.
 type Env struct {
+	// Service is the machine warren service installs on; nil is this
+	// one (service.Local).
+	Service *service.Host
 	// Stdin is read by commands given "-" for a file; nil reads nothing.
 	Stdin  io.Reader
 	Stdout io.Writer
@@ -24,9 +27,6 @@ type Env struct {
 	// OpenURL opens a link in the desktop's browser (for a login); nil
 	// runs xdg-open.
 	OpenURL func(url string) error
-	// Service is the machine warren service installs on; nil is this
-	// one (service.Local).
-	Service *service.Host
 }
 
 // Roles are the long-running programs warren can be; main wires them to
