@@ -201,7 +201,7 @@ func install(ctx context.Context, m manager, h Host, o Options) (Report, error) 
 	if o.DryRun {
 		return r, nil
 	}
-	return r, do(ctx, h, r.Steps, text)
+	return r, do(ctx, h, r.Steps, text, old)
 }
 
 func uninstall(ctx context.Context, m manager, h Host, o Options) (Report, error) {
@@ -226,7 +226,7 @@ func uninstall(ctx context.Context, m manager, h Host, o Options) (Report, error
 	if o.DryRun {
 		return r, nil
 	}
-	return r, do(ctx, h, r.Steps, nil)
+	return r, do(ctx, h, r.Steps, nil, nil)
 }
 
 // checkCaller refuses the system service to anyone but root, and a
@@ -299,10 +299,14 @@ func readOurs(h Host, path string) ([]byte, error) {
 	return b, nil
 }
 
-// do takes the steps, stopping at the first that fails. A command's
-// error says what was changed before it.
-func do(ctx context.Context, h Host, steps []Step, text []byte) error {
+// do takes the steps, stopping at the first that fails; its error says
+// what was changed before it. A service manager that fails the first
+// command after the file was written (systemd not running, no user bus)
+// has nothing of ours yet: the file is put back as it was (old; nil for
+// none), so a failed install leaves nothing behind.
+func do(ctx context.Context, h Host, steps []Step, text, old []byte) error {
 	done := ""
+	var undo func() string
 	for _, s := range steps {
 		switch {
 		case s.Write != "":
@@ -314,6 +318,18 @@ func do(ctx context.Context, h Host, steps []Step, text []byte) error {
 				return fmt.Errorf("writing %s: %w", s.Write, err)
 			}
 			done = " (" + s.Write + " is written; warren service uninstall removes it)"
+			undo = func() string {
+				if old == nil {
+					if err := os.Remove(full); err != nil {
+						return " (" + s.Write + " is written; removing it again: " + err.Error() + ")"
+					}
+					return " (nothing is installed)"
+				}
+				if err := atomicfile.WriteFile(full, old, 0o644); err != nil {
+					return " (" + s.Write + " is rewritten; putting the old one back: " + err.Error() + ")"
+				}
+				return " (" + s.Write + " is as it was)"
+			}
 		case s.Remove != "":
 			if err := os.Remove(filepath.Join(h.Root, s.Remove)); err != nil {
 				return fmt.Errorf("removing %s: %w", s.Remove, err)
@@ -321,8 +337,14 @@ func do(ctx context.Context, h Host, steps []Step, text []byte) error {
 			done = " (" + s.Remove + " is removed)"
 		default:
 			out, err := h.Run.Run(ctx, s.Run[0], s.Run[1:]...)
-			if err != nil && !s.MayFail {
+			switch {
+			case err != nil && s.MayFail:
+			case err != nil && undo != nil:
+				return fmt.Errorf("%s: %w%s%s", strings.Join(s.Run, " "), err, firstLine(out), undo())
+			case err != nil:
 				return fmt.Errorf("%s: %w%s%s", strings.Join(s.Run, " "), err, firstLine(out), done)
+			default:
+				undo = nil
 			}
 		}
 	}

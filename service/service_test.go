@@ -323,17 +323,47 @@ func TestDryRunChangesNothing(t *testing.T) {
 }
 
 // TestCommandFailureSaysWhatChanged: a failing systemctl is reported in
-// one line with its first line of output and what was done before it.
+// one line with its first line of output and what was done before it; a
+// service manager that takes nothing leaves no file behind.
 func TestCommandFailureSaysWhatChanged(t *testing.T) {
 	h, r := testHost(t, 0)
 	r.fail = map[string]string{"systemctl daemon-reload": "\nSystem has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus\n"}
 	_, err := install(context.Background(), systemd{}, h, Options{})
-	want := "systemctl daemon-reload: exit status 1: System has not been booted with systemd as init system (PID 1). Can't operate. (/etc/systemd/system/warren.service is written; warren service uninstall removes it)"
+	want := "systemctl daemon-reload: exit status 1: System has not been booted with systemd as init system (PID 1). Can't operate. (nothing is installed)"
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n got %v\nwant %s", err, want)
 	}
 	if !slices.Equal(r.ran, []string{"systemctl daemon-reload"}) {
 		t.Errorf("ran %q, want only the failing command", r.ran)
+	}
+	if got := testutil.Tree(t, h.Root); len(got) > 0 {
+		t.Errorf("an install systemd never took left %v", got)
+	}
+
+	// Once systemd has read the unit, a later failure leaves it there
+	// for uninstall.
+	r.ran, r.fail = nil, map[string]string{"systemctl enable --now warren.service": "Job for warren.service failed because the control process exited with error code."}
+	_, err = install(context.Background(), systemd{}, h, Options{})
+	want = "systemctl enable --now warren.service: exit status 1: Job for warren.service failed because the control process exited with error code. (/etc/systemd/system/warren.service is written; warren service uninstall removes it)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
+	}
+	if diff := cmp.Diff(map[string]string{"/etc/systemd/system/warren.service": rendered(t, dist.SystemdSystem)}, testutil.Tree(t, h.Root)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+
+	// A unit rewritten for a new binary is put back when systemd is
+	// not there to take it.
+	moved := h
+	moved.Executable = "/usr/bin/warren"
+	r.fail = map[string]string{"systemctl daemon-reload": "Failed to connect to bus: No such file or directory"}
+	_, err = install(context.Background(), systemd{}, moved, Options{})
+	want = "systemctl daemon-reload: exit status 1: Failed to connect to bus: No such file or directory (/etc/systemd/system/warren.service is as it was)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
+	}
+	if diff := cmp.Diff(map[string]string{"/etc/systemd/system/warren.service": rendered(t, dist.SystemdSystem)}, testutil.Tree(t, h.Root)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
 	}
 
 	// Uninstall stops before removing anything when disable fails.
