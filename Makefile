@@ -8,9 +8,11 @@ GO ?= go
 # network namespaces (ip, nft) and drive real programs in them (the list
 # of tools in test/e2e/harness_test.go), haproxy among them as the
 # TLS-terminating proxy in front of an --insecure-http coordinator.
+# systemd: systemd-analyze, which verifies the units in dist/ (service's
+# tests; it checks unit files and needs no running systemd).
 PACKAGES ?= gcc libc6-dev iproute2 nftables openssh-client openssh-server \
-	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux haproxy
-TOOLS ?= gcc ip nft ssh ssh-keygen ssh-keyscan /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv haproxy
+	curl bind9-dnsutils iputils-ping dnsmasq-base python3 util-linux haproxy systemd
+TOOLS ?= gcc ip nft ssh ssh-keygen ssh-keyscan /usr/sbin/sshd curl dig ping dnsmasq python3 setpriv haproxy systemd-analyze
 # What `make bench` needs on top: iperf3, and wg to configure the stock
 # wireguard-go it measures against.
 BENCH_PACKAGES ?= iperf3 wireguard-tools

@@ -33,6 +33,7 @@ var (
 		"./overlay/proxy/...",
 		"./netstack/...",
 		"./platform/...",
+		"./service/...",
 	}
 
 	roles = []string{"./overlay/client/...", "./overlay/connector/...", "./overlay/coord/..."}
@@ -195,6 +196,18 @@ var rules = []rule{
 	{
 		from: []string{"./overlay/coord/sshca/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coord/sshca/...", "./overlay/wire/...", "./overlay/atomicfile/...", "./routes/..."}, how: transitive,
 		why: "the SSH CA is keys and signatures: among Warren packages it imports only wire and atomicfile, never coord, api or the store",
+	},
+	{
+		from: []string{"./dist/..."}, forbid: []string{"./..."}, allow: []string{"./dist/..."}, how: transitive,
+		why: "dist is the service files Warren ships: it imports no other Warren package",
+	},
+	{
+		from: []string{"./dist/..."}, forbid: effects, how: direct,
+		why: "dist is data, embedded: it does no I/O",
+	},
+	{
+		from: []string{"./service/..."}, forbid: slices.Concat([]string{"./..."}, dataPlane), allow: []string{"./service/...", "./dist/...", "./overlay/atomicfile/..."}, how: transitive,
+		why: "service writes dist's files and runs the service manager: among Warren packages it imports only dist and atomicfile, and no data plane (the CLI imports it)",
 	},
 	{
 		from: []string{"./cmd/warren/cli/..."}, forbid: []string{"modernc.org/sqlite/...", "./overlay/coord/store/..."}, how: transitive,

@@ -1,7 +1,7 @@
 // Package testutil holds what the tests of many packages share: waiting
-// for a condition with a deadline instead of sleeping, and checking that a
-// test left no goroutines of a given kind behind. Only _test.go files
-// import it.
+// for a condition with a deadline instead of sleeping, checking that a
+// test left no goroutines of a given kind behind, and reading back every
+// file a test's code wrote (Tree). Only _test.go files import it.
 package testutil
 
 import (

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,6 +29,9 @@ type Warren struct {
 
 // Options vary a deployment.
 type Options struct {
+	// DaemonUnder is a command line the laptop daemon runs under, its
+	// own following: setpriv with a service unit's limits.
+	DaemonUnder []string
 	// RelayOnly runs the connector and the daemon with --relay-only:
 	// every datagram goes through the relay, never a direct path.
 	RelayOnly bool
@@ -165,6 +169,9 @@ func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Option
 func (w *Warren) StartDaemon(ctx context.Context) error {
 	var err error
 	name, argv := w.warren(append([]string{"daemon", "--state", w.LaptopState, "--socket", w.Socket}, w.relayOnly()...)...)
+	if u := w.opts.DaemonUnder; len(u) > 0 {
+		name, argv = u[0], append(append(slices.Clip(u[1:]), name), argv...)
+	}
 	if w.Daemon, err = w.lab.Start(Laptop, name, argv...); err != nil {
 		return err
 	}

@@ -10,10 +10,14 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/service"
 )
 
 // Env is what the app may touch of the outside world.
 type Env struct {
+	// Service is the machine warren service installs on; nil is this
+	// one (service.Local).
+	Service *service.Host
 	// Stdin is read by commands given "-" for a file; nil reads nothing.
 	Stdin  io.Reader
 	Stdout io.Writer
@@ -88,6 +92,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.flowsCommand(),
 			a.usersCommand(),
 			a.sshCACommand(),
+			a.serviceCommand(),
 		},
 	}
 	oneLineUsageErrors(app.Commands, "warren")

@@ -1,0 +1,3 @@
+package service
+
+func native() (manager, error) { return launchd{}, nil }
