@@ -40,6 +40,7 @@ func TestUserspaceDialInProcess(t *testing.T) {
 		StateDir:  stateDir,
 		Platform:  client.NewUserspace(nil),
 		Userspace: true,
+		Proxies:   func() ctl.Proxies { return ctl.Proxies{SOCKS5: "127.0.0.1:1080"} },
 		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
 			direct <- network + " " + address
 			var d net.Dialer
@@ -56,7 +57,6 @@ func TestUserspaceDialInProcess(t *testing.T) {
 		t.Fatalf("Up: %v", err)
 	}
 	defer eng.Down(context.Background())
-	eng.SetProxies(ctl.Proxies{SOCKS5: "127.0.0.1:1080"})
 	st := eng.Status(ctx)
 	if st.Mode != ctl.ModeUserspace || st.Interface != "" || st.Proxies.SOCKS5 != "127.0.0.1:1080" || len(st.Routes) != 1 || !st.Routes[0].Live {
 		t.Errorf("status = %+v", st)

@@ -137,7 +137,7 @@ func (a *app) daemonOptions(c *cli.Context) (DaemonOptions, error) {
 			return o, fmt.Errorf("--%s %q: %q is not a port number (0 picks one)", p.flag, p.addr, port)
 		}
 	}
-	if o.SOCKS5 != "" && o.SOCKS5 == o.HTTPProxy {
+	if o.SOCKS5 != "" && o.SOCKS5 == o.HTTPProxy && !strings.HasSuffix(o.SOCKS5, ":0") {
 		return o, fmt.Errorf("--socks5 and --http-proxy both listen on %s", o.SOCKS5)
 	}
 	switch pw := c.String("proxy-password-file"); {
