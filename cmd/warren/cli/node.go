@@ -299,7 +299,11 @@ func printStatus(w0 io.Writer, st *ctl.Status, now time.Time) error {
 		if st.Node.User != "" {
 			user = ", user " + st.Node.User
 		}
-		fmt.Fprintf(w, "down (node %s, %s%s): run warren up\n", st.Node.Name, st.Node.Address, user)
+		mode := ""
+		if st.Mode == ctl.ModeUserspace {
+			mode = " in userspace mode"
+		}
+		fmt.Fprintf(w, "down%s (node %s, %s%s): run warren up\n", mode, st.Node.Name, st.Node.Address, user)
 		printSSHCerts(w, st.SSH.Certs, now)
 		return w.Flush()
 	}
