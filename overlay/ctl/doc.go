@@ -5,7 +5,10 @@
 //
 // The socket is mode 0666: every request is authorised by the caller's
 // uid as the kernel reports it (SO_PEERCRED on Linux, LOCAL_PEERCRED on
-// macOS; elsewhere every request is refused). Root and the daemon's own
+// macOS). Where the kernel reports nothing (Windows), a caller that sends
+// the cookie the daemon keeps beside the socket, readable by its user
+// only, is taken as the daemon's own user, and no one else is anything
+// (cookie.go). Root and the daemon's own
 // user may make every call; the operator (`warren set --operator USER`)
 // may read the status, why and the settings, get SSH certificates for
 // themselves and open connections through the daemon; anyone else is

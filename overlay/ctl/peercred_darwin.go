@@ -6,6 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// peerCredSupported: the kernel says who is calling.
+const peerCredSupported = true
+
 // peerCred returns the credentials of the process that connected c, which
 // the kernel recorded at connect(2): LOCAL_PEERCRED's uid and first group,
 // LOCAL_PEERPID's pid.
