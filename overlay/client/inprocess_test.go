@@ -15,6 +15,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 	wgnetstack "golang.zx2c4.com/wireguard/tun/netstack"
 
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/agent"
 	"github.com/warrennet/warren/overlay/client"
 	"github.com/warrennet/warren/overlay/connector"
@@ -85,31 +86,14 @@ func (r *fakeRouter) Close() error { return nil }
 // lanEcho is a loopback TCP echo server standing in for a LAN host.
 func lanEcho(t *testing.T) (tcp, udp string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
-		ln.Close()
 		pc.Close()
 		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				io.Copy(c, c)
-			})
-		}
 	})
 	wg.Go(func() {
 		buf := make([]byte, 2048)
@@ -121,7 +105,7 @@ func lanEcho(t *testing.T) (tcp, udp string) {
 			pc.WriteTo(buf[:n], from)
 		}
 	})
-	return ln.Addr().String(), pc.LocalAddr().String()
+	return testutil.EchoTCP(t), pc.LocalAddr().String()
 }
 
 // TestClientToConnectorInProcess runs the whole data plane in one process
@@ -133,53 +117,17 @@ func TestClientToConnectorInProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := coordtest.Start(t, coordtest.Options{Relay: true})
-	tcpEcho, udpEcho := lanEcho(t)
-
 	lanHost := netip.MustParseAddr("192.0.2.10")
-	redirect := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		ap, err := netip.ParseAddrPort(addr)
-		if err != nil || ap.Addr() != lanHost {
-			return nil, errors.New("connection refused")
-		}
-		var d net.Dialer
-		switch {
-		case network == "tcp" && ap.Port() == 80:
-			return d.DialContext(ctx, network, tcpEcho)
-		case network == "udp" && ap.Port() == 53:
-			return d.DialContext(ctx, network, udpEcho)
-		}
-		return nil, errors.New("connection refused")
-	}
-	conn, err := connector.New(ctx, connector.Config{
-		StateDir: t.TempDir(),
-		Token:    s.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"}).String(),
-		Dial:     redirect,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	connDone := make(chan error, 1)
-	go func() { connDone <- conn.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-connDone
-	}()
-	if _, err := s.Coord.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.0.2.0/24", Connector: "office"}); err != nil {
-		t.Fatal(err)
-	}
-
-	// The client enrolls first, so the fake TUN knows its address.
-	stateDir := t.TempDir()
-	dir, err := nodestate.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := agent.Enroll(ctx, dir, s.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"}).String(), wire.RoleClient, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	startConnector(t, ctx, s, lanHost, nil)
+	stateDir, id := enrollClient(t, ctx, s)
 	plat := &fakePlatform{addr: id.Node.Address}
-	eng, err := client.New(client.Config{StateDir: stateDir, Platform: plat})
+	// In TUN mode DialContext leaves even tunnelled destinations to the
+	// kernel, whose routes lead into the TUN.
+	kernel := make(chan string, 1)
+	eng, err := client.New(client.Config{StateDir: stateDir, Platform: plat, Dial: func(_ context.Context, network, address string) (net.Conn, error) {
+		kernel <- network + " " + address
+		return nil, errors.New("no kernel here")
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +140,20 @@ func TestClientToConnectorInProcess(t *testing.T) {
 		t.Errorf("routes installed = %v, want [192.0.2.0/24]", got)
 	}
 	tnet := plat.net()
+	if _, err := eng.DialContext(ctx, "tcp", "192.0.2.10:22"); err == nil {
+		t.Error("TUN mode DialContext succeeded without the kernel")
+	}
+	select {
+	case got := <-kernel:
+		if got != "tcp 192.0.2.10:22" {
+			t.Errorf("the kernel was asked for %q", got)
+		}
+	default:
+		t.Error("TUN mode DialContext did not go through the kernel")
+	}
+	if st := eng.Status(ctx); st.Mode != ctl.ModeTUN || st.Interface == "" {
+		t.Errorf("TUN mode status: mode %q, interface %q", st.Mode, st.Interface)
+	}
 
 	// TCP through WireGuard, the relay and the connector's stack.
 	c, err := tnet.DialContextTCPAddrPort(ctx, netip.AddrPortFrom(lanHost, 80))
@@ -264,4 +226,65 @@ func TestClientToConnectorInProcess(t *testing.T) {
 	if st := eng.Status(ctx); st.State != ctl.StateDown {
 		t.Errorf("state after Down = %s", st.State)
 	}
+}
+
+// startConnector starts the real connector "office" serving 192.0.2.0/24,
+// its LAN dials redirected to loopback echo servers: lanHost's TCP port 80
+// and UDP port 53 answer, everything else is refused. dialled, if not
+// nil, receives each LAN dial's destination. It stops at cleanup.
+func startConnector(t *testing.T, ctx context.Context, s *coordtest.Server, lanHost netip.Addr, dialled chan<- string) {
+	t.Helper()
+	tcpEcho, udpEcho := lanEcho(t)
+	redirect := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dialled != nil {
+			dialled <- network + " " + addr
+		}
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil || ap.Addr() != lanHost {
+			return nil, errors.New("connection refused")
+		}
+		var d net.Dialer
+		switch {
+		case network == "tcp" && ap.Port() == 80:
+			return d.DialContext(ctx, network, tcpEcho)
+		case network == "udp" && ap.Port() == 53:
+			return d.DialContext(ctx, network, udpEcho)
+		}
+		return nil, errors.New("connection refused")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	conn, err := connector.New(ctx, connector.Config{
+		StateDir: t.TempDir(),
+		Token:    s.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"}).String(),
+		Dial:     redirect,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	connDone := make(chan error, 1)
+	go func() { connDone <- conn.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-connDone
+	})
+	if _, err := s.Coord.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.0.2.0/24", Connector: "office"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enrollClient enrolls a client "laptop" and returns its state directory
+// and identity.
+func enrollClient(t *testing.T, ctx context.Context, s *coordtest.Server) (string, *nodestate.Identity) {
+	t.Helper()
+	stateDir := t.TempDir()
+	dir, err := nodestate.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := agent.Enroll(ctx, dir, s.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"}).String(), wire.RoleClient, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stateDir, id
 }
