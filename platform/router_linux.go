@@ -336,24 +336,6 @@ func routeDst(r netlink.Route) (netip.Prefix, bool) {
 	return prefixOf(r.Dst)
 }
 
-// prefixOf converts n, with IPv4 as IPv4 whether netlink gave 4 or 16
-// bytes.
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	ip := n.IP
-	if ip4 := ip.To4(); ip4 != nil && len(n.Mask) == net.IPv4len {
-		ip = ip4
-	}
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, bits := n.Mask.Size()
-	if bits != a.BitLen() {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(a, ones), true
-}
-
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
