@@ -34,7 +34,7 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 		st.SSH = e.sshStatus(nil)
 		return st
 	}
-	st.Interface = e.cfg.Interface
+	st.Interface = s.iface
 	v := s.currentView()
 	st.SSH = e.sshStatus(v)
 	if v == nil {
