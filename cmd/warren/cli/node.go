@@ -75,7 +75,7 @@ func (a *app) daemonCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Value: DefaultDaemonState, Usage: "state directory: identity, last netmap, prefs (0700)"},
-			&cli.StringFlag{Name: "interface", Value: "warren0", Usage: "name of the TUN device"},
+			&cli.StringFlag{Name: "interface", Value: "warren0", Usage: "name of the TUN device (macOS: utunN, or any other name for the first free utun)"},
 			&cli.BoolFlag{Name: "relay-only", Usage: "never use a direct path to a connector: everything goes through the relay"},
 		},
 		Action: func(c *cli.Context) error {
