@@ -15,7 +15,9 @@ import (
 // NewRouter returns a Router that manages addresses through ioctls and
 // routes through the routing socket. It installs nothing until Set. A nil
 // log discards.
-func NewRouter(log *slog.Logger) (Router, error) { return newBSDRouter(log, sysKernel{}), nil }
+func NewRouter(log *slog.Logger) (Router, error) {
+	return newRouter(newBSDRouter(log, sysKernel{})), nil
+}
 
 // Cleanup removes what a previous run that did not Close left on the named
 // interface: the routes through it marked as Warren's. macOS destroys a
@@ -30,7 +32,7 @@ func Cleanup(iface string) error {
 	if !isUtun(iface) {
 		return nil
 	}
-	return newBSDRouter(nil, sysKernel{}).clear(iface, false)
+	return newBSDRouter(nil, sysKernel{}).clearLink(iface, false)
 }
 
 // sysKernel is bsdKernel through system calls. Every call opens the

@@ -197,7 +197,11 @@ func parseRouteMsg(m []byte) (e rtEntry, ok bool, err error) {
 	e.Index = int(binary.LittleEndian.Uint16(m[4:]))
 	e.Flags = binary.LittleEndian.Uint32(m[8:])
 	addrs := binary.LittleEndian.Uint32(m[12:])
+	// Each sockaddr, cut to its sa_len, and its family: read from the
+	// second byte even when sa_len is shorter (the kernel writes a
+	// zero-length "::" with its family set).
 	var sas [rtaxMax][]byte
+	var fams [rtaxMax]byte
 	b := m[sizeofRtMsghdr:]
 	for i := range rtaxMax {
 		if addrs&(1<<i) == 0 {
@@ -207,14 +211,16 @@ func parseRouteMsg(m []byte) (e rtEntry, ok bool, err error) {
 			return rtEntry{}, false, errShortMessage
 		}
 		l := int(b[0])
-		n := roundupSockaddr(l)
 		if len(b) < l {
 			return rtEntry{}, false, errShortMessage
 		}
 		sas[i] = b[:l]
-		b = b[min(n, len(b)):]
+		if len(b) >= 2 {
+			fams[i] = b[1]
+		}
+		b = b[min(roundupSockaddr(l), len(b)):]
 	}
-	dst, ok := sockaddrAddr(sas[0])
+	dst, ok := sockaddrAddr(sas[0], fams[0])
 	if !ok {
 		return rtEntry{}, false, nil
 	}
@@ -225,24 +231,33 @@ func parseRouteMsg(m []byte) (e rtEntry, ok bool, err error) {
 		}
 	}
 	e.Dst = netip.PrefixFrom(dst, bits).Masked()
-	if gw := sas[1]; len(gw) >= 4 && gw[1] == afLink {
-		e.GatewayLink = int(binary.LittleEndian.Uint16(gw[2:]))
-	} else if a, ok := sockaddrAddr(gw); ok {
+	if fams[1] == afLink && len(sas[1]) >= 4 {
+		e.GatewayLink = int(binary.LittleEndian.Uint16(sas[1][2:]))
+	} else if a, ok := sockaddrAddr(sas[1], fams[1]); ok {
 		e.GatewayAddr = a
 	}
 	return e, true, nil
 }
 
-// sockaddrAddr returns the address of a sockaddr_in or sockaddr_in6. An
-// IPv6 link-local address loses the scope the kernel embeds in its second
-// 16-bit word, as DefaultGateways returns link-local gateways without a
-// zone.
-func sockaddrAddr(sa []byte) (netip.Addr, bool) {
-	switch {
-	case len(sa) >= 8 && sa[1] == afInet:
-		return netip.AddrFrom4([4]byte(sa[4:8])), true
-	case len(sa) >= 24 && sa[1] == afInet6:
-		a := [16]byte(sa[8:24])
+// sockaddrAddr returns the address of a sockaddr_in or sockaddr_in6 of
+// the family (which sa may be too short to hold). A sockaddr shorter than
+// its family's holds the address's leading bytes, the rest zero; one that
+// is empty is the unspecified address. An IPv6 link-local address loses
+// the scope the kernel embeds in its second 16-bit word, as
+// DefaultGateways returns link-local gateways without a zone.
+func sockaddrAddr(sa []byte, family byte) (netip.Addr, bool) {
+	switch family {
+	case afInet:
+		var a [4]byte
+		if len(sa) > 4 {
+			copy(a[:], sa[4:min(len(sa), 8)])
+		}
+		return netip.AddrFrom4(a), true
+	case afInet6:
+		var a [16]byte
+		if len(sa) > 8 {
+			copy(a[:], sa[8:min(len(sa), 24)])
+		}
 		if ip := netip.AddrFrom16(a); ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() {
 			a[2], a[3] = 0, 0
 		}

@@ -25,14 +25,7 @@ func TestRouteMsgAgainstXNetRoute(t *testing.T) {
 			m.Flags != unix.RTF_UP|unix.RTF_STATIC|unix.RTF_PROTO1|map[bool]int{true: unix.RTF_HOST}[p.IsSingleIP()] {
 			t.Errorf("%v: header %+v", p, m)
 		}
-		var dst netip.Addr
-		switch a := m.Addrs[unix.RTAX_DST].(type) {
-		case *xroute.Inet4Addr:
-			dst = netip.AddrFrom4(a.IP)
-		case *xroute.Inet6Addr:
-			dst = netip.AddrFrom16(a.IP)
-		}
-		if dst != p.Addr() {
+		if dst, _ := xaddr(m.Addrs[unix.RTAX_DST]); dst != p.Addr() {
 			t.Errorf("%v: destination %v", p, m.Addrs[unix.RTAX_DST])
 		}
 		if l, ok := m.Addrs[unix.RTAX_GATEWAY].(*xroute.LinkAddr); !ok || l.Index != 9 || l.Name != "utun7" {
@@ -68,18 +61,8 @@ func TestParseRIBAgainstKernel(t *testing.T) {
 		if !ok || len(rm.Addrs) == 0 {
 			continue
 		}
-		var dst netip.Addr
-		switch a := rm.Addrs[unix.RTAX_DST].(type) {
-		case *xroute.Inet4Addr:
-			dst = netip.AddrFrom4(a.IP)
-		case *xroute.Inet6Addr:
-			dst = netip.AddrFrom16(a.IP)
-			if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
-				a16 := dst.As16()
-				a16[2], a16[3] = 0, 0
-				dst = netip.AddrFrom16(a16)
-			}
-		default:
+		dst, ok := xaddr(rm.Addrs[unix.RTAX_DST])
+		if !ok {
 			continue
 		}
 		theirs[key{rm.Index, uint32(rm.Flags), dst}] = true
@@ -95,4 +78,16 @@ func TestParseRIBAgainstKernel(t *testing.T) {
 	if _, err := ribDefaultGateways(rib); err != nil {
 		t.Error(err)
 	}
+}
+
+// xaddr is x/net/route's IP address as a netip.Addr; it has already taken
+// the scope out of a link-local IPv6 address (into ZoneID).
+func xaddr(a xroute.Addr) (netip.Addr, bool) {
+	switch a := a.(type) {
+	case *xroute.Inet4Addr:
+		return netip.AddrFrom4(a.IP), true
+	case *xroute.Inet6Addr:
+		return netip.AddrFrom16(a.IP), true
+	}
+	return netip.Addr{}, false
 }

@@ -274,3 +274,75 @@ func FuzzParseRIB(f *testing.F) {
 		}
 	})
 }
+
+// TestParseKernelBytes reads sockaddrs as macOS wrote them, recorded in
+// golang.org/x/net/route's address_darwin_test.go (and golang/go#70528):
+// netmasks with their family set or not, cut after their last non-zero
+// byte, a destination of length 0, a link-local gateway with its scope
+// embedded. Each is put behind an rt_msghdr of an RTM_GET.
+func TestParseKernelBytes(t *testing.T) {
+	msg := func(index int, flags, addrs uint32, sas string) []byte {
+		h := make([]byte, sizeofRtMsghdr)
+		h[2], h[3] = rtmVersion, rtmGet
+		binary.LittleEndian.PutUint16(h[4:], uint16(index))
+		binary.LittleEndian.PutUint32(h[8:], flags)
+		binary.LittleEndian.PutUint32(h[12:], addrs)
+		b := append(h, unhex(t, sas)...)
+		binary.LittleEndian.PutUint16(b, uint16(len(b)))
+		return b
+	}
+	const dgn = rtaDst | rtaGateway | rtaNetmask
+	tests := []struct {
+		name string
+		msg  []byte
+		want rtEntry
+	}{
+		{
+			name: "192.168.86.0/24 on interface 4, mask of family 0xff",
+			msg: msg(4, 0x101, dgn, "10020000 c0a85600 0000000000000000"+
+				"14120400 06000000 0000000000000000 00000000"+
+				"07ffffff ffffff00"),
+			want: rtEntry{Type: rtmGet, Index: 4, Flags: 0x101, Dst: netip.MustParsePrefix("192.168.86.0/24"), GatewayLink: 4},
+		},
+		{
+			name: "100.113.0.0/16 through utun4319, a Warren route",
+			msg: msg(33, warrenRouteFlags, dgn, "10020000 64710000 0000000000000000"+
+				"14122100 01080000 7574756e34333139 00000000"+
+				"06020000 ffff0000"),
+			want: rtEntry{Type: rtmGet, Index: 33, Flags: warrenRouteFlags, Dst: netip.MustParsePrefix("100.113.0.0/16"), GatewayLink: 33},
+		},
+		{
+			name: "::/0 via fe80::2d0:4cff:fe10:15d2, a two-byte mask",
+			msg: msg(13, gwFlags, dgn, "1c1e0000 00000000 00000000000000000000000000000000 00000000"+
+				"1c1e0000 00000000 fe80000000000000 02d04cfffe1015d2 00000000"+
+				"021e0000"),
+			want: rtEntry{Type: rtmGet, Index: 13, Flags: gwFlags, Dst: netip.MustParsePrefix("::/0"), GatewayAddr: netip.MustParseAddr("fe80::2d0:4cff:fe10:15d2")},
+		},
+		{
+			name: "a destination of length 0 is ::, the scope leaves the gateway",
+			msg: msg(33, gwFlags, dgn, "001e0000"+
+				"1c1e0000 00000000 fe80002100000000 f22f4bfffe093bff 00000000"+
+				"0e1e0000 00000000 ffffffffffff0000"),
+			want: rtEntry{Type: rtmGet, Index: 33, Flags: gwFlags, Dst: netip.MustParsePrefix("::/48"), GatewayAddr: netip.MustParseAddr("fe80::f22f:4bff:fe09:3bff")},
+		},
+		{
+			name: "a whole message: a scoped default route with no gateway sockaddr",
+			msg: unhex(t, "84000504 01000000 03080001 15000000 1b010000 f55a0000 03000000"+strings.Repeat("00", 92-28)+
+				"10020000 00000000 0000000000000000"+
+				"00020000"+
+				"14120000 00000000 0000000000000000 00000000"),
+			want: rtEntry{Type: rtmGet, Index: 1, Flags: 0x01000803, Dst: netip.MustParsePrefix("0.0.0.0/0")},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseRIB(tt.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff([]rtEntry{tt.want}, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+				t.Errorf("parseRIB (-want +got):\n%s", d)
+			}
+		})
+	}
+}

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/warrennet/warren/routes"
@@ -126,66 +124,23 @@ func deleteAddrReq(name string, p netip.Prefix) (family int, req uint32, arg []b
 // putSockaddrInet writes a as a sockaddr_in or sockaddr_in6 at b.
 func putSockaddrInet(b []byte, a netip.Addr) { copy(b, appendSockaddrInet(nil, a)) }
 
-// bsdRouter is the Router on macOS: routes through the routing socket,
-// addresses through ioctls, behind the same reconcile as Linux.
+// bsdRouter is the Router's macOS half: routes through the routing
+// socket, addresses through ioctls, behind the same reconcile as Linux.
+// Beyond addresses and routes, apply sets the MTU when the Config names
+// one and brings the interface up. Every route gets the same priority:
+// macOS routes have no metric, so Config.Metric is not used, and an
+// identical route somebody else installed makes adding Warren's fail.
 type bsdRouter struct {
 	log *slog.Logger
 	k   bsdKernel
-
-	// mu serialises Set and Close and guards the fields below; it is held
-	// across system calls, as on Linux: what it protects is the kernel
-	// state being read and then written.
-	mu     sync.Mutex
-	closed bool
-	// ifaces are the interfaces Set has configured whose state has not
-	// been removed since.
-	ifaces map[string]bool
-	seq    int32 // rtm_seq of the last routing message
+	seq int32 // rtm_seq of the last routing message; the router's mu guards it
 }
 
 func newBSDRouter(log *slog.Logger, k bsdKernel) *bsdRouter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &bsdRouter{log: log, k: k, ifaces: make(map[string]bool)}
-}
-
-// Set implements Router. Beyond addresses and routes it sets the MTU when
-// cfg names one and brings the interface up. Every route gets the same
-// priority: macOS routes have no metric, so cfg.Metric is not used, and
-// an identical route somebody else installed makes adding Warren's fail.
-func (r *bsdRouter) Set(cfg *Config) error {
-	if cfg != nil {
-		if err := cfg.Validate(); err != nil {
-			return err
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return ErrClosed
-	}
-	return r.set(cfg)
-}
-
-// set does Set's work; r.mu is held and the router is open.
-func (r *bsdRouter) set(cfg *Config) error {
-	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(r.ifaces)) {
-		if cfg != nil && name == cfg.Interface {
-			continue
-		}
-		if err := r.clear(name, true); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		delete(r.ifaces, name)
-	}
-	if cfg != nil {
-		r.ifaces[cfg.Interface] = true
-		errs = append(errs, r.apply(cfg))
-	}
-	return errors.Join(errs...)
+	return &bsdRouter{log: log, k: k}
 }
 
 // apply makes cfg.Interface match cfg.
@@ -218,10 +173,15 @@ func (r *bsdRouter) apply(cfg *Config) error {
 	return errors.Join(errs...)
 }
 
-// clear removes Warren's state from the named interface: its routes, and
-// its global addresses when ownAddrs is set. An interface that does not
-// exist is clean: macOS removes a utun's routes with it.
-func (r *bsdRouter) clear(name string, ownAddrs bool) error {
+func (r *bsdRouter) clear(name string) error { return r.clearLink(name, true) }
+
+func (r *bsdRouter) release() {}
+
+// clearLink removes Warren's state from the named interface: its routes,
+// and its global addresses when ownAddrs is set and it is a utun. An
+// interface that does not exist is clean: macOS removes a utun's routes
+// with it.
+func (r *bsdRouter) clearLink(name string, ownAddrs bool) error {
 	l, err := r.k.link(name)
 	if errors.Is(err, errNoLink) {
 		return nil
@@ -234,18 +194,6 @@ func (r *bsdRouter) clear(name string, ownAddrs bool) error {
 
 func (r *bsdRouter) state(name string, index int, ownAddrs bool) *utunState {
 	return &utunState{k: r.k, name: name, index: index, ownAddrs: ownAddrs, seq: &r.seq}
-}
-
-// Close implements Router.
-func (r *bsdRouter) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil
-	}
-	err := r.set(nil)
-	r.closed = true
-	return err
 }
 
 // bsdDesired is the state cfg asks for on macOS: desired's, with every

@@ -248,7 +248,7 @@ func TestBSDRouterSet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newFakeMac()
-			r := newBSDRouter(nil, k)
+			r := newRouter(newBSDRouter(nil, k))
 			if tt.before != nil {
 				if err := r.Set(tt.before); err != nil {
 					t.Fatalf("Set(before) = %v", err)
@@ -278,7 +278,7 @@ func TestBSDRouterSet(t *testing.T) {
 func TestBSDRouterKeepsGoing(t *testing.T) {
 	k := newFakeMac()
 	k.fail = map[string]error{"route add 10.0.0.0/8 -interface utun7": syscall.EPERM}
-	r := newBSDRouter(nil, k)
+	r := newRouter(newBSDRouter(nil, k))
 	err := r.Set(&Config{Interface: "utun7", Addresses: pfx("100.96.0.2/32"), Routes: pfx("10.0.0.0/8", "192.168.0.0/24")})
 	if !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "adding route 10.0.0.0/8 via utun7") {
 		t.Errorf("Set = %v, want the refused route's EPERM", err)
@@ -291,7 +291,7 @@ func TestBSDRouterKeepsGoing(t *testing.T) {
 
 func TestBSDRouterClose(t *testing.T) {
 	k := newFakeMac()
-	r := newBSDRouter(nil, k)
+	r := newRouter(newBSDRouter(nil, k))
 	if err := r.Set(&Config{Interface: "utun7", Addresses: pfx("100.96.0.2/32"), Routes: pfx("10.0.0.0/8")}); err != nil {
 		t.Fatal(err)
 	}
@@ -320,11 +320,11 @@ func TestBSDClear(t *testing.T) {
 		fakeRoute{dst: netip.MustParsePrefix("172.16.0.0/12"), index: utun7, flags: 0x801, gwLink: utun7},
 	)
 	r := newBSDRouter(nil, k)
-	if err := r.clear("utun7", false); err != nil {
+	if err := r.clearLink("utun7", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.clear("utun5", false); err != nil {
-		t.Errorf("clear(utun5) = %v, want nil", err)
+	if err := r.clearLink("utun5", false); err != nil {
+		t.Errorf("clearLink(utun5) = %v, want nil", err)
 	}
 	want := macTable("addr utun7 100.96.0.9/32", "route 172.16.0.0/12 -interface utun7 flags 0x801")
 	if d := cmp.Diff(want, k.table()); d != "" {
