@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"errors"
 	"fmt"
 	"net"
 
@@ -15,27 +14,17 @@ const xucredVersion = 0
 // the kernel recorded at connect(2): LOCAL_PEERCRED (the effective uid and
 // groups) and LOCAL_PEERPID.
 func peerCred(c net.Conn) (Caller, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return Caller{}, errors.New("not a unix socket connection")
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return Caller{}, fmt.Errorf("peer credentials: %w", err)
-	}
 	var cred *unix.Xucred
 	var pid int
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, serr = unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
-		if serr == nil {
-			pid, serr = unix.GetsockoptInt(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERPID)
+	err := controlUnix(c, func(fd uintptr) (err error) {
+		if cred, err = unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED); err != nil {
+			return err
 		}
-	}); err != nil {
+		pid, err = unix.GetsockoptInt(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERPID)
+		return err
+	})
+	if err != nil {
 		return Caller{}, fmt.Errorf("peer credentials: %w", err)
-	}
-	if serr != nil {
-		return Caller{}, fmt.Errorf("peer credentials: %w", serr)
 	}
 	if cred.Version != xucredVersion || cred.Ngroups < 1 {
 		return Caller{}, fmt.Errorf("peer credentials: unexpected xucred version %d with %d groups", cred.Version, cred.Ngroups)

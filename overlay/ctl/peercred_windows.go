@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -26,28 +25,18 @@ const sioAFUnixGetPeerPID = 0x58000100
 // would be taken for that process; the socket's directory, private to the
 // user, is what keeps other users from connecting at all.
 func peerCred(c net.Conn) (Caller, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return Caller{}, errors.New("not a unix socket connection")
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return Caller{}, fmt.Errorf("peer credentials: %w", err)
-	}
 	var pid uint32
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
+	err := controlUnix(c, func(fd uintptr) error {
 		var n uint32
-		serr = windows.WSAIoctl(windows.Handle(fd), sioAFUnixGetPeerPID, nil, 0,
+		err := windows.WSAIoctl(windows.Handle(fd), sioAFUnixGetPeerPID, nil, 0,
 			(*byte)(unsafe.Pointer(&pid)), uint32(unsafe.Sizeof(pid)), &n, nil, 0)
-		if serr == nil && n != uint32(unsafe.Sizeof(pid)) {
-			serr = fmt.Errorf("the socket returned %d bytes for the peer's process id", n)
+		if err == nil && n != uint32(unsafe.Sizeof(pid)) {
+			err = fmt.Errorf("the socket returned %d bytes", n)
 		}
-	}); err != nil {
-		return Caller{}, fmt.Errorf("peer credentials: %w", err)
-	}
-	if serr != nil {
-		return Caller{}, fmt.Errorf("peer process id: %w", serr)
+		return err
+	})
+	if err != nil {
+		return Caller{}, fmt.Errorf("peer process id: %w", err)
 	}
 	same, err := sameUser(pid)
 	if err != nil {
