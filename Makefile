@@ -28,7 +28,14 @@ FUZZTIME ?= 20s
 # loaded machine starves the workers; a count has no deadline to race.
 FUZZSMOKE ?= 2000x
 
-.PHONY: all build test deps lint fuzz fuzz-smoke bench demo clean
+# The systems the laptop client is built for besides Linux (GOOS/GOARCH).
+# `make cross` builds cmd/warren for each and runs go vet over every
+# package for it, except CROSS_LINUX_ONLY: the harnesses that drive Linux
+# network namespaces (ip netns, process groups), meaningless elsewhere.
+CROSS_TARGETS ?= darwin/arm64 darwin/amd64 windows/amd64
+CROSS_LINUX_ONLY ?= test/netlab test/e2e test/demo bench/dataplane
+
+.PHONY: all build test cross deps lint fuzz fuzz-smoke bench demo clean
 
 all: build
 
@@ -50,8 +57,19 @@ deps:
 # -count=1: test/e2e and bench build cmd/warren in a subprocess, which
 # go test's cache cannot see, so a cached pass could hide a broken binary.
 test: deps
+	@$(MAKE) --no-print-directory cross
 	$(GO) test -race -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+cross:
+	@set -e; mod="$$($(GO) list -m)"; \
+	pkgs="$$($(GO) list ./... | grep -v -x -F -e '' $(foreach p,$(CROSS_LINUX_ONLY),-e "$$mod/$(p)"))"; \
+	for t in $(CROSS_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		echo "GOOS=$$os GOARCH=$$arch: $(GO) build ./cmd/warren; $(GO) vet (all but $(CROSS_LINUX_ONLY))"; \
+		GOOS=$$os GOARCH=$$arch $(GO) build -o /dev/null ./cmd/warren; \
+		GOOS=$$os GOARCH=$$arch $(GO) vet $$pkgs; \
+	done
 
 lint:
 	@out="$$(find . -type d \( -name testdata -o -name '.?*' -o -name '_*' \) -prune -o -type f -name '*.go' -print | xargs -r gofmt -l)"; \

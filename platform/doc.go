@@ -14,15 +14,24 @@
 // past failures. What it owns is narrow so that it never disturbs anyone
 // else's configuration: on Linux, the global addresses of the TUN device it
 // is given, and the routes in the main table through that device marked
-// with rtnetlink protocol RouteProtocol (87, shown as "proto 87"). The mark
-// is what lets Cleanup find a crashed run's routes, and what keeps Set from
-// touching a route somebody else added to the same device.
+// with rtnetlink protocol RouteProtocol (87, shown as "proto 87"); on
+// macOS, the global addresses of the utun device it is given, and the
+// static routes through that device (its link address as the gateway)
+// marked RTF_PROTO1 (flag "1" in netstat -rn). The mark is what lets
+// Cleanup find a crashed run's routes, and what keeps Set from touching a
+// route somebody else added to the same device.
 //
 // OS-specific code is split by build tags: *_linux.go holds the rtnetlink
 // implementation (github.com/vishvananda/netlink) and
-// golang.zx2c4.com/wireguard/tun; router_other.go gives every other system
-// the same signatures, returning errors that wrap ErrNotSupported. Nothing
-// switches on runtime.GOOS.
+// golang.zx2c4.com/wireguard/tun; *_darwin.go holds only system calls:
+// wireguard-go's utun, the routing-table dump (golang.org/x/net/route's
+// FetchRIB), writes to a routing socket and the address ioctls. What the
+// darwin Router sends and how it reads a dump is untagged (rtmsg.go: the
+// rt_msghdr and sockaddr layouts; utun.go: the Router over a bsdKernel
+// interface) so that it is tested on Linux against a fake kernel.
+// router_other.go gives every other system (Windows) the same signatures,
+// returning errors that wrap ErrNotSupported, and TUNSupported says so
+// up front. Nothing switches on runtime.GOOS.
 //
 // platform is a mechanism. It reads no flags, environment or signals and
 // starts no goroutines of its own. It must not import any Warren package

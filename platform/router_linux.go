@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -36,23 +34,17 @@ const netlinkTimeout = 5 * time.Second
 // changed mid-dump) is retried before the error is returned.
 const dumpRetries = 3
 
-// linuxRouter is the Router on Linux: rtnetlink through its own socket.
+// linuxRouter is the Router's Linux half: rtnetlink through its own
+// socket.
 type linuxRouter struct {
 	log *slog.Logger
-
-	// mu serialises Set and Close and guards the fields below. Unlike a
-	// lock over plain data it is held across netlink calls, because what
-	// it protects is the kernel state being read and then written; nothing
-	// called under it calls back into the router.
-	mu sync.Mutex
-	h  *netlink.Handle // nil once closed
-	// ifaces are the interfaces Set has configured whose state has not
-	// been removed since: where Set(nil) and Close must clean up.
-	ifaces map[string]bool
+	h   *netlink.Handle
 }
 
 // NewRouter returns a Router that manages addresses and routes through
-// rtnetlink. It installs nothing until Set. A nil log discards.
+// rtnetlink. It installs nothing until Set. Beyond addresses and routes,
+// Set sets the MTU when the Config names one and brings the interface up.
+// A nil log discards.
 func NewRouter(log *slog.Logger) (Router, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -61,7 +53,7 @@ func NewRouter(log *slog.Logger) (Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &linuxRouter{log: log, h: h, ifaces: make(map[string]bool)}, nil
+	return newRouter(&linuxRouter{log: log, h: h}), nil
 }
 
 func newHandle() (*netlink.Handle, error) {
@@ -74,45 +66,6 @@ func newHandle() (*netlink.Handle, error) {
 		return nil, fmt.Errorf("setting rtnetlink socket timeout: %w", err)
 	}
 	return h, nil
-}
-
-// Set implements Router. Beyond addresses and routes it sets the MTU when
-// cfg names one and brings the interface up. When cfg names another
-// interface than the previous Set, the old one is cleared first: the
-// kernel refuses a second route to a prefix at the same metric, so here
-// adding first would fail.
-func (r *linuxRouter) Set(cfg *Config) error {
-	if cfg != nil {
-		if err := cfg.Validate(); err != nil {
-			return err
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.h == nil {
-		return ErrClosed
-	}
-	return r.set(cfg)
-}
-
-// set does Set's work; r.mu is held and the router is open.
-func (r *linuxRouter) set(cfg *Config) error {
-	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(r.ifaces)) {
-		if cfg != nil && name == cfg.Interface {
-			continue
-		}
-		if err := clearLink(r.log, r.h, name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		delete(r.ifaces, name)
-	}
-	if cfg != nil {
-		r.ifaces[cfg.Interface] = true
-		errs = append(errs, r.apply(cfg))
-	}
-	return errors.Join(errs...)
 }
 
 // apply makes cfg.Interface match cfg.
@@ -146,18 +99,9 @@ func (r *linuxRouter) apply(cfg *Config) error {
 	return errors.Join(errs...)
 }
 
-// Close implements Router.
-func (r *linuxRouter) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.h == nil {
-		return nil
-	}
-	err := r.set(nil)
-	r.h.Close()
-	r.h = nil
-	return err
-}
+func (r *linuxRouter) clear(name string) error { return clearLink(r.log, r.h, name) }
+
+func (r *linuxRouter) release() { r.h.Close() }
 
 // Cleanup removes what a previous run that did not Close left on the named
 // interface: every route marked with RouteProtocol in the main table and,
@@ -334,24 +278,6 @@ func routeDst(r netlink.Route) (netip.Prefix, bool) {
 		return netip.Prefix{}, false
 	}
 	return prefixOf(r.Dst)
-}
-
-// prefixOf converts n, with IPv4 as IPv4 whether netlink gave 4 or 16
-// bytes.
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	ip := n.IP
-	if ip4 := ip.To4(); ip4 != nil && len(n.Mask) == net.IPv4len {
-		ip = ip4
-	}
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, bits := n.Mask.Size()
-	if bits != a.BitLen() {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(a, ones), true
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {

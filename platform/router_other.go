@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package platform
 
@@ -33,3 +33,7 @@ func DefaultGateways() ([]netip.Addr, error) { return nil, errUnsupported }
 // LocalPrefixes is not implemented on this system; it returns an error
 // wrapping ErrNotSupported.
 func LocalPrefixes(iface string) ([]netip.Prefix, error) { return nil, errUnsupported }
+
+// TUNSupported reports whether this system has the TUN daemon's platform
+// code: it has not; the error wraps ErrNotSupported.
+func TUNSupported() error { return errUnsupported }

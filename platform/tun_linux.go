@@ -61,3 +61,7 @@ func CreateTUN(name string, mtu int) (tun.Device, error) {
 	}
 	return wrapped, nil
 }
+
+// TUNSupported reports whether this system has the TUN daemon's platform
+// code (CreateTUN, NewRouter): nil here.
+func TUNSupported() error { return nil }

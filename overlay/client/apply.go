@@ -116,7 +116,7 @@ func (e *Engine) applyLocked(ctx context.Context, s *session, nm *wire.NetMap) e
 	routed := slices.Clone(v.install)
 	e.routed.Store(&routed)
 	if err := s.router.Set(&platform.Config{
-		Interface: e.cfg.Interface,
+		Interface: s.iface,
 		MTU:       e.cfg.MTU,
 		Addresses: []netip.Prefix{self},
 		Routes:    v.install,

@@ -130,6 +130,7 @@ type Engine struct {
 // session is one up period: the devices and the control session.
 type session struct {
 	id     *nodestate.Identity
+	iface  string            // the TUN device's name, as the system gave it
 	filter *flowtrack.Device // the TUN, as wireguard-go sees it
 	dev    *wgdev.Device
 	relay  Relay
@@ -280,6 +281,12 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 			return nil, errors.New("the userspace platform's device cannot dial")
 		}
 	}
+	// The system may name the device itself (macOS: utunN).
+	iface, err := td.Name()
+	if err != nil {
+		td.Close()
+		return nil, fmt.Errorf("naming %s: %w", e.cfg.Interface, err)
+	}
 	// Between wireguard-go and the TUN: connectors may answer the flows
 	// this machine opens, and reach nothing else on it.
 	filter := flowtrack.New(td, flowtrack.Config{Logger: e.log})
@@ -295,7 +302,7 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, tunnel: tunnel, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), renewed: make(chan struct{}), applied: make(chan struct{})}
+	s := &session{id: id, iface: iface, filter: filter, dev: dev, relay: rel, router: router, tunnel: tunnel, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), renewed: make(chan struct{}), applied: make(chan struct{})}
 	go e.watchAddrs(ctx, s)
 	go e.renewSSHCerts(ctx, s)
 	go func() {

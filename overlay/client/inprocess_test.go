@@ -35,6 +35,7 @@ type fakePlatform struct {
 	mu     sync.Mutex
 	tnet   *wgnetstack.Net
 	routes []netip.Prefix
+	iface  string // the interface of the last Set
 	sets   int
 }
 
@@ -77,6 +78,7 @@ func (r *fakeRouter) Set(cfg *platform.Config) error {
 	r.routes = nil
 	if cfg != nil {
 		r.routes = slices.Clone(cfg.Routes)
+		r.iface = cfg.Interface
 	}
 	return nil
 }
@@ -138,6 +140,14 @@ func TestClientToConnectorInProcess(t *testing.T) {
 	defer eng.Down(context.Background())
 	if got := plat.installed(); !slices.Equal(got, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}) {
 		t.Errorf("routes installed = %v, want [192.0.2.0/24]", got)
+	}
+	// The routes go to the device by the name it got, as on macOS, where
+	// the kernel names it utunN whatever the engine asked for.
+	plat.mu.Lock()
+	iface := plat.iface
+	plat.mu.Unlock()
+	if st := eng.Status(ctx); iface != "go" || st.Interface != "go" {
+		t.Errorf("router told interface %q, status says %q; want the device's own name %q", iface, st.Interface, "go")
 	}
 	tnet := plat.net()
 	if _, err := eng.DialContext(ctx, "tcp", "192.0.2.10:22"); err == nil {

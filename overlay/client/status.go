@@ -38,7 +38,7 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 		return st
 	}
 	if !e.cfg.Userspace {
-		st.Interface = e.cfg.Interface
+		st.Interface = s.iface
 	}
 	v := s.currentView()
 	st.SSH = e.sshStatus(v)

@@ -13,7 +13,7 @@ import (
 	"github.com/warrennet/warren/overlay/atomicfile"
 )
 
-// Where the kernel does not say who is calling (Windows: no peer
+// Where the kernel does not say who is calling (systems without peer
 // credentials on its unix sockets), a caller proves instead that it can
 // read a file only the daemon's user can: at start the daemon writes 32
 // random bytes, hex, to SOCKET.cookie (mode 0600, in the socket's

@@ -2,27 +2,24 @@ package ctl
 
 import (
 	"errors"
-	"fmt"
 	"net"
 )
 
-// withSocket runs f on c's file descriptor, for reading the peer's
-// credentials (peercred_*.go); errors say so.
-func withSocket(c net.Conn, f func(fd int) error) error {
+// controlUnix runs f on the socket of c, which must be a unix socket
+// connection, and returns f's error. The peerCred of each system asks its
+// socket through it.
+func controlUnix(c net.Conn, f func(fd uintptr) error) error {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return errors.New("not a unix socket connection")
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("peer credentials: %w", err)
+		return err
 	}
 	var ferr error
-	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
-		return fmt.Errorf("peer credentials: %w", err)
+	if err := raw.Control(func(fd uintptr) { ferr = f(fd) }); err != nil {
+		return err
 	}
-	if ferr != nil {
-		return fmt.Errorf("peer credentials: %w", ferr)
-	}
-	return nil
+	return ferr
 }

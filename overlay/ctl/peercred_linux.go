@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"fmt"
 	"net"
 
 	"golang.org/x/sys/unix"
@@ -13,12 +14,12 @@ const peerCredSupported = true
 // the kernel recorded at connect(2).
 func peerCred(c net.Conn) (Caller, error) {
 	var cred *unix.Ucred
-	err := withSocket(c, func(fd int) (err error) {
-		cred, err = unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	err := controlUnix(c, func(fd uintptr) (err error) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 		return err
 	})
 	if err != nil {
-		return Caller{}, err
+		return Caller{}, fmt.Errorf("peer credentials: %w", err)
 	}
 	return Caller{UID: cred.Uid, GID: cred.Gid, PID: cred.Pid}, nil
 }

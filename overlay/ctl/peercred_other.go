@@ -1,4 +1,4 @@
-//go:build !linux && !darwin
+//go:build !linux && !darwin && !windows
 
 package ctl
 
@@ -7,7 +7,8 @@ import (
 	"net"
 )
 
-// peerCredSupported: the kernel says who is calling.
+// peerCredSupported: this system does not say who is calling; the cookie
+// (cookie.go) proves the daemon's own user instead.
 const peerCredSupported = false
 
 // peerCred returns the credentials of the process that connected c. Only

@@ -7,9 +7,6 @@ import (
 	"github.com/warrennet/warren/overlay/wire"
 )
 
-// DefaultSocket is where the daemon listens unless told otherwise.
-const DefaultSocket = "/run/warren/warren.sock"
-
 // State is the daemon's overall state.
 type State string
 

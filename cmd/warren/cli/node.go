@@ -87,7 +87,7 @@ func (a *app) daemonCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Usage: "state directory: identity, last netmap, prefs (0700; default " + DefaultDaemonState + ", with --userspace $XDG_STATE_HOME/warren or ~/.local/state/warren)"},
-			&cli.StringFlag{Name: "interface", Value: "warren0", Usage: "name of the TUN device"},
+			&cli.StringFlag{Name: "interface", Value: "warren0", Usage: "name of the TUN device (macOS: utunN, or any other name for the first free utun)"},
 			&cli.BoolFlag{Name: "relay-only", Usage: "never use a direct path to a connector: everything goes through the relay"},
 			&cli.BoolFlag{Name: "userspace", Usage: "no root, no TUN, no routes: a userspace network stack reached through the proxies below and warren nc (socket in $XDG_RUNTIME_DIR/warren)"},
 			&cli.StringFlag{Name: "socks5", Usage: "with --userspace: serve SOCKS5 (CONNECT, UDP ASSOCIATE) on ADDR, e.g. 127.0.0.1:1080"},

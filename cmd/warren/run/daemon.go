@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -21,12 +22,19 @@ import (
 )
 
 // Daemon runs the laptop daemon until ctx ends: the engine, its control
-// socket and, in userspace mode, the local proxies.
+// socket and, in userspace mode, the local proxies. On a system without
+// the TUN daemon's platform code the TUN daemon fails at once, pointing at
+// userspace mode.
 func Daemon(ctx context.Context, o cli.DaemonOptions) error {
+	if !o.Userspace {
+		if err := tunSupported(platform.TUNSupported()); err != nil {
+			return err
+		}
+	}
 	limitMemory(o.Logger, daemonMemoryLimit)
 	defer governProcs(ctx, o.Logger)()
 	host, _ := os.Hostname()
-	var plat client.Platform = osPlatform{log: o.Logger, iface: o.Interface}
+	var plat client.Platform = &osPlatform{log: o.Logger, iface: o.Interface}
 	if o.Userspace {
 		plat = client.NewUserspace(o.Logger)
 		// The user's own runtime directory, or /tmp/warren-UID: only
@@ -105,20 +113,47 @@ func proxyAddrs(prox *proxy.Server, o cli.DaemonOptions) ctl.Proxies {
 	return p
 }
 
+// tunSupported turns platform.TUNSupported's answer into the daemon's
+// one-line refusal.
+func tunSupported(err error) error {
+	if errors.Is(err, platform.ErrNotSupported) {
+		return fmt.Errorf("the TUN daemon is not supported on %s yet; run: warren daemon --userspace", runtime.GOOS)
+	}
+	return err
+}
+
 // osPlatform is the real OS integration.
 type osPlatform struct {
-	log   *slog.Logger
-	iface string
+	log *slog.Logger
+
+	mu    sync.Mutex // guards iface
+	iface string     // the TUN device's name: asked for, then as created
 }
 
-func (p osPlatform) CreateTUN(name string, mtu int) (tun.Device, error) {
-	return platform.CreateTUN(name, mtu)
+// CreateTUN creates the device and keeps the name the system gave it
+// (macOS: utunN), which LocalPrefixes leaves out.
+func (p *osPlatform) CreateTUN(name string, mtu int) (tun.Device, error) {
+	dev, err := platform.CreateTUN(name, mtu)
+	if err != nil {
+		return nil, err
+	}
+	if got, err := dev.Name(); err == nil {
+		p.mu.Lock()
+		p.iface = got
+		p.mu.Unlock()
+	}
+	return dev, nil
 }
 
-func (p osPlatform) NewRouter() (client.Router, error) { return platform.NewRouter(p.log) }
+func (p *osPlatform) NewRouter() (client.Router, error) { return platform.NewRouter(p.log) }
 
-func (p osPlatform) Cleanup(iface string) error { return platform.Cleanup(iface) }
+func (p *osPlatform) Cleanup(iface string) error { return platform.Cleanup(iface) }
 
-func (p osPlatform) DefaultGateways() ([]netip.Addr, error) { return platform.DefaultGateways() }
+func (p *osPlatform) DefaultGateways() ([]netip.Addr, error) { return platform.DefaultGateways() }
 
-func (p osPlatform) LocalPrefixes() ([]netip.Prefix, error) { return platform.LocalPrefixes(p.iface) }
+func (p *osPlatform) LocalPrefixes() ([]netip.Prefix, error) {
+	p.mu.Lock()
+	iface := p.iface
+	p.mu.Unlock()
+	return platform.LocalPrefixes(iface)
+}
