@@ -24,6 +24,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if s.disco != nil {
 		now := s.disco.noteSend(e)
 		if path := e.direct.Load(); path != nil && path.s == s {
+			s.disco.checkSilent(e, path, now)
 			err := b.sendTo(s, bufs, path.udp, nil)
 			switch {
 			case s.closed.Load():
