@@ -130,6 +130,7 @@ func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, si
 					last, lastKey = b.endpoint(key), key
 					if s.disco != nil {
 						s.disco.noteSend(last)
+						s.disco.onRelayedData(last)
 					}
 				}
 				if s.disco != nil && isHandshakeInitiation(payload) {

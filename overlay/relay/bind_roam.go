@@ -27,12 +27,19 @@ func (b *Bind) NetworkChanged(why string) {
 		return
 	}
 	b.log.Info("relay bind: the network changed; registering again and checking direct paths", "why", why)
+	b.reregister(s, why)
+	if s.disco != nil {
+		s.disco.recheck(why)
+	}
+}
+
+// reregister sends a HELLO on s at once and holds what Send relays until
+// the relay acknowledges it.
+func (b *Bind) reregister(s *socket, why string) {
+	b.log.Debug("relay bind: registering again", "why", why)
 	// Only an ACK of a HELLO sent from now on confirms the registration:
 	// its timestamp is above every one used so far.
 	s.confirmAfter.Store(b.lastTS.Load() + 1)
 	s.urgent.Store(true)
 	s.poke()
-	if s.disco != nil {
-		s.disco.recheck(why)
-	}
 }

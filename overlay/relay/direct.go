@@ -75,6 +75,10 @@ type directPath struct {
 	// that of the last PING a silence or a doubt sent; probing that of
 	// the oldest such PING still unanswered, zero if none.
 	lastRecv, lastProbe, probing atomic.Int64
+	// reregistered: Send asked the Bind to register again since the
+	// path last answered (it stopped answering a probe: this node's
+	// NAT may have moved it).
+	reregistered atomic.Bool
 	// probeWait is how long a probe may go unanswered before the path
 	// is no longer trusted alone.
 	probeWait time.Duration
@@ -96,6 +100,7 @@ func (p *directPath) answered(now int64) {
 	p.lastRecv.Store(now)
 	p.probing.Store(0)
 	p.doubted.Store(false)
+	p.reregistered.Store(false)
 }
 
 // discovery is the direct-path state of one open socket: per peer, the
@@ -343,6 +348,25 @@ func (d *discovery) onRelayedHandshake(e *Endpoint) {
 		return
 	}
 	d.probe(e, path, time.Now().UnixNano())
+}
+
+// onRelayedData is called for each run of datagrams the relay brings
+// from e's peer. A peer that has a direct path sends there, not through
+// the relay; if this node's path has also been silent for silentFor, the
+// peer has probably lost it (it moved: its NAT's public address
+// changed), and this node's answers would go down a path that leads
+// nowhere. So the path is doubted: Send uses the relay too until the path
+// answers a PING, sent now.
+func (d *discovery) onRelayedData(e *Endpoint) {
+	path := e.direct.Load()
+	if path == nil || path.s != d.s || path.doubted.Load() {
+		return
+	}
+	now := time.Now().UnixNano()
+	if now-path.lastRecv.Load() < int64(silentFor) || path.doubted.Swap(true) {
+		return
+	}
+	d.probe(e, path, now)
 }
 
 // checkSilent is called by Send before it uses e's direct path: if
