@@ -48,6 +48,10 @@ type SessionConfig struct {
 	HeartbeatTimeout time.Duration
 	// Backoff paces reconnects and Apply retries.
 	Backoff Backoff
+	// Wake, if set, ends a wait between attempts to open the stream at
+	// once when it receives: the node's network changed, so the
+	// coordinator may be reachable now.
+	Wake <-chan struct{}
 }
 
 // Validate checks the configuration.
@@ -140,10 +144,23 @@ func (s *Session) Run(ctx context.Context) error {
 			s.log.Warn("control stream ended", "err", err, "up_for", time.Since(up).Round(time.Millisecond), "retry_in", wait.Round(time.Millisecond))
 		}
 		s.setState(false, err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := sleepOrWake(ctx, wait, s.cfg.Wake); err != nil {
 			return err
 		}
 	}
+}
+
+// sleepOrWake is sleep, cut short by a receive from wake.
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	case <-wake:
+	}
+	return nil
 }
 
 func (s *Session) setState(connected bool, err error) {
