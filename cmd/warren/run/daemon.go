@@ -28,6 +28,9 @@ func Daemon(ctx context.Context, o cli.DaemonOptions) error {
 		Platform:  osPlatform{log: o.Logger, iface: o.Interface},
 		Logger:    o.Logger,
 		RelayOnly: o.RelayOnly,
+		WatchNetwork: func(ctx context.Context, ignore string, changed func(string)) error {
+			return platform.WatchNetwork(ctx, platform.WatchConfig{Ignore: ignore, Logger: o.Logger}, changed)
+		},
 	})
 	if err != nil {
 		return err
