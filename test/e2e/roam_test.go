@@ -114,6 +114,11 @@ func TestRoaming(t *testing.T) {
 		{netlab.Laptop, "addr", "add", "10.1.0.3/24", "dev", "eth0"},
 		{netlab.Laptop, "route", "replace", "default", "via", netlab.HomeLANGW},
 	})
+	// That one the daemon saw happen (its network watcher), rather than
+	// noticing its direct path fall silent.
+	if out := d.Daemon.Output(); !strings.Contains(out, `msg="the network changed; registering again"`) || !strings.Contains(out, "on eth0") {
+		t.Errorf("the daemon did not react to its own address changing:\n%s", out)
+	}
 	waitDirect(ctx, t, d)
 }
 
@@ -143,6 +148,15 @@ func TestRoamingFreeze(t *testing.T) {
 	if took > thawBound {
 		t.Errorf("traffic resumed %v after the thaw, want at most %v", took.Round(time.Millisecond), thawBound)
 	}
+	// The daemon knew it had been frozen (a suspend stops the clock its
+	// timers run on, so it cannot count on them firing late as they do
+	// after SIGSTOP).
+	eventually(t, 5*time.Second, "the daemon noticing its freeze", func() error {
+		if out := d.Daemon.Output(); !strings.Contains(out, "the daemon did not run for 2m") {
+			return fmt.Errorf("no freeze in its log")
+		}
+		return nil
+	})
 	// The control stream comes back too.
 	eventually(t, 10*time.Second, "the control stream after the thaw", func() error {
 		status, err := d.laptop(ctx, "status")
