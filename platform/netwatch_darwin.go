@@ -32,6 +32,10 @@ func subscribe(ctx context.Context, events chan<- netEvent, log *slog.Logger) er
 	stop := context.AfterFunc(ctx, func() { f.Close() })
 	defer stop()
 	buf := make([]byte, 16<<10)
+	// up says whether each interface was up at its last message: macOS
+	// repeats interface messages (awdl0 every few seconds), and only up
+	// and down count.
+	up := map[int]bool{}
 	for {
 		n, err := f.Read(buf)
 		if err != nil {
@@ -46,6 +50,13 @@ func subscribe(ctx context.Context, events chan<- netEvent, log *slog.Logger) er
 			continue
 		}
 		for _, m := range msgs {
+			if im, ok := m.(*xroute.InterfaceMessage); ok {
+				isUp := im.Flags&unix.IFF_UP != 0
+				if was, seen := up[im.Index]; seen && was == isUp {
+					continue
+				}
+				up[im.Index] = isUp
+			}
 			ev, ok := routingEvent(m)
 			if !ok {
 				continue

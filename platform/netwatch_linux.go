@@ -102,7 +102,8 @@ func subscribeOnce(ctx context.Context, events chan<- netEvent, first bool) erro
 		return fmt.Errorf("subscribing to route changes: %w", err)
 	}
 	open++
-	names := map[int]string{} // interface index → name, from link messages
+	names := map[int]string{}  // interface index → name, from link messages
+	states := map[int]string{} // interface index → what its last link message said
 	name := func(index int) string {
 		if n, ok := names[index]; ok {
 			return n
@@ -127,10 +128,20 @@ func subscribeOnce(ctx context.Context, events chan<- netEvent, first bool) erro
 				return errors.New("the link subscription ended")
 			}
 			ev = linkEvent(u)
+			i := int(u.Index)
 			if u.Header.Type == unix.RTM_DELLINK {
-				delete(names, int(u.Index))
+				delete(names, i)
+				delete(states, i)
 			} else {
-				names[int(u.Index)] = ev.iface
+				names[i] = ev.iface
+				// The kernel sends a link message for many changes
+				// that do not matter here (a statistic, an attribute
+				// of a bridge): only up, down, new and gone count.
+				was, seen := states[i]
+				states[i] = ev.what
+				if seen && was == ev.what {
+					continue
+				}
 			}
 		case u, ok := <-addrs:
 			if !ok {
