@@ -149,7 +149,10 @@ func subscribeOnce(ctx context.Context, events chan<- netEvent, first bool) erro
 				open--
 				return errors.New("the address subscription ended")
 			}
-			ev = addrEvent(u, name(u.LinkIndex))
+			var keep bool
+			if ev, keep = addrEvent(u, name(u.LinkIndex)); !keep {
+				continue
+			}
 		case u, ok := <-routes:
 			if !ok {
 				routes = nil
@@ -183,20 +186,32 @@ func linkEvent(u netlink.LinkUpdate) netEvent {
 	return netEvent{iface: a.Name, what: what}
 }
 
-func addrEvent(u netlink.AddrUpdate, iface string) netEvent {
+// addrEvent describes an address change, or reports false for a
+// link-local address's, which come and go with links.
+func addrEvent(u netlink.AddrUpdate, iface string) (netEvent, bool) {
+	if u.LinkAddress.IP.IsLinkLocalUnicast() {
+		return netEvent{}, false
+	}
 	what := "removed"
 	if u.NewAddr {
 		what = "added"
 	}
-	return netEvent{iface: iface, what: "address " + u.LinkAddress.String() + " " + what}
+	return netEvent{iface: iface, what: "address " + u.LinkAddress.String() + " " + what}, true
 }
 
 // routeEvent describes a route change, or reports false for one that does
-// not count: the routes Warren installs (RouteProtocol).
+// not count: the routes Warren installs (RouteProtocol), the kernel's
+// cached routes (an IPv6 neighbour's, a path MTU's), and routes to
+// link-local and multicast destinations, which come and go with links.
 func routeEvent(u netlink.RouteUpdate, name func(int) string) (netEvent, bool) {
 	r := u.Route
-	if r.Protocol == RouteProtocol {
+	if r.Protocol == RouteProtocol || r.Flags&unix.RTM_F_CLONED != 0 {
 		return netEvent{}, false
+	}
+	if r.Dst != nil {
+		if ip := r.Dst.IP; ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() {
+			return netEvent{}, false
+		}
 	}
 	what := "route to " + routeString(r) + " added"
 	if u.Type == unix.RTM_DELROUTE {
