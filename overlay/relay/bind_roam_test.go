@@ -94,10 +94,23 @@ func TestDirectPathDiesSilently(t *testing.T) {
 	if took > bound {
 		t.Errorf("delivered again after %v, want at most %v", took, bound)
 	}
-	waitFor(t, "the dead path dropped and the live one found", func() bool {
+	// Traffic keeps the peer in use while the dead path goes (after
+	// probeTimeout) and the live one is found again.
+	pace := time.NewTicker(50 * time.Millisecond)
+	defer pace.Stop()
+	for deadline := time.Now().Add(probeTimeout + 5*time.Second); a.b.Direct(b.key) != b.addr(); <-pace.C {
+		if time.Now().After(deadline) {
+			t.Fatalf("direct path %v, want the live one %v again", a.b.Direct(b.key), b.addr())
+		}
 		a.send(b.key, "traffic")
-		return a.b.Direct(b.key) == b.addr()
-	})
+		for drained := false; !drained; {
+			select {
+			case <-b.rx:
+			default:
+				drained = true
+			}
+		}
+	}
 }
 
 // TestDirectPathOneWay: a live direct path carrying traffic one way only

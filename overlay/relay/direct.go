@@ -46,11 +46,11 @@ const (
 	// the path's round trip) makes the path untrusted until it answers,
 	// and one unanswered for probeTimeout drops it. So a path that died
 	// silently under a node that keeps sending (its NAT's public address
-	// changed, the peer's NAT forgot it) costs about half a second, not
+	// changed, the peer's NAT forgot it) costs a few hundred ms, not
 	// trustFor; a one-way flow on a live path costs a PING and a PONG
 	// every silentFor.
-	silentFor    = 300 * time.Millisecond
-	minProbeWait = 200 * time.Millisecond
+	silentFor    = 100 * time.Millisecond
+	minProbeWait = 150 * time.Millisecond
 	probeTimeout = 2 * time.Second
 	// activeFor is how long after the last Send a peer counts as in use:
 	// only peers in use are called and their paths kept.
