@@ -150,7 +150,8 @@ func (s *Session) Run(ctx context.Context) error {
 	}
 }
 
-// sleepOrWake is sleep, cut short by a receive from wake.
+// sleepOrWake waits d, or until a receive from wake (a nil wake never
+// receives), or until ctx ends, returning ctx.Err() in that case.
 func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -166,18 +167,6 @@ func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) err
 func (s *Session) setState(connected bool, err error) {
 	if s.cfg.OnState != nil {
 		s.cfg.OnState(connected, err)
-	}
-}
-
-// sleep waits d or until ctx ends, returning ctx.Err() in that case.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

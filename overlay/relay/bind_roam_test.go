@@ -76,22 +76,8 @@ func TestDirectPathDiesSilently(t *testing.T) {
 	checkNoLeaks(t)
 	a, b := directPair(t)
 	blackhole(t, a, b.key)
-	start := time.Now()
 	bound := silentFor + minProbeWait + 300*time.Millisecond
-	for delivered := false; !delivered; {
-		if time.Since(start) > trustFor {
-			t.Fatalf("nothing got through for %v after the direct path died", time.Since(start))
-		}
-		a.send(b.key, "still there?")
-		select {
-		case got := <-b.rx:
-			delivered = got.data == "still there?"
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	took := time.Since(start)
-	t.Logf("delivered again after %v", took.Round(time.Millisecond))
-	if took > bound {
+	if took := deliveredAgain(t, a, b, 50*time.Millisecond, trustFor); took > bound {
 		t.Errorf("delivered again after %v, want at most %v", took, bound)
 	}
 	// Traffic keeps the peer in use while the dead path goes (after
