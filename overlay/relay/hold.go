@@ -10,12 +10,13 @@ import (
 
 // Until the relay has confirmed a socket's registration it drops what the
 // socket sends it (and answers "not registered"); so it does after the
-// host's network changed, until the node's next HELLO moves it. wireguard-go sends its
-// handshake initiation the moment a peer is configured, usually before
-// the first HELLO-ACK is back, and retries only after REKEY_TIMEOUT (5 s):
-// `warren up` took over 5 s. So the Bind holds the datagrams it is asked
-// to relay before the first ACK of its socket and target, and sends them
-// once the ACK arrives.
+// host's network changed, until the node's next HELLO moves it.
+// wireguard-go sends its handshake initiation the moment a peer is
+// configured, usually before the first HELLO-ACK is back, and retries
+// only after REKEY_TIMEOUT (5 s): `warren up` took over 5 s. So the Bind
+// holds the datagrams it is asked to relay before the first ACK of its
+// socket and target (and, after a change of network, before the ACK of
+// its next HELLO), and sends them once the ACK arrives.
 const (
 	maxHeld = 64              // datagrams held; more are dropped, as the relay would have
 	heldFor = 5 * time.Second // older ones are dropped: wireguard-go has resent by then
