@@ -6,7 +6,10 @@
 // the netmap says to tunnel. It also answers the two questions the client
 // asks of the host's own network: its default gateways, which must never be
 // tunnelled (DefaultGateways), and its directly connected prefixes, for the
-// LAN-overlap warning (LocalPrefixes).
+// LAN-overlap warning (LocalPrefixes). WatchNetwork reports, debounced,
+// when the host's network changes under the daemon (links, addresses and
+// routes of every interface but the TUN: rtnetlink on Linux, the routing
+// socket on darwin, nothing elsewhere), so that the client can follow it.
 //
 // Router.Set applies a Config as desired state: it re-reads what is
 // installed, plans the difference (reconcile.go, OS-independent and tested
@@ -34,7 +37,8 @@
 // up front. Nothing switches on runtime.GOOS.
 //
 // platform is a mechanism. It reads no flags, environment or signals and
-// starts no goroutines of its own. It must not import any Warren package
+// starts no goroutines of its own, except inside WatchNetwork, which
+// returns only once they have ended. It must not import any Warren package
 // except routes (the pure prefix diff and ordering it reuses); roles
 // (overlay/client) import it, never the reverse, and the connector, which
 // needs no root, must not import it at all.

@@ -69,6 +69,8 @@ type Config struct {
 	// HeartbeatInterval and HeartbeatTimeout: zero means the defaults.
 	HeartbeatInterval, HeartbeatTimeout time.Duration
 	Backoff                             coordclient.Backoff
+	// Wake cuts a wait to reconnect short; see coordclient.SessionConfig.
+	Wake <-chan struct{}
 }
 
 // Run first applies the netmap saved on disk, if any, then holds the
@@ -106,6 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		HeartbeatTimeout:  cfg.HeartbeatTimeout,
 		Backoff:           cfg.Backoff,
+		Wake:              cfg.Wake,
 	})
 	if err != nil {
 		return err

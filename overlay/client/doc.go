@@ -8,7 +8,9 @@
 // single sign-on (the login waits for a person to log in at the
 // coordinator's identity provider), and keeps the SSH certificates local
 // users asked for renewed while the tunnel is up, writing each as its
-// user (certwrite_linux.go).
+// user (certwrite_linux.go). It follows the network (roam.go): a change
+// of the host's network or a freeze makes the session register with the
+// relay again and re-check its direct paths at once.
 //
 // DialContext opens connections as a program on the laptop reaches them
 // through Warren, for the local proxies and `warren nc` (the control

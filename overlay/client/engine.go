@@ -84,6 +84,10 @@ type Config struct {
 	// Proxies reports the local proxies' listen addresses for Status;
 	// nil when there are none.
 	Proxies func() ctl.Proxies
+	// WatchNetwork reports the host's network changes, leaving out the
+	// interface named ignore, until ctx ends (platform.WatchNetwork); nil
+	// watches none (freezes are still noticed). See roam.go.
+	WatchNetwork func(ctx context.Context, ignore string, changed func(why string)) error
 }
 
 // Relay is the part of the relay Bind the engine steers and reports.
@@ -93,6 +97,9 @@ type Relay interface {
 	// Direct returns the direct path's address to peer k; the zero
 	// AddrPort while k is reached through the relay.
 	Direct(k wire.Key) netip.AddrPort
+	// NetworkChanged says the host's network changed, or the process was
+	// frozen: register again and re-check direct paths at once.
+	NetworkChanged(why string)
 }
 
 // Engine is the laptop daemon's state. It implements ctl.Backend.
@@ -139,10 +146,13 @@ type session struct {
 	tunnel tunnelDialer
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the agent has returned
-	runErr error         // set before done closes
+	// wake (capacity 1) cuts the control session's wait to reconnect
+	// short: the network changed (roam).
+	wake   chan struct{}
+	runErr error // set before done closes
 	// watched is closed when watchAddrs has returned, renewed when
-	// renewSSHCerts has.
-	watched, renewed chan struct{}
+	// renewSSHCerts has, followed when followNetwork has.
+	watched, renewed, followed chan struct{}
 
 	// applyMu serialises applying netmaps: the session's and a settings
 	// change's.
@@ -302,9 +312,10 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{id: id, iface: iface, filter: filter, dev: dev, relay: rel, router: router, tunnel: tunnel, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), renewed: make(chan struct{}), applied: make(chan struct{})}
+	s := &session{id: id, iface: iface, filter: filter, dev: dev, relay: rel, router: router, tunnel: tunnel, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), renewed: make(chan struct{}), followed: make(chan struct{}), applied: make(chan struct{}), wake: make(chan struct{}, 1)}
 	go e.watchAddrs(ctx, s)
 	go e.renewSSHCerts(ctx, s)
+	go e.followNetwork(ctx, s)
 	go func() {
 		defer close(s.done)
 		s.runErr = agent.Run(ctx, agent.Config{
@@ -314,6 +325,7 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 			OnState:  e.onState,
 			OnDenial: e.onDenial,
 			Logger:   e.log,
+			Wake:     s.wake,
 		})
 		if errors.Is(s.runErr, context.Canceled) {
 			s.runErr = nil
@@ -466,6 +478,7 @@ func (e *Engine) stop() {
 	<-s.done
 	<-s.watched // no re-apply may reinstall routes after this
 	<-s.renewed
+	<-s.followed
 	if err := s.router.Set(nil); err != nil {
 		e.log.Warn("removing routes", "err", err)
 	}

@@ -48,6 +48,10 @@ type SessionConfig struct {
 	HeartbeatTimeout time.Duration
 	// Backoff paces reconnects and Apply retries.
 	Backoff Backoff
+	// Wake, if set, ends a wait between attempts to open the stream at
+	// once when it receives: the node's network changed, so the
+	// coordinator may be reachable now.
+	Wake <-chan struct{}
 }
 
 // Validate checks the configuration.
@@ -140,27 +144,29 @@ func (s *Session) Run(ctx context.Context) error {
 			s.log.Warn("control stream ended", "err", err, "up_for", time.Since(up).Round(time.Millisecond), "retry_in", wait.Round(time.Millisecond))
 		}
 		s.setState(false, err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := sleepOrWake(ctx, wait, s.cfg.Wake); err != nil {
 			return err
 		}
 	}
 }
 
-func (s *Session) setState(connected bool, err error) {
-	if s.cfg.OnState != nil {
-		s.cfg.OnState(connected, err)
-	}
-}
-
-// sleep waits d or until ctx ends, returning ctx.Err() in that case.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleepOrWake waits d, or until a receive from wake (a nil wake never
+// receives), or until ctx ends, returning ctx.Err() in that case.
+func sleepOrWake(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return nil
+	case <-wake:
+	}
+	return nil
+}
+
+func (s *Session) setState(connected bool, err error) {
+	if s.cfg.OnState != nil {
+		s.cfg.OnState(connected, err)
 	}
 }
 

@@ -517,3 +517,25 @@ func TestSessionDenialsAndUnknownMessages(t *testing.T) {
 		t.Errorf("OnDenial called %d times, want 1", got)
 	}
 }
+
+// TestSessionWake: a receive from Wake ends the wait to reconnect at
+// once (the node's network changed), however long the backoff.
+func TestSessionWake(t *testing.T) {
+	co := newCoordinator(t, coordtest.Options{})
+	rec := &recorder{}
+	cfg := nodeConfig(t, co, "laptop", rec)
+	cfg.Backoff = coordclient.Backoff{Min: 24 * time.Hour, Max: 24 * time.Hour}
+	wake := make(chan struct{}, 1)
+	cfg.Wake = wake
+	co.faults.FailNext("POST", wire.PathStream, 1, 503, wire.Error{Message: "busy", Code: wire.CodeUnavailable})
+	run := start(t, cfg)
+	waitFor(t, "the failed attempt", func() bool {
+		return rec.hasState(false, func(err error) bool { return err != nil && err.Error() == "busy" })
+	})
+	wake <- struct{}{}
+	waitFor(t, "the stream, at once after the wake", func() bool { return co.caughtUp("laptop") })
+	if err := run.stop(t); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+	checkNoLeaks(t)
+}

@@ -142,11 +142,17 @@ type socket struct {
 	// gso: sends may carry runs of datagrams (UDP_SEGMENT); cleared for
 	// good when the kernel refuses one. gro: reads may return runs
 	// (UDP_GRO).
-	gso   atomic.Bool
-	gro   bool
-	kick  chan struct{}  // capacity 1: the relay asked for a HELLO, or the target changed
-	stop  chan struct{}  // closed by Close
-	loops sync.WaitGroup // the keepalive and discovery loops
+	gso  atomic.Bool
+	gro  bool
+	kick chan struct{} // capacity 1: the relay asked for a HELLO, or the target changed
+	// urgent asks the keepalive loop to send the HELLO the kick wakes it
+	// for at once, however recent the last (NetworkChanged).
+	urgent atomic.Bool
+	// confirmAfter: only an ACK of a HELLO with this timestamp or a later
+	// one confirms the socket's registration (NetworkChanged raises it).
+	confirmAfter atomic.Uint64
+	stop         chan struct{}  // closed by Close
+	loops        sync.WaitGroup // the keepalive and discovery loops
 	// disco finds and keeps direct paths; nil if the Bind is RelayOnly.
 	disco *discovery
 	// held is what Send was asked to relay before the relay confirmed

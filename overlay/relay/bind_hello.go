@@ -8,7 +8,8 @@ import (
 // keepalive sends HELLOs on s until Close: at once, then every interval
 // once answered; unanswered, it resends after 1 s, 2 s, 4 s … up to the
 // interval. A poke sends one at once for a new target, or no sooner than
-// minHelloGap after the last for the same one.
+// minHelloGap after the last for the same one; an urgent poke (the
+// network changed) at once.
 func (b *Bind) keepalive(s *socket) {
 	var (
 		sentT  *target
@@ -34,7 +35,8 @@ func (b *Bind) keepalive(s *socket) {
 			continue
 		}
 		now := time.Now()
-		if t == sentT {
+		urgent := s.urgent.Swap(false)
+		if t == sentT && !urgent {
 			acked := b.ackedSince(t, s, sentTS)
 			next := sentAt.Add(wait)
 			if acked {

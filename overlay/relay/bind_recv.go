@@ -104,6 +104,9 @@ func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, si
 				// message holds up to 64, all from the same address, and
 				// hashing the address was 3 % of a connector's upload.
 				if e := byAddr[from]; e != nil {
+					if path := e.direct.Load(); path != nil && path.addr == from {
+						path.lastRecv.Store(time.Now().UnixNano())
+					}
 					for d := range segments(buf, seg) {
 						put(at+i, d, e)
 					}
@@ -127,6 +130,7 @@ func (b *Bind) unwrap(s *socket, ms []ipv4.Message, at int, packets [][]byte, si
 					last, lastKey = b.endpoint(key), key
 					if s.disco != nil {
 						s.disco.noteSend(last)
+						s.disco.onRelayedData(last)
 					}
 				}
 				if s.disco != nil && isHandshakeInitiation(payload) {

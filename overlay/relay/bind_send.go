@@ -24,6 +24,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if s.disco != nil {
 		now := s.disco.noteSend(e)
 		if path := e.direct.Load(); path != nil && path.s == s {
+			s.disco.checkSilent(e, path, now)
 			err := b.sendTo(s, bufs, path.udp, nil)
 			switch {
 			case s.closed.Load():
@@ -35,6 +36,13 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			}
 			// Not answered lately: the relay carries a copy until
 			// the path answers again or is dropped.
+			if path.probing.Load() != 0 && !path.reregistered.Swap(true) {
+				// A path that stopped answering its probe may have
+				// died because this node's NAT moved it to a new
+				// public address, where the relay would not know
+				// it either: register again first.
+				b.reregister(s, "a direct path stopped answering")
+			}
 		}
 	}
 	t := b.target.Load()

@@ -40,6 +40,18 @@ const (
 	// both paths: WireGuard drops the duplicates, and a path that died
 	// silently (the peer moved) costs at most trustFor of traffic.
 	trustFor = pingDirectEvery + 2*time.Second
+	// silentFor: a path Send uses that has brought nothing back for this
+	// long is probed with a PING at once (no more often than this). A
+	// probe unanswered for probeWait (at least minProbeWait, else twice
+	// the path's round trip) makes the path untrusted until it answers,
+	// and one unanswered for probeTimeout drops it. So a path that died
+	// silently under a node that keeps sending (its NAT's public address
+	// changed, the peer's NAT forgot it) costs a few hundred ms, not
+	// trustFor; a one-way flow on a live path costs a PING and a PONG
+	// every silentFor.
+	silentFor    = 100 * time.Millisecond
+	minProbeWait = 150 * time.Millisecond
+	probeTimeout = 2 * time.Second
 	// activeFor is how long after the last Send a peer counts as in use:
 	// only peers in use are called and their paths kept.
 	activeFor = time.Minute
@@ -53,16 +65,42 @@ type directPath struct {
 	addr     netip.AddrPort
 	udp      *net.UDPAddr
 	lastPong atomic.Int64 // UnixNano of the last PONG from addr
-	// doubted: the peer started a handshake through the relay since the
-	// last PONG, as it does after it restarted its tunnel (a new socket,
-	// so this path leads nowhere) and would not if it used the path.
+	// doubted: since the last PONG, the peer started a handshake
+	// through the relay, as it does after it restarted its tunnel (a new
+	// socket, so this path leads nowhere) and would not if it used the
+	// path; or it CALLed, which it does only without a direct path; or
+	// this node's network changed.
 	doubted atomic.Bool
+	// lastRecv is the UnixNano of the last datagram from addr; lastProbe
+	// that of the last PING a silence or a doubt sent; probing that of
+	// the oldest such PING still unanswered, zero if none.
+	lastRecv, lastProbe, probing atomic.Int64
+	// reregistered: Send asked the Bind to register again since the
+	// path last answered (it stopped answering a probe: this node's
+	// NAT may have moved it).
+	reregistered atomic.Bool
+	// probeWait is how long a probe may go unanswered before the path
+	// is no longer trusted alone.
+	probeWait time.Duration
 }
 
-// trusted reports whether the path answered within trustFor and has not
-// been doubted since.
+// trusted reports whether the path answered within trustFor, has not
+// been doubted since, and has no probe unanswered past probeWait.
 func (p *directPath) trusted(now int64) bool {
-	return now-p.lastPong.Load() <= int64(trustFor) && !p.doubted.Load()
+	if now-p.lastPong.Load() > int64(trustFor) || p.doubted.Load() {
+		return false
+	}
+	probe := p.probing.Load()
+	return probe == 0 || now-probe <= int64(p.probeWait)
+}
+
+// answered records a PONG from the path at now.
+func (p *directPath) answered(now int64) {
+	p.lastPong.Store(now)
+	p.lastRecv.Store(now)
+	p.probing.Store(0)
+	p.doubted.Store(false)
+	p.reregistered.Store(false)
 }
 
 // discovery is the direct-path state of one open socket: per peer, the
@@ -198,6 +236,8 @@ func (d *discovery) step(now time.Time, kicked bool) {
 			d.dropLocked(p, slog.LevelDebug, "idle")
 		case now.UnixNano()-path.lastPong.Load() > int64(directTimeout):
 			d.dropLocked(p, slog.LevelInfo, "no answer for "+directTimeout.String())
+		case path.probing.Load() != 0 && now.UnixNano()-path.probing.Load() > int64(probeTimeout):
+			d.dropLocked(p, slog.LevelInfo, "no answer to a probe for "+probeTimeout.String())
 		default:
 			if now.Sub(p.lastPing) >= pingDirectEvery {
 				p.lastPing = now
@@ -307,15 +347,59 @@ func (d *discovery) onRelayedHandshake(e *Endpoint) {
 	if path == nil || path.s != d.s || path.doubted.Swap(true) {
 		return
 	}
+	d.probe(e, path, time.Now().UnixNano())
+}
+
+// onRelayedData is called for each run of datagrams the relay brings
+// from e's peer. A peer that has a direct path sends there, not through
+// the relay; if this node's path has also been silent for silentFor, the
+// peer has probably lost it (it moved: its NAT's public address
+// changed), and this node's answers would go down a path that leads
+// nowhere. So the path is doubted: Send uses the relay too until the path
+// answers a PING, sent now.
+func (d *discovery) onRelayedData(e *Endpoint) {
+	path := e.direct.Load()
+	if path == nil || path.s != d.s || path.doubted.Load() {
+		return
+	}
+	now := time.Now().UnixNano()
+	if now-path.lastRecv.Load() < int64(silentFor) || path.doubted.Swap(true) {
+		return
+	}
+	d.probe(e, path, now)
+}
+
+// checkSilent is called by Send before it uses e's direct path: if
+// nothing came back on the path for silentFor, it probes the path (at
+// most once per silentFor), so that a path that died silently stops
+// being trusted within probeWait.
+func (d *discovery) checkSilent(e *Endpoint, path *directPath, now int64) {
+	if now-path.lastRecv.Load() < int64(silentFor) || now-path.lastProbe.Load() < int64(silentFor) {
+		return
+	}
+	d.probe(e, path, now)
+}
+
+// probe PINGs e's direct path now and marks it probing: unless a PONG
+// comes within probeWait, Send uses the relay too, and the discovery
+// loop drops the path after probeTimeout. At most one probe goes out per
+// silentFor.
+func (d *discovery) probe(e *Endpoint, path *directPath, now int64) {
+	last := path.lastProbe.Load()
+	if now-last < int64(silentFor) || !path.lastProbe.CompareAndSwap(last, now) {
+		return
+	}
+	path.probing.CompareAndSwap(0, now)
 	d.mu.Lock()
-	if p := d.peers[e.key]; p != nil {
-		p.lastPing = time.Time{} // the loop's next step pings the path
+	p := d.peers[e.key]
+	if p == nil || e.direct.Load() != path {
+		d.mu.Unlock()
+		return
 	}
+	p.lastPing = time.Unix(0, now)
+	ping := d.pingLocked(p, path.addr, p.lastPing)
 	d.mu.Unlock()
-	select {
-	case d.kick <- struct{}{}:
-	default:
-	}
+	d.sendPings([]pingOut{ping})
 }
 
 // isHandshakeInitiation reports whether datagram is a WireGuard handshake
@@ -365,7 +449,8 @@ func (d *discovery) onRelayed(src wire.Key, msg []byte) {
 	// send faster than the loop would.
 	probeNow := now.Sub(p.lastCallIn) >= discoTick
 	p.lastCallIn = now
-	if path := e.direct.Load(); probeNow && (path == nil || path.s != d.s) {
+	path := e.direct.Load()
+	if probeNow && (path == nil || path.s != d.s) {
 		for _, c := range p.candidates {
 			pings = append(pings, d.pingLocked(p, c, now))
 		}
@@ -375,6 +460,13 @@ func (d *discovery) onRelayed(src wire.Key, msg []byte) {
 		d.sendCall(e)
 	}
 	d.sendPings(pings)
+	if path != nil && path.s == d.s && !path.doubted.Swap(true) {
+		// The peer CALLs only without a direct path to this node: it
+		// may have moved (its NAT's public address changed), so this
+		// path may lead nowhere. Send uses the relay too until the
+		// path answers a PING.
+		d.probe(e, path, now.UnixNano())
+	}
 }
 
 // onDirect handles a disco message that came straight from addr.
@@ -432,8 +524,7 @@ func (d *discovery) onDirect(msg []byte, from netip.AddrPort) {
 		delete(d.pings, m.TxID)
 		p := sent.p
 		if path := p.ep.direct.Load(); path != nil && path.s == d.s && path.addr == from {
-			path.lastPong.Store(now.UnixNano())
-			path.doubted.Store(false)
+			path.answered(now.UnixNano())
 			return
 		}
 		d.setLocked(p, from, now.Sub(sent.at))
@@ -444,8 +535,8 @@ func (d *discovery) onDirect(msg []byte, from netip.AddrPort) {
 
 // setLocked makes addr p's direct path. d.mu is held.
 func (d *discovery) setLocked(p *peerDisco, addr netip.AddrPort, rtt time.Duration) {
-	path := &directPath{s: d.s, addr: addr, udp: net.UDPAddrFromAddrPort(addr)}
-	path.lastPong.Store(time.Now().UnixNano())
+	path := &directPath{s: d.s, addr: addr, udp: net.UDPAddrFromAddrPort(addr), probeWait: max(minProbeWait, 2*rtt)}
+	path.answered(time.Now().UnixNano())
 	old := p.ep.direct.Swap(path)
 	p.lastPing = time.Now()
 	d.rebuildLocked()
@@ -467,13 +558,48 @@ func (d *discovery) drop(e *Endpoint, why string) {
 }
 
 // dropAll gives up every direct path of this socket and calls the peers
-// in use again at once.
+// in use again at once, with or without a path: this node's candidates
+// changed.
 func (d *discovery) dropAll(why string) {
 	d.mu.Lock()
 	for _, p := range d.peers {
 		d.dropLocked(p, slog.LevelInfo, why)
+		p.lastCall, p.callWait = time.Time{}, firstCallWait
 	}
 	d.mu.Unlock()
+	d.wake()
+}
+
+// recheck is dropAll for a change that may have left the paths working
+// (this node's network changed, but perhaps not its way out): each path
+// is doubted and probed, so that Send uses the relay too until the path
+// answers, and the loop drops it if it does not; peers in use without a
+// path are called again at once, with this node's new candidates.
+func (d *discovery) recheck(why string) {
+	now := time.Now().UnixNano()
+	var probes []*Endpoint
+	d.mu.Lock()
+	for _, p := range d.peers {
+		if path := p.ep.direct.Load(); path != nil && path.s == d.s {
+			path.doubted.Store(true)
+			path.lastProbe.Store(0)
+			probes = append(probes, p.ep)
+			continue
+		}
+		p.lastCall, p.callWait = time.Time{}, firstCallWait
+	}
+	d.mu.Unlock()
+	d.b.log.Debug("disco: checking direct paths again", "why", why, "paths", len(probes))
+	for _, e := range probes {
+		if path := e.direct.Load(); path != nil {
+			d.probe(e, path, now)
+		}
+	}
+	d.wake()
+}
+
+// wake makes the loop run a step now.
+func (d *discovery) wake() {
 	select {
 	case d.kick <- struct{}{}:
 	default:

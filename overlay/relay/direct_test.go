@@ -227,19 +227,7 @@ func TestDirectPathLost(t *testing.T) {
 	// and b, silent, does not say so.
 	b.reopen()
 	b.waitConnected()
-	start := time.Now()
-	for delivered := false; !delivered; {
-		if time.Since(start) > 3*trustFor {
-			t.Fatalf("nothing got through for %v after the direct path died", time.Since(start))
-		}
-		a.send(b.key, "still there?")
-		select {
-		case got := <-b.rx:
-			delivered = got.data == "still there?"
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	t.Logf("delivered again after %v", time.Since(start).Round(time.Millisecond))
+	deliveredAgain(t, a, b, 200*time.Millisecond, 3*trustFor)
 	waitFor(t, "a new direct path", func() bool {
 		d := a.b.Direct(b.key)
 		return d.IsValid() && d != old && d == b.addr()
@@ -586,4 +574,26 @@ func TestIsHandshakeInitiation(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
 	}
+}
+
+// deliveredAgain sends from a to b every gap until a datagram arrives,
+// after a's direct path died, and returns how long that took; it fails
+// the test if nothing arrives within limit.
+func deliveredAgain(t *testing.T, a, b *testBind, gap, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for delivered := false; !delivered; {
+		if time.Since(start) > limit {
+			t.Fatalf("nothing got through for %v after the direct path died", time.Since(start))
+		}
+		a.send(b.key, "still there?")
+		select {
+		case got := <-b.rx:
+			delivered = got.data == "still there?"
+		case <-time.After(gap):
+		}
+	}
+	took := time.Since(start)
+	t.Logf("delivered again after %v", took.Round(time.Millisecond))
+	return took
 }

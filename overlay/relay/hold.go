@@ -9,12 +9,14 @@ import (
 )
 
 // Until the relay has confirmed a socket's registration it drops what the
-// socket sends it (and answers "not registered"). wireguard-go sends its
-// handshake initiation the moment a peer is configured, usually before
-// the first HELLO-ACK is back, and retries only after REKEY_TIMEOUT (5 s):
-// `warren up` took over 5 s. So the Bind holds the datagrams it is asked
-// to relay before the first ACK of its socket and target, and sends them
-// once the ACK arrives.
+// socket sends it (and answers "not registered"); so it does after the
+// host's network changed, until the node's next HELLO moves it.
+// wireguard-go sends its handshake initiation the moment a peer is
+// configured, usually before the first HELLO-ACK is back, and retries
+// only after REKEY_TIMEOUT (5 s): `warren up` took over 5 s. So the Bind
+// holds the datagrams it is asked to relay before the first ACK of its
+// socket and target (and, after a change of network, before the ACK of
+// its next HELLO), and sends them once the ACK arrives.
 const (
 	maxHeld = 64              // datagrams held; more are dropped, as the relay would have
 	heldFor = 5 * time.Second // older ones are dropped: wireguard-go has resent by then
@@ -58,10 +60,11 @@ func (b *Bind) hold(s *socket, t *target, key wire.Key, bufs [][]byte) bool {
 
 // registered reports whether the relay of target t has confirmed a
 // registration of socket s: for t, or for an earlier credential there
-// (which the relay keeps honouring until the new one's HELLO replaces it).
+// (which the relay keeps honouring until the new one's HELLO replaces it),
+// since the network last changed (NetworkChanged).
 func (b *Bind) registered(s *socket, t *target) bool {
 	a := b.ack.Load()
-	return a != nil && a.s == s && (a.t == t || a.t.relay == t.relay)
+	return a != nil && a.s == s && (a.t == t || a.t.relay == t.relay) && a.ts >= s.confirmAfter.Load()
 }
 
 // flushHeld sends what s held for the relay of t, now that its

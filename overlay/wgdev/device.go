@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -130,6 +131,32 @@ func (d *Device) Stats() ([]PeerStats, error) {
 	}
 	sortStats(st.peers)
 	return st.peers, nil
+}
+
+// Handshake starts a handshake now with every peer whose last one
+// completed more than olderThan ago, rather than at the next datagram
+// wireguard-go sends it: after the host's network changed or the process
+// was frozen (a suspend), so that a session that aged meanwhile is
+// renewed before traffic waits for it. Peers that never completed a
+// handshake are left to wireguard-go. wireguard-go sends at most one
+// initiation per peer per REKEY_TIMEOUT (5 s) whatever Handshake asks.
+// It returns how many peers it asked.
+func (d *Device) Handshake(olderThan time.Duration) (int, error) {
+	stats, err := d.Stats()
+	if err != nil || d.dev == nil {
+		return 0, err
+	}
+	n := 0
+	for _, st := range stats {
+		if st.LastHandshake.IsZero() || time.Since(st.LastHandshake) <= olderThan {
+			continue
+		}
+		if p := d.dev.LookupPeer(device.NoisePublicKey(st.PublicKey)); p != nil {
+			p.SendHandshakeInitiation(false)
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Close closes the device: it removes every peer and closes the TUN device

@@ -15,6 +15,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
+	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
@@ -508,4 +509,39 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	binds[1].Close()
 	checkNoLeaks(t)
+}
+
+// TestHandshake: Handshake starts a handshake with a peer whose session
+// is older than asked, and leaves younger sessions and peers that never
+// completed one alone.
+func TestHandshake(t *testing.T) {
+	checkNoLeaks(t)
+	p := newPair(t)
+	if n, err := p.dev[1].Handshake(0); n != 0 || err != nil {
+		t.Errorf("Handshake with no peers: %d, %v; want 0, nil", n, err)
+	}
+	for i := range 2 {
+		if err := p.dev[i].Apply(Config{PrivateKey: p.priv[i], Peers: []Peer{p.peer(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := p.dev[1].Handshake(0); n != 0 || err != nil {
+		t.Errorf("Handshake before any session: %d, %v; want 0, nil", n, err)
+	}
+	p.ping(t, 0) // device 0 initiates
+	before, _ := p.stats(t, 1)
+	if n, err := p.dev[1].Handshake(time.Hour); n != 0 || err != nil {
+		t.Errorf("Handshake(1h) on a fresh session: %d, %v; want 0, nil", n, err)
+	}
+	// wireguard-go sends no initiation within REKEY_TIMEOUT of its last
+	// handshake message (device 1's response).
+	<-time.After(device.RekeyTimeout)
+	if n, err := p.dev[1].Handshake(0); n != 1 || err != nil {
+		t.Fatalf("Handshake(0): %d, %v; want 1, nil", n, err)
+	}
+	waitFor(t, "a new handshake, device 1 initiating", func() bool {
+		st, _ := p.stats(t, 1)
+		return st.LastHandshake.After(before.LastHandshake)
+	})
+	p.ping(t, 1)
 }

@@ -311,6 +311,12 @@ func (p *Proc) Stop() error {
 	return p.err
 }
 
+// Signal sends sig to the process itself (not its group): SIGSTOP and
+// SIGCONT freeze and thaw it as a suspended machine would.
+func (p *Proc) Signal(sig syscall.Signal) error {
+	return syscall.Kill(p.cmd.Process.Pid, sig)
+}
+
 // Kill sends SIGKILL to the process group and waits.
 func (p *Proc) Kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)

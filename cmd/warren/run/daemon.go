@@ -52,6 +52,9 @@ func Daemon(ctx context.Context, o cli.DaemonOptions) error {
 		Logger:    o.Logger,
 		RelayOnly: o.RelayOnly,
 		Userspace: o.Userspace,
+		WatchNetwork: func(ctx context.Context, ignore string, changed func(string)) error {
+			return platform.WatchNetwork(ctx, platform.WatchConfig{Ignore: ignore, Logger: o.Logger}, changed)
+		},
 	}
 	if o.SOCKS5 != "" || o.HTTPProxy != "" {
 		cfg.Proxies = func() ctl.Proxies { return proxyAddrs(prox, o) }
