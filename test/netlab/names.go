@@ -89,3 +89,28 @@ func (l *Lab) removeEtc() error {
 	}
 	return errors.Join(errs...)
 }
+
+// AddHosts makes the processes the lab starts in role's namespace from
+// now on find each name of names at its address in /etc/hosts, as a
+// machine's own hosts file would have it: it writes /etc/netns/NS/hosts
+// (the host's /etc/hosts plus one line per name), which Close removes.
+func (l *Lab) AddHosts(role string, names map[string]string) error {
+	dir := filepath.Join(netnsEtc, l.NS(role))
+	l.mu.Lock()
+	l.etcDirs = append(l.etcDirs, dir)
+	l.mu.Unlock()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := os.ReadFile("/etc/hosts")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	for name, addr := range names {
+		b = fmt.Appendf(b, "%s %s\n", addr, name)
+	}
+	return os.WriteFile(filepath.Join(dir, "hosts"), b, 0o644)
+}
