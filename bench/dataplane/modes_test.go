@@ -66,6 +66,8 @@ func runMode(mode string) int {
 		if n, err = strconv.Atoi(os.Getenv(countEnv)); err == nil {
 			err = hold(addr, n)
 		}
+	case modeBulk, modeDownload, modeTTFB:
+		err = runUserspaceMode(mode, addr)
 	case modeConnect, modeRR, modeRefused:
 		var n, warmup int
 		if n, err = strconv.Atoi(os.Getenv(countEnv)); err != nil {
