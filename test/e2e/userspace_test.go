@@ -26,6 +26,10 @@ const (
 	httpAddr  = "127.0.0.1:1081"
 )
 
+// netmapName is a named host (`warren hosts add`) for lanhost: the
+// daemon resolves it from its netmap.
+const netmapName = "buildbox"
+
 // whoamiPort is where whoamiServer listens.
 const whoamiPort = "8090"
 
@@ -100,7 +104,8 @@ func readOSState(ctx context.Context, t *testing.T, lab *netlab.Lab) osState {
 // OpenSSH with `ProxyCommand warren nc %h %p` (given with -o, and as the
 // README's ~/.ssh/config lines) logs in to lanhost; curl fetches a file
 // intact through SOCKS5 (by address and by a name the laptop's hosts
-// file knows) and through the HTTP proxy (absolute URI and CONNECT); a
+// file knows, and by a named host only the netmap knows) and through the
+// HTTP proxy (absolute URI and CONNECT); a
 // DNS question reaches lanhost's dnsmasq through SOCKS5 UDP ASSOCIATE;
 // a destination outside the routes (the home router) is dialed directly,
 // so it sees the laptop's own address while lanhost sees the
@@ -132,6 +137,10 @@ func TestUserspaceClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := deployWith(t, lab, netlab.Options{NoDaemon: true})
+	// A name only the netmap knows, which the daemon resolves first.
+	if out, err := d.admin(ctx, "hosts", "add", netmapName, netlab.LANHostIP); err != nil {
+		t.Fatalf("warren hosts add: %v\n%s", err, out)
+	}
 	before := readOSState(ctx, t, lab)
 
 	u, err := d.StartUserspaceDaemon(ctx, carol, "--socks5", socksAddr, "--http-proxy", httpAddr)
@@ -184,6 +193,7 @@ func TestUserspaceClient(t *testing.T) {
 	// home router (not routed) directly from the laptop's own address.
 	for _, c := range []struct{ url, want string }{
 		{"http://" + netlab.LANHostIP + ":" + whoamiPort + "/", netlab.ConnIP},
+		{"http://" + netmapName + ":" + whoamiPort + "/", netlab.ConnIP},
 		{"http://" + netlab.HomeLANGW + ":" + whoamiPort + "/", netlab.LaptopIP},
 	} {
 		for _, proxy := range []string{"--socks5-hostname", "--proxy"} {
@@ -224,12 +234,16 @@ func TestUserspaceClient(t *testing.T) {
 	}
 	sshOpts := []string{"-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"}
+	onLANHostAs := func(host, what string, args ...string) {
+		t.Helper()
+		args = append(append(args, sshOpts...), "root@"+host, "ip", "-o", "-4", "addr", "show", "eth0")
+		if out, err := as("ssh", args...); err != nil || !strings.Contains(out, netlab.LANHostIP+"/24") {
+			t.Errorf("ssh root@%s %s: %q, %v; want a shell on lanhost", host, what, out, err)
+		}
+	}
 	onLANHost := func(what string, args ...string) {
 		t.Helper()
-		args = append(append(args, sshOpts...), "root@"+netlab.LANHostIP, "ip", "-o", "-4", "addr", "show", "eth0")
-		if out, err := as("ssh", args...); err != nil || !strings.Contains(out, netlab.LANHostIP+"/24") {
-			t.Errorf("ssh %s: %q, %v; want a shell on lanhost", what, out, err)
-		}
+		onLANHostAs(netlab.LANHostIP, what, args...)
 	}
 	onLANHost("-o ProxyCommand='warren nc %h %p'", "-F", "/dev/null", "-o", "ProxyCommand=warren nc %h %p")
 	// The README's ~/.ssh/config lines, both forms.
@@ -242,6 +256,9 @@ func TestUserspaceClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		onLANHost("with the README's "+name+" block", "-F", f)
+		if name == "Match exec" {
+			onLANHostAs(netmapName, "with the README's Match exec block, by a netmap name", "-F", f)
+		}
 	}
 
 	// Status and why on carol's own socket.
@@ -252,7 +269,7 @@ func TestUserspaceClient(t *testing.T) {
 	for _, c := range []struct {
 		dest string
 		code int
-	}{{netlab.LANHostIP, 0}, {netlab.HomeLANGW, 1}, {netlab.CoordIP, 1}, {"not an address!", 2}} {
+	}{{netlab.LANHostIP, 0}, {netmapName, 0}, {netlab.HomeLANGW, 1}, {netlab.CoordIP, 1}, {"not an address!", 2}} {
 		out, err := u.Run(ctx, "why", "--quiet", c.dest)
 		if code := exitCode(err); code != c.code || out != "" {
 			t.Errorf("warren why --quiet %q: exit %d, output %q (%v); want exit %d and no output", c.dest, code, out, err, c.code)
