@@ -30,6 +30,7 @@ var (
 		"./overlay/procs/...",
 		"./overlay/flowtrack/...",
 		"./overlay/flowlog/...",
+		"./overlay/proxy/...",
 		"./netstack/...",
 		"./platform/...",
 	}
@@ -174,6 +175,10 @@ var rules = []rule{
 	{
 		from: []string{"./platform/..."}, forbid: []string{"./..."}, allow: []string{"./platform/...", "./routes/..."}, how: transitive,
 		why: "platform is OS integration only: among Warren packages it imports only routes",
+	},
+	{
+		from: []string{"./overlay/proxy/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/proxy/...", "./netstack/..."}, how: transitive,
+		why: "the local proxies reach everything through the Dialer their consumer passes in: among Warren packages they import only netstack (its byte pipe)",
 	},
 	{
 		from: []string{"./overlay/coordclient/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coordclient/...", "./overlay/wire/...", "./routes/..."}, how: transitive,
