@@ -82,11 +82,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("netstack config: mtu %d outside %d..%d", c.MTU, minMTU, maxMTU)
 	}
 	for _, a := range c.Addresses {
-		if !a.IsValid() || a.Is4In6() || a.IsUnspecified() || a.IsMulticast() {
-			return fmt.Errorf("netstack config: address %v is not a unicast IPv4 or IPv6 address", a)
-		}
-		if a.Zone() != "" {
-			return fmt.Errorf("netstack config: address %v has a zone", a)
+		if err := checkAddr(a); err != nil {
+			return fmt.Errorf("netstack config: %w", err)
 		}
 	}
 	for _, f := range []struct {
@@ -104,6 +101,17 @@ func (c *Config) Validate() error {
 	}
 	if c.UDPIdleTimeout < 0 {
 		return fmt.Errorf("netstack config: udp idle timeout is negative (%v)", c.UDPIdleTimeout)
+	}
+	return nil
+}
+
+// checkAddr reports why a cannot be one of the stack's own addresses.
+func checkAddr(a netip.Addr) error {
+	if !a.IsValid() || a.Is4In6() || a.IsUnspecified() || a.IsMulticast() {
+		return fmt.Errorf("address %v is not a unicast IPv4 or IPv6 address", a)
+	}
+	if a.Zone() != "" {
+		return fmt.Errorf("address %v has a zone", a)
 	}
 	return nil
 }

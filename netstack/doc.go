@@ -1,9 +1,23 @@
-// Package netstack owns the connector's userspace TCP/IP stack: a gVisor
-// stack presented to wireguard-go as a tun.Device (Stack) that terminates
-// every flow the tunnel carries, to any destination address, and hands
-// each one to a FlowHandler.
+// Package netstack owns Warren's userspace TCP/IP stacks: a gVisor stack
+// presented to wireguard-go as a tun.Device (Stack), in one of two
+// directions.
 //
-// What it owns:
+// Terminating (New, the connector): the Stack terminates every flow the
+// tunnel carries, to any destination address, and hands each one to a
+// FlowHandler.
+//
+// Originating (NewLocal, the laptop's userspace mode; dial.go): the Stack
+// is an ordinary host that owns the node's overlay addresses
+// (SetAddresses, changed when a netmap arrives) and opens flows through
+// the tunnel with DialTCP and DialUDP (gVisor's gonet conns, CloseWrite
+// included). It has no forwarder and is neither promiscuous nor spoofing:
+// from the tunnel it accepts only the packets of the sockets it opened. A
+// TCP segment to one of its addresses that matches no socket gets a RST,
+// a UDP datagram an ICMP port unreachable, a packet to an address it does
+// not own is dropped, and an echo request is dropped before gVisor sees
+// it. The link, offloads and TCP tuning below are shared.
+//
+// What the terminating Stack owns:
 //   - the gVisor stack, its one NIC (promiscuous and spoofing, so it
 //     accepts packets to every address and answers from them), default
 //     IPv4 and IPv6 routes, and the TCP tuning (SACK, buffer sizes,

@@ -47,6 +47,12 @@ type echoRequest struct {
 // foreign address (passed to HandlePing or dropped).
 func (s *Stack) interceptPing(p []byte) bool {
 	req, whole, ok := parseEchoRequest(p)
+	if ok && s.local {
+		// A local Stack opens flows and answers nothing else: the far
+		// side may not even ping it (see NewLocal).
+		s.stats.pingsDropped.Add(1)
+		return true
+	}
 	if !ok || s.own[req.dst] {
 		return false
 	}

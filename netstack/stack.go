@@ -48,7 +48,15 @@ type Stack struct {
 	link    *link
 	tcpFwd  *tcp.Forwarder
 	events  chan tun.Event
-	own     map[netip.Addr]bool // the node's addresses; immutable
+	own     map[netip.Addr]bool // the node's addresses; immutable (terminating mode)
+
+	// local is set for a Stack made by NewLocal: it owns its addresses
+	// and dials out (dial.go), and terminates nothing.
+	local bool
+	// addrMu serialises SetAddresses and guards addrs, the addresses a
+	// local Stack owns now.
+	addrMu sync.Mutex
+	addrs  []netip.Addr
 
 	// ctx is handed to every handler and ends when Close starts.
 	ctx    context.Context
@@ -106,7 +114,20 @@ func New(cfg Config) (*Stack, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	s := build(cfg.withDefaults())
+	if err := s.configure(); err != nil {
+		s.destroy()
+		return nil, err
+	}
+	s.loops.Add(1)
+	go s.reapUDP()
+	s.events <- tun.EventUp
+	return s, nil
+}
+
+// build returns a Stack for cfg (with defaults) whose gVisor stack has no
+// NIC yet.
+func build(cfg Config) *Stack {
 	s := &Stack{
 		cfg:  cfg,
 		log:  cfg.Logger,
@@ -122,16 +143,14 @@ func New(cfg Config) (*Stack, error) {
 		udpFlows:    make(map[flowKey]*udpFlow),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if err := s.configure(); err != nil {
-		s.cancel()
-		s.link.close()
-		s.ipstack.Destroy()
-		return nil, err
-	}
-	s.loops.Add(1)
-	go s.reapUDP()
-	s.events <- tun.EventUp
-	return s, nil
+	return s
+}
+
+// destroy releases a Stack whose configuration failed.
+func (s *Stack) destroy() {
+	s.cancel()
+	s.link.close()
+	s.ipstack.Destroy()
 }
 
 // configure sets up the NIC, addresses, routes, TCP options and the
@@ -151,12 +170,7 @@ func (s *Stack) configure() error {
 		return fmt.Errorf("enabling spoofing: %w", convertErr(err))
 	}
 	for _, a := range s.cfg.Addresses {
-		proto := ipv4.ProtocolNumber
-		if a.Is6() {
-			proto = ipv6.ProtocolNumber
-		}
-		pa := tcpip.ProtocolAddress{Protocol: proto, AddressWithPrefix: tcpip.AddrFromSlice(a.AsSlice()).WithPrefix()}
-		if err := s.ipstack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+		if err := s.ipstack.AddProtocolAddress(nicID, protocolAddress(a), stack.AddressProperties{}); err != nil {
 			return fmt.Errorf("adding address %v: %w", a, convertErr(err))
 		}
 		s.own[a] = true

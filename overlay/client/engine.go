@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -72,6 +73,14 @@ type Config struct {
 	// NewNodeAPI returns the coordinator's node calls for an identity;
 	// nil means coordclient's. Tests pass another.
 	NewNodeAPI func(id *nodestate.Identity) (NodeAPI, error)
+	// Userspace says Platform is the userspace mode's (a Userspace): the
+	// tunnel device is a netstack through which DialContext opens the
+	// flows the tunnel carries, and nothing is installed in the OS.
+	Userspace bool
+	// Dial opens connections through the OS for DialContext: to
+	// destinations the tunnel does not carry, and in TUN mode to those it
+	// does (the kernel routes them into the TUN). nil means a net.Dialer.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Relay is the part of the relay Bind the engine steers and reports.
@@ -113,6 +122,9 @@ type Engine struct {
 	// routed is what the tunnel routes (the installed prefixes), which
 	// the Bind must never reach directly.
 	routed atomic.Pointer[[]netip.Prefix]
+
+	// proxies are the local proxies' listen addresses, for status.
+	proxies atomic.Pointer[ctl.Proxies]
 }
 
 // session is one up period: the devices and the control session.
@@ -122,6 +134,8 @@ type session struct {
 	dev    *wgdev.Device
 	relay  Relay
 	router Router
+	// tunnel dials through the tunnel in userspace mode; nil in TUN mode.
+	tunnel tunnelDialer
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the agent has returned
 	runErr error         // set before done closes
@@ -168,6 +182,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.NewNodeAPI == nil {
 		cfg.NewNodeAPI = newNodeAPI
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = d.DialContext
 	}
 	e := &Engine{cfg: cfg, dir: dir, log: cfg.Logger, certKick: make(chan struct{}, 1)}
 	e.addrs = newAddrBook(dir.Path(), cfg.LookupHost, cfg.Logger)
@@ -254,6 +272,14 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", e.cfg.Interface, err)
 	}
+	var tunnel tunnelDialer
+	if e.cfg.Userspace {
+		var ok bool
+		if tunnel, ok = td.(tunnelDialer); !ok {
+			td.Close()
+			return nil, errors.New("the userspace platform's device cannot dial")
+		}
+	}
 	// Between wireguard-go and the TUN: connectors may answer the flows
 	// this machine opens, and reach nothing else on it.
 	filter := flowtrack.New(td, flowtrack.Config{Logger: e.log})
@@ -269,7 +295,7 @@ func (e *Engine) start(id *nodestate.Identity) (*session, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), renewed: make(chan struct{}), applied: make(chan struct{})}
+	s := &session{id: id, filter: filter, dev: dev, relay: rel, router: router, tunnel: tunnel, cancel: cancel, done: make(chan struct{}), watched: make(chan struct{}), renewed: make(chan struct{}), applied: make(chan struct{})}
 	go e.watchAddrs(ctx, s)
 	go e.renewSSHCerts(ctx, s)
 	go func() {
@@ -475,6 +501,18 @@ func (e *Engine) watchAddrs(ctx context.Context, s *session) {
 		}
 		t.Reset(next)
 	}
+}
+
+// SetProxies records the local proxies' listen addresses, which Status
+// reports.
+func (e *Engine) SetProxies(p ctl.Proxies) { e.proxies.Store(&p) }
+
+// mode is how this engine carries traffic, for Status.
+func (e *Engine) mode() ctl.Mode {
+	if e.cfg.Userspace {
+		return ctl.ModeUserspace
+	}
+	return ctl.ModeTUN
 }
 
 func plural(n int, one, many string) string {

@@ -133,51 +133,9 @@ func TestClientToConnectorInProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := coordtest.Start(t, coordtest.Options{Relay: true})
-	tcpEcho, udpEcho := lanEcho(t)
-
 	lanHost := netip.MustParseAddr("192.0.2.10")
-	redirect := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		ap, err := netip.ParseAddrPort(addr)
-		if err != nil || ap.Addr() != lanHost {
-			return nil, errors.New("connection refused")
-		}
-		var d net.Dialer
-		switch {
-		case network == "tcp" && ap.Port() == 80:
-			return d.DialContext(ctx, network, tcpEcho)
-		case network == "udp" && ap.Port() == 53:
-			return d.DialContext(ctx, network, udpEcho)
-		}
-		return nil, errors.New("connection refused")
-	}
-	conn, err := connector.New(ctx, connector.Config{
-		StateDir: t.TempDir(),
-		Token:    s.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"}).String(),
-		Dial:     redirect,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	connDone := make(chan error, 1)
-	go func() { connDone <- conn.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-connDone
-	}()
-	if _, err := s.Coord.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.0.2.0/24", Connector: "office"}); err != nil {
-		t.Fatal(err)
-	}
-
-	// The client enrolls first, so the fake TUN knows its address.
-	stateDir := t.TempDir()
-	dir, err := nodestate.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := agent.Enroll(ctx, dir, s.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"}).String(), wire.RoleClient, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	startConnector(t, ctx, s, lanHost, nil)
+	stateDir, id := enrollClient(t, ctx, s)
 	plat := &fakePlatform{addr: id.Node.Address}
 	eng, err := client.New(client.Config{StateDir: stateDir, Platform: plat})
 	if err != nil {
@@ -264,4 +222,65 @@ func TestClientToConnectorInProcess(t *testing.T) {
 	if st := eng.Status(ctx); st.State != ctl.StateDown {
 		t.Errorf("state after Down = %s", st.State)
 	}
+}
+
+// startConnector starts the real connector "office" serving 192.0.2.0/24,
+// its LAN dials redirected to loopback echo servers: lanHost's TCP port 80
+// and UDP port 53 answer, everything else is refused. dialled, if not
+// nil, receives each LAN dial's destination. It stops at cleanup.
+func startConnector(t *testing.T, ctx context.Context, s *coordtest.Server, lanHost netip.Addr, dialled chan<- string) {
+	t.Helper()
+	tcpEcho, udpEcho := lanEcho(t)
+	redirect := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dialled != nil {
+			dialled <- network + " " + addr
+		}
+		ap, err := netip.ParseAddrPort(addr)
+		if err != nil || ap.Addr() != lanHost {
+			return nil, errors.New("connection refused")
+		}
+		var d net.Dialer
+		switch {
+		case network == "tcp" && ap.Port() == 80:
+			return d.DialContext(ctx, network, tcpEcho)
+		case network == "udp" && ap.Port() == 53:
+			return d.DialContext(ctx, network, udpEcho)
+		}
+		return nil, errors.New("connection refused")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	conn, err := connector.New(ctx, connector.Config{
+		StateDir: t.TempDir(),
+		Token:    s.Token(t, wire.CreateTokenRequest{Role: wire.RoleConnector, Name: "office"}).String(),
+		Dial:     redirect,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	connDone := make(chan error, 1)
+	go func() { connDone <- conn.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-connDone
+	})
+	if _, err := s.Coord.AddRoute(ctx, wire.AddRouteRequest{Prefix: "192.0.2.0/24", Connector: "office"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enrollClient enrolls a client "laptop" and returns its state directory
+// and identity.
+func enrollClient(t *testing.T, ctx context.Context, s *coordtest.Server) (string, *nodestate.Identity) {
+	t.Helper()
+	stateDir := t.TempDir()
+	dir, err := nodestate.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := agent.Enroll(ctx, dir, s.Token(t, wire.CreateTokenRequest{Role: wire.RoleClient, Name: "laptop"}).String(), wire.RoleClient, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stateDir, id
 }

@@ -19,7 +19,10 @@ const staleHandshake = 3 * time.Minute
 
 // Status implements ctl.Backend.
 func (e *Engine) Status(ctx context.Context) ctl.Status {
-	st := ctl.Status{State: ctl.StateDown, Peers: []ctl.PeerStatus{}, Routes: []ctl.RouteStatus{}}
+	st := ctl.Status{State: ctl.StateDown, Mode: e.mode(), Peers: []ctl.PeerStatus{}, Routes: []ctl.RouteStatus{}}
+	if p := e.proxies.Load(); p != nil {
+		st.Proxies = *p
+	}
 	if id, err := e.dir.LoadIdentity(); err == nil {
 		st.Enrolled, st.Node, st.Coordinator.URL = true, id.Node, id.URL
 	}
@@ -34,7 +37,9 @@ func (e *Engine) Status(ctx context.Context) ctl.Status {
 		st.SSH = e.sshStatus(nil)
 		return st
 	}
-	st.Interface = e.cfg.Interface
+	if !e.cfg.Userspace {
+		st.Interface = e.cfg.Interface
+	}
 	v := s.currentView()
 	st.SSH = e.sshStatus(v)
 	if v == nil {

@@ -16,6 +16,13 @@ import (
 // (the decision for one flow when q names one).
 func (e *Engine) Why(ctx context.Context, q ctl.WhyQuery) (ctl.Why, error) {
 	ip := q.IP
+	if q.Host != "" && !ip.IsValid() {
+		addrs, err := e.resolve(ctx, q.Host)
+		if err != nil {
+			return ctl.Why{}, err
+		}
+		ip = addrs[0]
+	}
 	e.mu.Lock()
 	s := e.running
 	e.mu.Unlock()

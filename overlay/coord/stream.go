@@ -216,6 +216,9 @@ func (c *Coordinator) netMap(s *snapshot, self wire.Node) *wire.NetMap {
 		nm.Routes = s.routes
 		nm.Split = s.split
 		nm.Policy = s.clientPolicy(self)
+		for _, h := range s.hosts {
+			nm.Hosts = append(nm.Hosts, wire.NetMapHost{Name: h.Name, Address: h.Address})
+		}
 	case wire.RoleConnector:
 		var served []netip.Prefix
 		for _, r := range s.routes {

@@ -48,6 +48,17 @@ func everyCall(ctx context.Context, c *Client) map[string]string {
 			}
 			return err
 		}},
+		{"dial", func() error {
+			conn, err := c.Dial(ctx, "echo", 7)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if got, err := echoThrough(conn, []byte("hello")); err != nil || string(got) != "hello" {
+				return fmt.Errorf("echo through the daemon: %q, %v", got, err)
+			}
+			return nil
+		}},
 		{"up", func() error { return c.Up(ctx, UpRequest{}, nil) }},
 		{"login", func() error { return c.Login(ctx, UpRequest{}, nil) }},
 		{"logout", func() error { _, err := c.Logout(ctx); return err }},
@@ -138,7 +149,7 @@ func TestAuthorization(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := &fakeBackend{operator: &Operator{Name: "nobody", UID: operatorUID}}
+	b := &fakeBackend{operator: &Operator{Name: "nobody", UID: operatorUID}, echo: echoServer(t)}
 	root := serveIn(t, dir, b)
 
 	ok := func(names ...string) map[string]string {
@@ -155,7 +166,7 @@ func TestAuthorization(t *testing.T) {
 		"down":   "only root may take the tunnel down (the operator may read the status and get ssh certificates)",
 		"set":    "only root may change the settings (the operator may read the status and get ssh certificates)",
 	}
-	operator := ok("status", "why", "prefs", "ssh-cert")
+	operator := ok("status", "why", "prefs", "ssh-cert", "dial")
 	for k, v := range rootOnly {
 		operator[k] = v
 	}
@@ -164,6 +175,7 @@ func TestAuthorization(t *testing.T) {
 		"why":      "only root or this machine's operator (warren set --operator USER) may ask why",
 		"prefs":    "only root or this machine's operator (warren set --operator USER) may read the settings",
 		"ssh-cert": "only root or this machine's operator (warren set --operator USER) may get ssh certificates",
+		"dial":     "only root or this machine's operator (warren set --operator USER) may open connections through the daemon",
 	}
 	for k, v := range rootOnly {
 		stranger[k] = v
@@ -183,7 +195,7 @@ func TestAuthorization(t *testing.T) {
 		t.Errorf("the former operator (-want +got):\n%s", diff)
 	}
 	// Root last: it takes the tunnel down and changes settings.
-	want := ok("status", "why", "prefs", "ssh-cert", "up", "login", "logout", "down", "set")
+	want := ok("status", "why", "prefs", "ssh-cert", "dial", "up", "login", "logout", "down", "set")
 	if diff := cmp.Diff(want, everyCall(context.Background(), root)); diff != "" {
 		t.Errorf("root (-want +got):\n%s", diff)
 	}

@@ -52,15 +52,20 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("%w (no daemon on %s; start it with: sudo warren daemon)", ErrNoDaemon, c.path)
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("cannot use %s: permission denied (an older daemon? run as root)", c.path)
-		}
-		return nil, fmt.Errorf("talking to the daemon on %s: %w", c.path, err)
+		return nil, c.connErr(err)
 	}
 	return resp, nil
+}
+
+// connErr says in one line why the socket could not be used.
+func (c *Client) connErr(err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w (no daemon on %s; start it with: sudo warren daemon, or warren daemon --userspace)", ErrNoDaemon, c.path)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("cannot use %s: permission denied (an older daemon? run as root)", c.path)
+	}
+	return fmt.Errorf("talking to the daemon on %s: %w", c.path, err)
 }
 
 // Status fetches the daemon's status.
@@ -180,6 +185,9 @@ func (c *Client) Down(ctx context.Context) error {
 // access policy decides about the flow q names, if any.
 func (c *Client) Why(ctx context.Context, q WhyQuery) (*Why, error) {
 	v := url.Values{"ip": {q.IP.String()}}
+	if q.Host != "" && !q.IP.IsValid() {
+		v = url.Values{"host": {q.Host}}
+	}
 	if q.HasPort {
 		v.Set("port", strconv.Itoa(int(q.Port)))
 	}

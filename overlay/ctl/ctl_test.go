@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -24,6 +25,7 @@ type fakeBackend struct {
 	lanWins  bool
 	lastWhy  WhyQuery
 	operator *Operator
+	echo     string // the address Dial connects "echo" to
 }
 
 func (f *fakeBackend) Status(context.Context) Status {
@@ -74,6 +76,23 @@ func (f *fakeBackend) EditPrefs(_ context.Context, e PrefsEdit) (Prefs, error) {
 		f.lanWins = *e.LANWins
 	}
 	return Prefs{LANWins: f.lanWins, Operator: f.operator}, nil
+}
+
+// DialContext connects to the loopback echo server dialEcho names for the host
+// "echo"; any other host is refused.
+func (f *fakeBackend) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil || network != "tcp" {
+		return nil, fmt.Errorf("bad dial %s %q", network, address)
+	}
+	f.mu.Lock()
+	echo := f.echo
+	f.mu.Unlock()
+	if host != "echo" || echo == "" {
+		return nil, fmt.Errorf("dialing %s: connection refused", net.JoinHostPort(host, port))
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", echo)
 }
 
 func (f *fakeBackend) Down(context.Context) error {

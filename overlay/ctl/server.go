@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/warrennet/warren/overlay/wire"
@@ -49,6 +50,10 @@ type Backend interface {
 	// SSHCert gets a certificate on req.PublicKey for the local user c,
 	// writes it for them and keeps it renewed.
 	SSHCert(ctx context.Context, c Caller, req SSHCertRequest) (SSHCertResult, error)
+	// DialContext opens a connection to address ("host:port"; host may be a
+	// name) over network as the laptop reaches it through Warren: through
+	// the tunnel when the tunnel carries it, else directly.
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Server serves a Backend on a unix socket that every local user may
@@ -61,6 +66,14 @@ type Server struct {
 	b    Backend
 	log  *slog.Logger
 	euid uint32 // the daemon's effective uid, allowed everything
+
+	// dials are the connections the dial endpoint carries, which the
+	// http.Server stops tracking once they are switched: Serve ends
+	// them and waits for them. dialMu guards shut, set by Serve before
+	// it waits, after which no dial is added.
+	dials  sync.WaitGroup
+	dialMu sync.Mutex
+	shut   bool
 }
 
 // NewServer returns a server for b.
@@ -159,6 +172,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		writeJSON(w, http.StatusOK, res)
 	}))
+	mux.HandleFunc("POST "+pathDial, s.guard(accessOperator, "open connections through the daemon", s.serveDial))
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -182,6 +196,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	err := srv.Serve(ln)
 	<-done
+	s.dialMu.Lock()
+	s.shut = true
+	s.dialMu.Unlock()
+	s.dials.Wait() // ctx has ended: spliceAll closes its conns
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -242,14 +260,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// parseWhyQuery reads ?ip=IP[&port=PORT][&proto=PROTO].
+// maxHostLen bounds a host name in a why query (DNS's limit).
+const maxHostLen = 253
+
+// parseWhyQuery reads ?ip=IP or ?host=NAME, then [&port=PORT][&proto=PROTO].
 func parseWhyQuery(v url.Values) (WhyQuery, error) {
 	var q WhyQuery
-	ip, err := netip.ParseAddr(v.Get("ip"))
-	if err != nil || ip.Zone() != "" {
+	if h := v.Get("host"); h != "" && v.Get("ip") == "" {
+		if len(h) > maxHostLen {
+			return q, fmt.Errorf("host name %.40q… is too long", h)
+		}
+		q.Host = h
+	} else if ip, err := netip.ParseAddr(v.Get("ip")); err != nil || ip.Zone() != "" {
 		return q, fmt.Errorf("%q is not an IP address", v.Get("ip"))
+	} else {
+		q.IP = ip.Unmap()
 	}
-	q.IP = ip.Unmap()
 	if p := v.Get("port"); p != "" {
 		n, err := strconv.ParseUint(p, 10, 16)
 		if err != nil {

@@ -25,7 +25,13 @@ type Status struct {
 	State    State     `json:"state"`
 	Node     wire.Node `json:"node"`
 	Enrolled bool      `json:"enrolled"`
-	// Interface is the TUN device's name while up.
+	// Mode is how the daemon carries traffic: a TUN device and kernel
+	// routes, or a userspace stack behind local proxies and `warren nc`.
+	Mode Mode `json:"mode"`
+	// Proxies are the listen addresses of the local proxies the daemon
+	// serves (userspace mode), empty for those it does not.
+	Proxies Proxies `json:"proxies,omitzero"`
+	// Interface is the TUN device's name while up (TUN mode).
 	Interface   string      `json:"interface,omitempty"`
 	Coordinator Coordinator `json:"coordinator"`
 	Relay       Relay       `json:"relay"`
@@ -48,6 +54,24 @@ type Status struct {
 	SSH SSHStatus `json:"ssh"`
 	// Warnings are things a person should look at, one line each.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Mode is how the daemon carries traffic.
+type Mode string
+
+// Daemon modes.
+const (
+	// ModeTUN: `warren daemon` as root, a TUN device and kernel routes.
+	ModeTUN Mode = "tun"
+	// ModeUserspace: `warren daemon --userspace`, no root: a userspace
+	// stack reached through the local proxies and `warren nc`.
+	ModeUserspace Mode = "userspace"
+)
+
+// Proxies are the local proxies' listen addresses ("" when off).
+type Proxies struct {
+	SOCKS5 string `json:"socks5,omitempty"`
+	HTTP   string `json:"http,omitempty"`
 }
 
 // PolicyStatus is the access policy as this node sees it.
@@ -162,6 +186,10 @@ type LogoutResult struct {
 // protocol if the question is about one flow.
 type WhyQuery struct {
 	IP netip.Addr
+	// Host, when IP is not given, is a name the daemon resolves as it
+	// resolves names it dials (the netmap's names first); the answer is
+	// about its first address.
+	Host string
 	// Port is set with HasPort. Proto is empty unless given: a port alone
 	// means TCP; "icmp" alone asks about pings.
 	Port    uint16
@@ -245,4 +273,6 @@ const (
 	// pathSSHCert asks for an SSH certificate: POST SSHCertRequest,
 	// SSHCertResult.
 	pathSSHCert = "/v1/ssh-cert"
+	// pathDial opens a connection through the daemon (dial.go).
+	pathDial = "/v1/dial"
 )

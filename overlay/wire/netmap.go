@@ -21,6 +21,16 @@ type NetMap struct {
 	Split  SplitPolicy `json:"split"`
 	// Policy is the access policy as this node needs it.
 	Policy NetMapPolicy `json:"policy"`
+	// Hosts are the named hosts (`warren hosts add`), sorted by name;
+	// clients only. A client resolves these names itself before it asks
+	// the system's resolver (warren nc, the proxies).
+	Hosts []NetMapHost `json:"hosts,omitempty"`
+}
+
+// NetMapHost is a named host as a client's netmap carries it.
+type NetMapHost struct {
+	Name    string     `json:"name"`
+	Address netip.Addr `json:"address"`
 }
 
 // Peer is another node with what it serves.

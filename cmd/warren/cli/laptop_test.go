@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,7 @@ type laptopDaemon struct {
 	edits    []ctl.PrefsEdit
 	certReq  []ctl.SSHCertRequest
 	logout   ctl.LogoutResult
+	echo     string // the address DialContext connects "echo" to
 }
 
 func (d *laptopDaemon) Status(context.Context) ctl.Status { return ctl.Status{} }
@@ -93,6 +95,20 @@ func (d *laptopDaemon) SSHCert(_ context.Context, _ ctl.Caller, req ctl.SSHCertR
 		Path: strings.TrimSuffix(req.KeyPath, ".pub") + "-cert.pub", KeyID: "alice@example.com", Principals: []string{"alice", "deploy"}, Serial: 7,
 		ValidBefore: time.Now().Add(time.Hour), RenewAt: time.Now().Add(40 * time.Minute),
 	}, nil
+}
+
+// DialContext connects host "echo" to the loopback echo server d.echo;
+// every other host is refused.
+func (d *laptopDaemon) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	d.mu.Lock()
+	echo := d.echo
+	d.mu.Unlock()
+	if err != nil || host != "echo" || echo == "" {
+		return nil, errors.New("dialing " + address + ": connection refused")
+	}
+	var dl net.Dialer
+	return dl.DialContext(ctx, network, echo)
 }
 
 // runLaptop runs the CLI against d with the given environment; opened

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,9 @@ func (b *upBackend) Why(context.Context, ctl.WhyQuery) (ctl.Why, error) {
 }
 func (b *upBackend) EditPrefs(context.Context, ctl.PrefsEdit) (ctl.Prefs, error) {
 	return ctl.Prefs{}, nil
+}
+func (b *upBackend) DialContext(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("not here")
 }
 
 // TestNodeToken: `warren up` and `warren connector` take the token from
