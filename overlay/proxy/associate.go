@@ -80,7 +80,7 @@ func (r *running) socksAssociate(_ context.Context, w io.Writer, req *socks5.Req
 		return fmt.Errorf("socks5 associate: the library passed a %T, not the client's conn", w)
 	}
 	local, remote := addrPort(ctrl.LocalAddr()), addrPort(ctrl.RemoteAddr())
-	relay, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local.Addr(), 0)))
+	relay, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(local.Addr().Unmap(), 0)))
 	if err != nil {
 		r.errs.udp.warn(r.log, "socks5 associate: opening the relay socket", "err", err)
 		return sendReply(w, statute.RepServerFailure, nil)

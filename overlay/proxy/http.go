@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync"
 	"time"
 
 	"github.com/warrennet/warren/netstack"
@@ -55,7 +56,19 @@ func (r *running) serveHTTP(ln net.Listener) error {
 		ModifyResponse: h.logResponse,
 		ErrorLog:       slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 	}
+	// The server's connection goroutines: each conn is new once, then closed or hijacked once
+	// (a hijacked one's goroutine runs on as its handler, which h.flows counts). StateNew is
+	// reported by Serve itself, so none is added once Serve has returned.
+	var conns sync.WaitGroup
 	srv := &http.Server{
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateNew:
+				conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				conns.Done()
+			}
+		},
 		Handler:           h,
 		ReadHeaderTimeout: r.lim.handshake,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -71,6 +84,7 @@ func (r *running) serveHTTP(ln net.Listener) error {
 	srv.Close()
 	h.flows.closeAll()
 	h.flows.wait()
+	conns.Wait()
 	tr.CloseIdleConnections()
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -84,7 +84,7 @@ func (d *fakeDialer) Conns() []*fakeConn {
 }
 
 // leakMarkers name the goroutines a Server runs.
-var leakMarkers = []string{"proxy.(*Server)", "proxy.(*running)", "proxy.(*association)", "proxy.(*httpProxy)", "netstack.ProxyMeter"}
+var leakMarkers = []string{"proxy.(*Server)", "proxy.(*running)", "proxy.(*association)", "proxy.(*httpProxy)", "netstack.ProxyMeter", "proxy.(*fakeDialer)"}
 
 // started is a Server running in a test.
 type started struct {

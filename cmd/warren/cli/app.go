@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +24,12 @@ type Env struct {
 	// OpenURL opens a link in the desktop's browser (for a login); nil
 	// runs xdg-open.
 	OpenURL func(url string) error
+	// Getuid is the user's uid (for the userspace daemon's socket); nil
+	// is os.Getuid.
+	Getuid func() int
+	// Exists reports whether a file exists (the system daemon's socket);
+	// nil asks the file system.
+	Exists func(path string) bool
 }
 
 // Roles are the long-running programs warren can be; main wires them to
@@ -48,6 +55,15 @@ func New(env Env, roles Roles) *cli.App {
 	if env.OpenURL == nil {
 		env.OpenURL = xdgOpen
 	}
+	if env.Getuid == nil {
+		env.Getuid = os.Getuid
+	}
+	if env.Exists == nil {
+		env.Exists = func(path string) bool {
+			_, err := os.Stat(path)
+			return err == nil
+		}
+	}
 	// Human output is escaped (see textWriter); --json output is not.
 	a := &app{env: env, roles: roles, jsonOut: env.Stdout}
 	a.env.Stdout, a.env.Stderr = newTextWriter(env.Stdout), newTextWriter(env.Stderr)
@@ -64,7 +80,7 @@ func New(env Env, roles Roles) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "admin-token-file", Usage: "file holding an admin token (or set " + EnvAdminToken + " to the token itself)", EnvVars: []string{EnvAdminTokenFile}},
 			&cli.StringFlag{Name: "data", Usage: "on the coordinator host: its data directory, whose admin.token is used"},
-			&cli.StringFlag{Name: "socket", Usage: "the laptop daemon's control socket (default " + ctl.DefaultSocket + ")", EnvVars: []string{EnvSocket}},
+			&cli.StringFlag{Name: "socket", Usage: "the laptop daemon's control socket (default " + ctl.DefaultSocket + " if it exists, else the userspace daemon's in $XDG_RUNTIME_DIR/warren)", EnvVars: []string{EnvSocket}},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug detail"},
 		},
 		Commands: []*cli.Command{
@@ -72,6 +88,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.downCommand(),
 			a.statusCommand(),
 			a.whyCommand(),
+			a.ncCommand(),
 			a.setCommand(),
 			a.loginCommand(),
 			a.logoutCommand(),
@@ -103,7 +120,8 @@ type app struct {
 	// printer writes there.
 	env   Env
 	roles Roles
-	// jsonOut is the unescaped stdout, for --json output only.
+	// jsonOut is the unescaped stdout, for --json output and the bytes
+	// warren nc carries only.
 	jsonOut io.Writer
 }
 

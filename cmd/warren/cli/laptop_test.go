@@ -115,6 +115,17 @@ func (d *laptopDaemon) DialContext(ctx context.Context, network, address string)
 // collects the links the CLI opened in a browser.
 func runLaptop(t *testing.T, d *laptopDaemon, env map[string]string, args ...string) (stdout string, opened []string, err error) {
 	t.Helper()
+	stdout, _, err = runAgainst(t, d, Env{Getenv: func(k string) string { return env[k] }, OpenURL: func(u string) error {
+		opened = append(opened, u)
+		return errors.New("no browser here") // ignored
+	}}, args...)
+	return stdout, opened, err
+}
+
+// runAgainst runs the CLI with env (its Stdout and Stderr replaced)
+// against a control socket served by b.
+func runAgainst(t *testing.T, b ctl.Backend, env Env, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	ln, err := ctl.Listen(sock)
 	if err != nil {
@@ -124,19 +135,17 @@ func runLaptop(t *testing.T, d *laptopDaemon, env map[string]string, args ...str
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		ctl.NewServer(d, nil).Serve(ctx, ln)
+		ctl.NewServer(b, nil).Serve(ctx, ln)
 	}()
 	defer func() {
 		cancel()
 		<-served
 	}()
 	var out, errb bytes.Buffer
-	app := New(Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }, OpenURL: func(u string) error {
-		opened = append(opened, u)
-		return errors.New("no browser here") // ignored
-	}}, Roles{})
+	env.Stdout, env.Stderr = &out, &errb
+	app := New(env, Roles{})
 	err = app.RunContext(context.Background(), Permute(app, append([]string{"warren", "--socket", sock}, args...)))
-	return out.String(), opened, err
+	return out.String(), errb.String(), err
 }
 
 // TestUpLogin: `warren up --coordinator URL` prints the link and the code

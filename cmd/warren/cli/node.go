@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +38,15 @@ type DaemonOptions struct {
 	Logger    *slog.Logger
 	// RelayOnly keeps the daemon off direct paths.
 	RelayOnly bool
+	// Userspace runs the daemon without root: a userspace network stack
+	// instead of a TUN device and routes. The socket's directory is then
+	// the user's, mode 0700.
+	Userspace bool
+	// SOCKS5 and HTTPProxy are the local proxies' listen addresses
+	// (userspace mode); "" leaves one off.
+	SOCKS5, HTTPProxy string
+	// ProxyUser and ProxyPassword, when set, are the proxies' credentials.
+	ProxyUser, ProxyPassword string
 }
 
 // Default state directories.
@@ -71,31 +83,126 @@ func (a *app) connectorCommand() *cli.Command {
 func (a *app) daemonCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "daemon",
-		Usage:     "run the laptop daemon (root): the tunnel device, its routes, and the control socket for up, down and status",
+		Usage:     "run the laptop daemon: as root, the tunnel device, its routes and the control socket; with --userspace, no root: local proxies and warren nc",
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state", Value: DefaultDaemonState, Usage: "state directory: identity, last netmap, prefs (0700)"},
+			&cli.StringFlag{Name: "state", Usage: "state directory: identity, last netmap, prefs (0700; default " + DefaultDaemonState + ", with --userspace $XDG_STATE_HOME/warren or ~/.local/state/warren)"},
 			&cli.StringFlag{Name: "interface", Value: "warren0", Usage: "name of the TUN device"},
 			&cli.BoolFlag{Name: "relay-only", Usage: "never use a direct path to a connector: everything goes through the relay"},
+			&cli.BoolFlag{Name: "userspace", Usage: "no root, no TUN, no routes: a userspace network stack reached through the proxies below and warren nc (socket in $XDG_RUNTIME_DIR/warren)"},
+			&cli.StringFlag{Name: "socks5", Usage: "with --userspace: serve SOCKS5 (CONNECT, UDP ASSOCIATE) on ADDR, e.g. 127.0.0.1:1080"},
+			&cli.StringFlag{Name: "http-proxy", Usage: "with --userspace: serve an HTTP proxy (CONNECT and plain requests) on ADDR, e.g. 127.0.0.1:1081"},
+			&cli.StringFlag{Name: "proxy-user", Usage: "the user name the proxies ask for (with --proxy-password-file)"},
+			&cli.StringFlag{Name: "proxy-password-file", Usage: "file holding the proxies' password (with --proxy-user)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := argCount(c, 0, "[--state DIR] [--socket PATH]"); err != nil {
+			if err := argCount(c, 0, "[--userspace [--socks5 ADDR] [--http-proxy ADDR]] [--state DIR] [--socket PATH]"); err != nil {
+				return err
+			}
+			o, err := a.daemonOptions(c)
+			if err != nil {
 				return err
 			}
 			if a.roles.Daemon == nil {
 				return errors.New("this build has no daemon")
 			}
-			return a.roles.Daemon(c.Context, DaemonOptions{State: c.String("state"), Socket: a.socket(c), Interface: c.String("interface"), Logger: a.logger(c), RelayOnly: c.Bool("relay-only")})
+			return a.roles.Daemon(c.Context, o)
 		},
 	}
 }
 
-// socket is the daemon's control socket path.
+// daemonOptions reads and checks the daemon's flags.
+func (a *app) daemonOptions(c *cli.Context) (DaemonOptions, error) {
+	o := DaemonOptions{
+		State: c.String("state"), Socket: c.String("socket"), Interface: c.String("interface"), Logger: a.logger(c),
+		RelayOnly: c.Bool("relay-only"), Userspace: c.Bool("userspace"),
+		SOCKS5: c.String("socks5"), HTTPProxy: c.String("http-proxy"), ProxyUser: c.String("proxy-user"),
+	}
+	if !o.Userspace {
+		for _, f := range []string{"socks5", "http-proxy", "proxy-user", "proxy-password-file"} {
+			if c.IsSet(f) {
+				return o, fmt.Errorf("--%s needs --userspace (the TUN daemon serves no proxies)", f)
+			}
+		}
+	} else if c.IsSet("interface") {
+		return o, errors.New("--interface has no meaning with --userspace: there is no TUN device")
+	}
+	for _, p := range []struct{ flag, addr string }{{"socks5", o.SOCKS5}, {"http-proxy", o.HTTPProxy}} {
+		if p.addr == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(p.addr); err != nil || port == "" {
+			return o, fmt.Errorf("--%s %q is not HOST:PORT (for example 127.0.0.1:1080)", p.flag, p.addr)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return o, fmt.Errorf("--%s %q: %q is not a port number (0 picks one)", p.flag, p.addr, port)
+		}
+	}
+	if o.SOCKS5 != "" && o.SOCKS5 == o.HTTPProxy {
+		return o, fmt.Errorf("--socks5 and --http-proxy both listen on %s", o.SOCKS5)
+	}
+	switch pw := c.String("proxy-password-file"); {
+	case (o.ProxyUser == "") != (pw == ""):
+		return o, errors.New("give --proxy-user and --proxy-password-file together")
+	case pw != "" && o.SOCKS5 == "" && o.HTTPProxy == "":
+		return o, errors.New("--proxy-user needs a proxy: --socks5 ADDR or --http-proxy ADDR")
+	case pw != "":
+		var err error
+		if o.ProxyPassword, err = a.readSecretFile(pw, "proxy password"); err != nil {
+			return o, err
+		}
+	}
+	if o.State == "" {
+		o.State = DefaultDaemonState
+		if o.Userspace {
+			dir, err := userStateDir(a.env.Getenv)
+			if err != nil {
+				return o, err
+			}
+			o.State = dir
+		}
+	}
+	if o.Socket == "" {
+		o.Socket = ctl.DefaultSocket
+		if o.Userspace {
+			o.Socket = userSocket(a.env.Getenv, a.env.Getuid())
+		}
+	}
+	return o, nil
+}
+
+// socket is the control socket the user commands talk to: --socket (or
+// WARREN_SOCKET), else the system daemon's if it exists, else the user's
+// own userspace daemon's.
 func (a *app) socket(c *cli.Context) string {
 	if s := c.String("socket"); s != "" {
 		return s
 	}
-	return ctl.DefaultSocket
+	if a.env.Exists(ctl.DefaultSocket) {
+		return ctl.DefaultSocket
+	}
+	return userSocket(a.env.Getenv, a.env.Getuid())
+}
+
+// userSocket is the userspace daemon's default socket:
+// $XDG_RUNTIME_DIR/warren/warren.sock, else /tmp/warren-UID/warren.sock.
+func userSocket(getenv func(string) string, uid int) string {
+	if d := getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		return filepath.Join(d, "warren", "warren.sock")
+	}
+	return filepath.Join("/tmp", "warren-"+strconv.Itoa(uid), "warren.sock")
+}
+
+// userStateDir is the userspace daemon's default state directory:
+// $XDG_STATE_HOME/warren, else ~/.local/state/warren.
+func userStateDir(getenv func(string) string) (string, error) {
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "warren"), nil
+	}
+	home := getenv("HOME")
+	if !filepath.IsAbs(home) {
+		return "", errors.New("no home directory ($HOME) for the state: give --state DIR")
+	}
+	return filepath.Join(home, ".local", "state", "warren"), nil
 }
 
 func (a *app) upCommand() *cli.Command {
@@ -208,7 +315,12 @@ func printStatus(w0 io.Writer, st *ctl.Status, now time.Time) error {
 	if st.Node.User != "" {
 		as = fmt.Sprintf("%s (%s), user %s", st.Node.Name, st.Node.Address, st.Node.User)
 	}
-	fmt.Fprintf(w, "%s on %s as %s\n", st.State, st.Interface, as)
+	if st.Mode == ctl.ModeUserspace {
+		fmt.Fprintf(w, "%s in userspace mode (no TUN, no routes) as %s\n", st.State, as)
+		fmt.Fprintln(w, "reach it through: "+proxiesLine(st.Proxies))
+	} else {
+		fmt.Fprintf(w, "%s on %s as %s\n", st.State, st.Interface, as)
+	}
 	fmt.Fprintf(w, "coordinator %s: %s\n", st.Coordinator.URL, coord)
 	if st.Relay.Endpoint != "" {
 		relay := "not registered yet"
@@ -281,6 +393,18 @@ func printStatus(w0 io.Writer, st *ctl.Status, now time.Time) error {
 	}
 	printSSHCerts(w, st.SSH.Certs, now)
 	return w.Flush()
+}
+
+// proxiesLine names the ways into a userspace daemon.
+func proxiesLine(p ctl.Proxies) string {
+	var ways []string
+	if p.SOCKS5 != "" {
+		ways = append(ways, "socks5 "+p.SOCKS5)
+	}
+	if p.HTTP != "" {
+		ways = append(ways, "http proxy "+p.HTTP)
+	}
+	return strings.Join(append(ways, "warren nc HOST PORT"), ", ")
 }
 
 // printSSHCerts lists the SSH certificates the daemon keeps renewed.

@@ -29,16 +29,9 @@ func (a *app) nodeToken(c *cli.Context) (string, error) {
 	type source struct{ name, value string }
 	var given []source
 	if f := c.String("token-file"); f != "" {
-		b, err := os.ReadFile(f)
+		tok, err := a.readSecretFile(f, "token")
 		if err != nil {
-			return "", fmt.Errorf("reading token: %w", err)
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("token file %s is empty", f)
-		}
-		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			fmt.Fprintf(a.env.Stderr, "warning: token file %s is readable by other users (chmod 600 %s)\n", f, f)
+			return "", err
 		}
 		given = append(given, source{"--token-file", tok})
 	}
@@ -59,4 +52,22 @@ func (a *app) nodeToken(c *cli.Context) (string, error) {
 		names = append(names, g.name)
 	}
 	return "", errors.New("the token is given twice (" + strings.Join(names, " and ") + "): give it one way")
+}
+
+// readSecretFile reads the secret (a token, a password) that the file at
+// path holds, without surrounding whitespace, and warns when other users
+// can read the file.
+func (a *app) readSecretFile(path, what string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", what, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s file %s is empty", what, path)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(a.env.Stderr, "warning: %s file %s is readable by other users (chmod 600 %s)\n", what, path, path)
+	}
+	return v, nil
 }

@@ -81,6 +81,24 @@ func TestStatusText(t *testing.T) {
 		{"status-down-ssh.txt", ctl.Status{State: ctl.StateDown, Enrolled: true, Node: alice, SSH: ctl.SSHStatus{Certs: []ctl.SSHCertStatus{
 			{User: "alice", UID: 1000, Path: "/home/alice/.ssh/id_ed25519-cert.pub", Principals: []string{"alice"}, ValidBefore: now.Add(3 * time.Hour), RenewAt: now.Add(-time.Hour)},
 		}}}},
+		{"status-userspace.txt", ctl.Status{
+			State: ctl.StateUp, Mode: ctl.ModeUserspace, Enrolled: true, Node: alice, NetMapVersion: 5,
+			Proxies:     ctl.Proxies{SOCKS5: "127.0.0.1:1080", HTTP: "127.0.0.1:1081"},
+			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Connected: true},
+			Relay:       ctl.Relay{Endpoint: "198.51.100.10:8443", Connected: true},
+			Peers: []ctl.PeerStatus{
+				{Name: "office", Role: wire.RoleConnector, Address: netip.MustParseAddr("100.96.0.1"), Online: true, Path: "relay", LastHandshake: now.Add(-3 * time.Second)},
+			},
+			Routes: []ctl.RouteStatus{
+				{Prefix: netip.MustParsePrefix("192.168.0.0/24"), Connector: "office", Live: true, Reason: "via office (relay)"},
+			},
+			Policy: ctl.PolicyStatus{Mode: wire.PolicyAllowAll},
+		}},
+		{"status-userspace-no-proxies.txt", ctl.Status{
+			State: ctl.StateStarting, Mode: ctl.ModeUserspace, Enrolled: true, Node: node,
+			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443"},
+			Routes:      []ctl.RouteStatus{},
+		}},
 		{"status-coordinator-lost.txt", ctl.Status{
 			State: ctl.StateUp, Enrolled: true, Node: node, Interface: "warren0", NetMapVersion: 12,
 			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Error: "cannot reach the coordinator at https://198.51.100.10:8443: connection refused"},
