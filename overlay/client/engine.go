@@ -81,6 +81,9 @@ type Config struct {
 	// destinations the tunnel does not carry, and in TUN mode to those it
 	// does (the kernel routes them into the TUN). nil means a net.Dialer.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Proxies reports the local proxies' listen addresses for Status;
+	// nil when there are none.
+	Proxies func() ctl.Proxies
 }
 
 // Relay is the part of the relay Bind the engine steers and reports.
@@ -122,9 +125,6 @@ type Engine struct {
 	// routed is what the tunnel routes (the installed prefixes), which
 	// the Bind must never reach directly.
 	routed atomic.Pointer[[]netip.Prefix]
-
-	// proxies are the local proxies' listen addresses, for status.
-	proxies atomic.Pointer[ctl.Proxies]
 }
 
 // session is one up period: the devices and the control session.
@@ -502,10 +502,6 @@ func (e *Engine) watchAddrs(ctx context.Context, s *session) {
 		t.Reset(next)
 	}
 }
-
-// SetProxies records the local proxies' listen addresses, which Status
-// reports.
-func (e *Engine) SetProxies(p ctl.Proxies) { e.proxies.Store(&p) }
 
 // mode is how this engine carries traffic, for Status.
 func (e *Engine) mode() ctl.Mode {

@@ -20,8 +20,8 @@ const staleHandshake = 3 * time.Minute
 // Status implements ctl.Backend.
 func (e *Engine) Status(ctx context.Context) ctl.Status {
 	st := ctl.Status{State: ctl.StateDown, Mode: e.mode(), Peers: []ctl.PeerStatus{}, Routes: []ctl.RouteStatus{}}
-	if p := e.proxies.Load(); p != nil {
-		st.Proxies = *p
+	if e.cfg.Proxies != nil {
+		st.Proxies = e.cfg.Proxies()
 	}
 	if id, err := e.dir.LoadIdentity(); err == nil {
 		st.Enrolled, st.Node, st.Coordinator.URL = true, id.Node, id.URL

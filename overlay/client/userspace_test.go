@@ -1,17 +1,21 @@
 package client_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/client"
 	"github.com/warrennet/warren/overlay/ctl"
+	"github.com/warrennet/warren/overlay/proxy"
 	"github.com/warrennet/warren/overlay/wire"
 	"github.com/warrennet/warren/test/coordtest"
 )
@@ -40,6 +44,7 @@ func TestUserspaceDialInProcess(t *testing.T) {
 		StateDir:  stateDir,
 		Platform:  client.NewUserspace(nil),
 		Userspace: true,
+		Proxies:   func() ctl.Proxies { return ctl.Proxies{SOCKS5: "127.0.0.1:1080"} },
 		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
 			direct <- network + " " + address
 			var d net.Dialer
@@ -56,7 +61,6 @@ func TestUserspaceDialInProcess(t *testing.T) {
 		t.Fatalf("Up: %v", err)
 	}
 	defer eng.Down(context.Background())
-	eng.SetProxies(ctl.Proxies{SOCKS5: "127.0.0.1:1080"})
 	st := eng.Status(ctx)
 	if st.Mode != ctl.ModeUserspace || st.Interface != "" || st.Proxies.SOCKS5 != "127.0.0.1:1080" || len(st.Routes) != 1 || !st.Routes[0].Live {
 		t.Errorf("status = %+v", st)
@@ -129,6 +133,42 @@ func TestUserspaceDialInProcess(t *testing.T) {
 			}
 			checkPath() // a UDP flow reaches the connector with its first datagram
 		})
+	}
+
+	// The HTTP proxy, with the engine as its Dialer: CONNECT by name
+	// through the tunnel.
+	srv, err := proxy.New(proxy.Config{HTTP: "127.0.0.1:0", Dialer: eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(ctx)
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- srv.Run(pctx) }()
+	defer func() {
+		pcancel()
+		<-proxyDone
+	}()
+	testutil.WaitFor(t, "the proxy to listen", func() bool { _, h := srv.Addrs(); return h != nil })
+	_, httpAddr := srv.Addrs()
+	pc, err := net.Dial("tcp", httpAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(pc, "CONNECT lanhost:80 HTTP/1.1\r\nHost: lanhost:80\r\n\r\n")
+	br := bufio.NewReader(pc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT lanhost:80 = %v, %v", resp, err)
+	}
+	if via, seen := where(); via != "tunnel" || seen != "tcp 192.0.2.10:80" {
+		t.Errorf("the proxy's dial went %s (%s), want through the tunnel", via, seen)
+	}
+	io.WriteString(pc, "through the proxy")
+	got := make([]byte, len("through the proxy"))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "through the proxy" {
+		t.Errorf("echo through the proxy: %q, %v", got, err)
 	}
 
 	// why resolves names as DialContext does.

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/warrennet/warren/internal/testutil"
 )
 
 // Uids the authorization test runs callers as.
@@ -149,7 +151,7 @@ func TestAuthorization(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := &fakeBackend{operator: &Operator{Name: "nobody", UID: operatorUID}, echo: echoServer(t)}
+	b := &fakeBackend{operator: &Operator{Name: "nobody", UID: operatorUID}, echo: testutil.EchoTCP(t)}
 	root := serveIn(t, dir, b)
 
 	ok := func(names ...string) map[string]string {

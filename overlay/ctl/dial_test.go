@@ -6,39 +6,11 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-)
 
-// echoServer echoes each connection and half-closes after EOF; it returns
-// its address.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			})
-		}
-	})
-	return ln.Addr().String()
-}
+	"github.com/warrennet/warren/internal/testutil"
+)
 
 // echoThrough sends msg through c, half-closes, and returns what comes
 // back until EOF.
@@ -61,7 +33,7 @@ func echoThrough(c net.Conn, msg []byte) ([]byte, error) {
 }
 
 func TestDial(t *testing.T) {
-	b := &fakeBackend{echo: echoServer(t)}
+	b := &fakeBackend{echo: testutil.EchoTCP(t)}
 	c := serve(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -89,7 +61,7 @@ func TestDial(t *testing.T) {
 // TestDialEndsWithServer: connections carried at shutdown are cut, and
 // Serve waits for them.
 func TestDialEndsWithServer(t *testing.T) {
-	b := &fakeBackend{echo: echoServer(t)}
+	b := &fakeBackend{echo: testutil.EchoTCP(t)}
 	dir := t.TempDir()
 	ln, err := Listen(dir + "/warren.sock")
 	if err != nil {

@@ -4,49 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/ctl"
 )
-
-// echoOnLoopback is a TCP echo server that half-closes after EOF.
-func echoOnLoopback(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
-			})
-		}
-	})
-	return ln.Addr().String()
-}
 
 // TestNC: stdin goes to the daemon's connection, which half-closes at its
 // end, and what comes back goes to stdout unescaped; failures are one
 // line and a non-zero exit.
 func TestNC(t *testing.T) {
-	d := &laptopDaemon{echo: echoOnLoopback(t)}
+	d := &laptopDaemon{echo: testutil.EchoTCP(t)}
 	in := append(bytes.Repeat([]byte("ssh bytes \x00\x1b[31m "), 20000), '\n')
 	out, _, err := runAgainst(t, d, Env{Stdin: bytes.NewReader(in)}, "nc", "echo", "22")
 	if err != nil {

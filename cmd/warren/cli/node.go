@@ -137,7 +137,7 @@ func (a *app) daemonOptions(c *cli.Context) (DaemonOptions, error) {
 			return o, fmt.Errorf("--%s %q: %q is not a port number (0 picks one)", p.flag, p.addr, port)
 		}
 	}
-	if o.SOCKS5 != "" && o.SOCKS5 == o.HTTPProxy {
+	if o.SOCKS5 != "" && o.SOCKS5 == o.HTTPProxy && !strings.HasSuffix(o.SOCKS5, ":0") {
 		return o, fmt.Errorf("--socks5 and --http-proxy both listen on %s", o.SOCKS5)
 	}
 	switch pw := c.String("proxy-password-file"); {
@@ -299,7 +299,11 @@ func printStatus(w0 io.Writer, st *ctl.Status, now time.Time) error {
 		if st.Node.User != "" {
 			user = ", user " + st.Node.User
 		}
-		fmt.Fprintf(w, "down (node %s, %s%s): run warren up\n", st.Node.Name, st.Node.Address, user)
+		mode := ""
+		if st.Mode == ctl.ModeUserspace {
+			mode = " in userspace mode"
+		}
+		fmt.Fprintf(w, "down%s (node %s, %s%s): run warren up\n", mode, st.Node.Name, st.Node.Address, user)
 		printSSHCerts(w, st.SSH.Certs, now)
 		return w.Flush()
 	}

@@ -99,6 +99,7 @@ func TestStatusText(t *testing.T) {
 			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443"},
 			Routes:      []ctl.RouteStatus{},
 		}},
+		{"status-down-userspace.txt", ctl.Status{State: ctl.StateDown, Mode: ctl.ModeUserspace, Enrolled: true, Node: node}},
 		{"status-coordinator-lost.txt", ctl.Status{
 			State: ctl.StateUp, Enrolled: true, Node: node, Interface: "warren0", NetMapVersion: 12,
 			Coordinator: ctl.Coordinator{URL: "https://198.51.100.10:8443", Error: "cannot reach the coordinator at https://198.51.100.10:8443: connection refused"},
