@@ -220,7 +220,7 @@ func (a *association) runDest(dest *udpDest) {
 	if err != nil {
 		if a.ctx.Err() == nil {
 			a.errs.warn(a.r.log, "socks5 udp: dial failed", "dst", dest.addr, "err", err)
-			sleep(a.ctx, redialAfter)
+			sleep(a.ctx, a.r.lim.redialAfter)
 		}
 		return
 	}

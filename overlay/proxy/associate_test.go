@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	stdcmp "cmp"
 	"net"
 	"net/netip"
 	"strconv"
@@ -139,17 +140,25 @@ func TestUDPAssociateDNS(t *testing.T) {
 	port := portOf(t, dns)
 	tests := []struct {
 		name       string
+		listen     string // the proxy's; "" = 127.0.0.1:0
 		user, pass string
 		dst        string // the address the client sends to
 	}{
 		{name: "by name", dst: "ns.corp.test:" + port},
 		{name: "by address", dst: dns},
 		{name: "with credentials", user: "alice", pass: "s3cret", dst: "ns.corp.test:" + port},
+		{name: "over IPv6 loopback", listen: "[::1]:0", dst: "ns.corp.test:" + port},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			listen := stdcmp.Or(tt.listen, "127.0.0.1:0")
+			if ln, err := net.Listen("tcp", listen); err != nil {
+				t.Skipf("cannot listen on %s: %v", listen, err)
+			} else {
+				ln.Close()
+			}
 			d := &fakeDialer{names: map[string]string{"ns.corp.test": "127.0.0.1"}}
-			s := start(t, Config{SOCKS5: "127.0.0.1:0", Username: tt.user, Password: tt.pass, Dialer: d})
+			s := start(t, Config{SOCKS5: listen, Username: tt.user, Password: tt.pass, Dialer: d})
 			cl, err := txsocks5.NewClient(s.socks5, tt.user, tt.pass, 0, 5)
 			if err != nil {
 				t.Fatal(err)
@@ -197,7 +206,7 @@ func TestUDPAssociate(t *testing.T) {
 	d := &fakeDialer{names: map[string]string{"echo.corp.test": "127.0.0.1"}}
 	s := start(t, Config{SOCKS5: "127.0.0.1:0", Dialer: d}, func(l *limits) {
 		l.maxDestinations = 3
-		l.udpIdle = 300 * time.Millisecond
+		l.udpIdle = 2 * time.Second // long enough for the subtests before the idle one, on a loaded machine
 	})
 	u := newUDPClient(t, s.socks5, "", "")
 	byName := "echo.corp.test:" + portOf(t, echo2)
@@ -274,7 +283,7 @@ func TestUDPAssociate(t *testing.T) {
 func TestUDPAssociateDialFailure(t *testing.T) {
 	echo := udpEcho(t)
 	d := &fakeDialer{fail: map[string]error{"gone.corp.test:53": &net.DNSError{Err: "no such host", Name: "gone.corp.test", IsNotFound: true}}}
-	s := start(t, Config{SOCKS5: "127.0.0.1:0", Dialer: d})
+	s := start(t, Config{SOCKS5: "127.0.0.1:0", Dialer: d}, func(l *limits) { l.redialAfter = time.Hour })
 	u := newUDPClient(t, s.socks5, "", "")
 	for range 5 {
 		u.sendTo(t, "gone.corp.test:53", []byte("query"))

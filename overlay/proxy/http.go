@@ -18,6 +18,7 @@ import (
 // Limits of the forwarding HTTP client.
 const (
 	maxIdleConns           = 64
+	maxIdleConnsPerHost    = 16
 	idleConnTimeout        = 90 * time.Second
 	maxResponseHeaderBytes = 1 << 20
 )
@@ -40,6 +41,7 @@ func (r *running) serveHTTP(ln net.Listener) error {
 		DialContext:            r.dial,
 		DisableCompression:     true, // the client's Accept-Encoding goes through as it is
 		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    maxIdleConnsPerHost,
 		IdleConnTimeout:        idleConnTimeout,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,

@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // TestHTTPCurl fetches a file with real curl through the HTTP proxy: plain http:// with an
@@ -25,41 +23,22 @@ func TestHTTPCurl(t *testing.T) {
 	tlsURL := "https://files.corp.test:" + portOf(t, tls.URL) + "/file"
 	webDial := []dialCall{{"tcp", "files.corp.test:" + portOf(t, web.URL)}}
 	tlsDial := []dialCall{{"tcp", "files.corp.test:" + portOf(t, tls.URL)}}
-	tests := []struct {
-		name       string
-		user, pass string   // the server's
-		args       []string // curl's, besides --proxy and the URL
-		url        string
-		wantExit   int
-		wantCalls  []dialCall
-	}{
-		{name: "plain http", url: webURL, wantCalls: webDial},
-		{name: "https through CONNECT", url: tlsURL, wantCalls: tlsDial},
-		{name: "plain http with credentials", user: "alice", pass: "s3cret", args: []string{"--proxy-user", "alice:s3cret"}, url: webURL, wantCalls: webDial},
-		{name: "CONNECT with credentials", user: "alice", pass: "s3cret", args: []string{"--proxy-user", "alice:s3cret"}, url: tlsURL, wantCalls: tlsDial},
+	proxy := []string{"-k", "--fail", "--proxy", "http://%s"}
+	withUser := func(u string) []string { return append(proxy[:len(proxy):len(proxy)], "--proxy-user", u) }
+	tests := []fetchCase{
+		{name: "plain http", args: proxy, url: webURL, wantCalls: webDial},
+		{name: "https through CONNECT", args: proxy, url: tlsURL, wantCalls: tlsDial},
+		{name: "plain http with credentials", user: "alice", pass: "s3cret", args: withUser("alice:s3cret"), url: webURL, wantCalls: webDial},
+		{name: "CONNECT with credentials", user: "alice", pass: "s3cret", args: withUser("alice:s3cret"), url: tlsURL, wantCalls: tlsDial},
 		// curl: (22) The requested URL returned error: 407
-		{name: "plain http, wrong password", user: "alice", pass: "s3cret", args: []string{"--proxy-user", "alice:guess"}, url: webURL, wantExit: 22},
-		{name: "plain http, no credentials", user: "alice", pass: "s3cret", url: webURL, wantExit: 22},
+		{name: "plain http, wrong password", user: "alice", pass: "s3cret", args: withUser("alice:guess"), url: webURL, wantExit: 22},
+		{name: "plain http, no credentials", user: "alice", pass: "s3cret", args: proxy, url: webURL, wantExit: 22},
 		// With --fail, curl says 22 for a CONNECT answered 407 too.
-		{name: "CONNECT, wrong user", user: "alice", pass: "s3cret", args: []string{"--proxy-user", "bob:s3cret"}, url: tlsURL, wantExit: 22},
-		{name: "CONNECT, no credentials", user: "alice", pass: "s3cret", url: tlsURL, wantExit: 22},
+		{name: "CONNECT, wrong user", user: "alice", pass: "s3cret", args: withUser("bob:s3cret"), url: tlsURL, wantExit: 22},
+		{name: "CONNECT, no credentials", user: "alice", pass: "s3cret", args: proxy, url: tlsURL, wantExit: 22},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := &fakeDialer{names: map[string]string{"files.corp.test": "127.0.0.1"}}
-			s := start(t, Config{HTTP: "127.0.0.1:0", Username: tt.user, Password: tt.pass, Dialer: d})
-			args := append([]string{"-k", "--fail", "--proxy", "http://" + s.http}, tt.args...)
-			out, code := curl(t, append(args, tt.url)...)
-			if code != tt.wantExit {
-				t.Fatalf("curl exit %d, want %d; output %.300q", code, tt.wantExit, out)
-			}
-			if code == 0 && out != body {
-				t.Errorf("curl got %d bytes, want the file's %d", len(out), len(body))
-			}
-			if diff := cmp.Diff(tt.wantCalls, d.Calls()); diff != "" {
-				t.Errorf("dialer calls (-want +got):\n%s", diff)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, "http", body) })
 	}
 }
 

@@ -58,6 +58,7 @@ type limits struct {
 	handshake       time.Duration // handshakeTimeout
 	udpIdle         time.Duration // udpIdle
 	maxDestinations int           // maxDestinations
+	redialAfter     time.Duration // redialAfter
 }
 
 // Validate checks c. Listen addresses must be IP literals (or localhost) with a port; one that is
@@ -139,7 +140,7 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, lim: limits{handshakeTimeout, udpIdle, maxDestinations}}, nil
+	return &Server{cfg: cfg, log: log, lim: limits{handshakeTimeout, udpIdle, maxDestinations, redialAfter}}, nil
 }
 
 // Addrs returns the addresses the proxies listen on, nil for one that is off or before Run has

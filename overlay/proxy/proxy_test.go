@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/warrennet/warren/internal/testutil"
 )
 
@@ -172,6 +174,44 @@ func curl(t *testing.T, args ...string) (string, int) {
 	default:
 		t.Fatalf("curl %v: %v", args, err)
 		return "", -1
+	}
+}
+
+// fetchCase is a file fetched with real curl through one of the proxies.
+type fetchCase struct {
+	name       string
+	user, pass string   // the server's
+	args       []string // curl's besides the URL; "%s" in one stands for the proxy's listen address
+	url        string
+	wantExit   int
+	wantCalls  []dialCall
+}
+
+// run starts a Server with the proxy listen names ("socks5" or "http") on a free port, runs
+// curl through it, and checks curl's exit code, that it got body, and the Dialer's calls.
+func (tt fetchCase) run(t *testing.T, listen, body string) {
+	d := &fakeDialer{names: map[string]string{"files.corp.test": "127.0.0.1"}}
+	cfg := Config{Username: tt.user, Password: tt.pass, Dialer: d}
+	addr := func(s *started) string { return s.socks5 }
+	if listen == "http" {
+		cfg.HTTP, addr = "127.0.0.1:0", func(s *started) string { return s.http }
+	} else {
+		cfg.SOCKS5 = "127.0.0.1:0"
+	}
+	s := start(t, cfg)
+	var args []string
+	for _, a := range tt.args {
+		args = append(args, strings.ReplaceAll(a, "%s", addr(s)))
+	}
+	out, code := curl(t, append(args, tt.url)...)
+	if code != tt.wantExit {
+		t.Fatalf("curl exit %d, want %d; output %.300q", code, tt.wantExit, out)
+	}
+	if code == 0 && out != body {
+		t.Errorf("curl got %d bytes, want the file's %d", len(out), len(body))
+	}
+	if diff := cmp.Diff(tt.wantCalls, d.Calls()); diff != "" {
+		t.Errorf("dialer calls (-want +got):\n%s", diff)
 	}
 }
 

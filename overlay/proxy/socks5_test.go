@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/things-go/go-socks5/statute"
 )
 
@@ -136,56 +135,36 @@ func TestSOCKS5Curl(t *testing.T) {
 	body := strings.Repeat("warren socks5 ", 50000)
 	web := fileServer(t, false, body)
 	port := portOf(t, web.URL)
-	tests := []struct {
-		name       string
-		user, pass string // the server's
-		proxy      string // curl's --proxy, %s = the listen address
-		url        string
-		wantExit   int
-		wantCalls  []dialCall
-	}{
+	tests := []fetchCase{
 		{
-			name: "socks5-hostname passes the name", proxy: "socks5h://%s", url: "http://files.corp.test:" + port + "/file",
+			name: "socks5-hostname passes the name", args: []string{"--proxy", "socks5h://%s"}, url: "http://files.corp.test:" + port + "/file",
 			wantCalls: []dialCall{{"tcp", "files.corp.test:" + port}},
 		},
 		{
-			name: "socks5 with an address", proxy: "socks5://%s", url: "http://127.0.0.1:" + port + "/file",
+			name: "socks5 with an address", args: []string{"--proxy", "socks5://%s"}, url: "http://127.0.0.1:" + port + "/file",
 			wantCalls: []dialCall{{"tcp", "127.0.0.1:" + port}},
 		},
 		{
-			name: "credentials accepted", user: "alice", pass: "s3cret", proxy: "socks5h://alice:s3cret@%s",
+			name: "credentials accepted", user: "alice", pass: "s3cret", args: []string{"--proxy", "socks5h://alice:s3cret@%s"},
 			url: "http://files.corp.test:" + port + "/file", wantCalls: []dialCall{{"tcp", "files.corp.test:" + port}},
 		},
 		{
 			// curl: (97) User was rejected by the SOCKS5 server (1 1).
-			name: "wrong password", user: "alice", pass: "s3cret", proxy: "socks5h://alice:guess@%s",
+			name: "wrong password", user: "alice", pass: "s3cret", args: []string{"--proxy", "socks5h://alice:guess@%s"},
 			url: "http://files.corp.test:" + port + "/file", wantExit: 97,
 		},
 		{
-			name: "wrong user", user: "alice", pass: "s3cret", proxy: "socks5h://mallory:s3cret@%s",
+			name: "wrong user", user: "alice", pass: "s3cret", args: []string{"--proxy", "socks5h://mallory:s3cret@%s"},
 			url: "http://files.corp.test:" + port + "/file", wantExit: 97,
 		},
 		{
 			// curl offers no authentication; the server accepts only username/password.
-			name: "no credentials", user: "alice", pass: "s3cret", proxy: "socks5h://%s",
+			name: "no credentials", user: "alice", pass: "s3cret", args: []string{"--proxy", "socks5h://%s"},
 			url: "http://files.corp.test:" + port + "/file", wantExit: 97,
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := &fakeDialer{names: map[string]string{"files.corp.test": "127.0.0.1"}}
-			s := start(t, Config{SOCKS5: "127.0.0.1:0", Username: tt.user, Password: tt.pass, Dialer: d})
-			out, code := curl(t, "--proxy", fmt.Sprintf(tt.proxy, s.socks5), tt.url)
-			if code != tt.wantExit {
-				t.Fatalf("curl exit %d, want %d; output %.300q", code, tt.wantExit, out)
-			}
-			if code == 0 && out != body {
-				t.Errorf("curl got %d bytes, want the file's %d", len(out), len(body))
-			}
-			if diff := cmp.Diff(tt.wantCalls, d.Calls()); diff != "" {
-				t.Errorf("dialer calls (-want +got):\n%s", diff)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, "socks5", body) })
 	}
 }
 
