@@ -453,6 +453,7 @@ func (h *harness) runUserspace(ctx context.Context) (*usReport, error) {
 	}
 	rep.Logs = map[string]string{"userspace daemon": tail(us.Proc.Output(), 8<<10), "daemon": tail(h.warren.Daemon.Output(), 8<<10),
 		"connector": tail(h.warren.Conn.Output(), 8<<10)}
+	rep.Machine.LoadEnd = readLoad()
 	rep.summarize()
 	rep.Duration = time.Since(h.begin).Round(time.Second).String()
 	fmt.Println()
@@ -589,8 +590,8 @@ func (r *usReport) summarize() {
 // print writes the header and the table.
 func (r *usReport) print(w io.Writer) {
 	fmt.Fprintf(w, "Warren userspace-client bench, %s, %d run(s), medians; took %s\n", r.Started.Format(time.RFC3339), r.Config.Runs, r.Duration)
-	fmt.Fprintf(w, "machine:  %s, %d cores, kernel %s, %s; CPU %.0f%% busy before the start\n",
-		r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Machine.BusyStartPct)
+	fmt.Fprintf(w, "machine:  %s, %d cores, kernel %s, %s; CPU %.0f%% busy before the start; load average %s at the start, %s at the end\n",
+		r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Machine.BusyStartPct, r.Machine.LoadStart, r.Machine.LoadEnd)
 	fmt.Fprintf(w, "versions: warren %s; wireguard-go %s; gvisor %s\n", r.Versions.Warren, r.Versions.WireGuardGo, r.Versions.GVisor)
 	fmt.Fprintf(w, "clients:  tun        warren daemon (root, TUN) on the laptop, dialed through the kernel; path %s\n", r.Paths["tun"])
 	fmt.Fprintf(w, "          userspace  warren daemon --userspace as user %s on the same laptop, through SOCKS5 %s\n", usAccount, usSocks)
