@@ -140,8 +140,7 @@ func echo(c net.Conn) {
 // connect until it is refused instead, and counts one that is not refused
 // (it succeeds, or fails otherwise) as a failure.
 func connectSamples(addr string, n, warmup int, refused bool) samplesOut {
-	var out samplesOut
-	for i := range warmup + n {
+	return sampleN(n, warmup, func() (time.Duration, error) {
 		t0 := time.Now()
 		c, err := net.DialTimeout("tcp", addr, ioTimeout)
 		d := time.Since(t0)
@@ -153,6 +152,16 @@ func connectSamples(addr string, n, warmup int, refused bool) samplesOut {
 		} else if refused && errors.Is(err, syscall.ECONNREFUSED) {
 			err = nil
 		}
+		return d, err
+	})
+}
+
+// sampleN times warmup+n calls of one, in turn, and keeps the durations
+// of the last n that succeeded; failures are counted, the first kept.
+func sampleN(n, warmup int, one func() (time.Duration, error)) samplesOut {
+	var out samplesOut
+	for i := range warmup + n {
+		d, err := one()
 		if err != nil {
 			out.Failures++
 			if out.FirstError == "" {

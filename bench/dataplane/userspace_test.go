@@ -8,12 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -145,7 +143,6 @@ func bulkDownload(addr, socks string, seconds time.Duration) (downloadOut, error
 // at addr, each from the start of the dial until one byte written has
 // come back, and keeps the last n.
 func ttfbSamples(addr, socks string, n, warmup int) samplesOut {
-	var out samplesOut
 	dial, err := dialFunc(socks)
 	if err != nil {
 		return samplesOut{Failures: 1, FirstError: err.Error()}
@@ -169,20 +166,7 @@ func ttfbSamples(addr, socks string, n, warmup int) samplesOut {
 		}
 		return time.Since(t0), nil
 	}
-	for i := range warmup + n {
-		d, err := one()
-		if err != nil {
-			out.Failures++
-			if out.FirstError == "" {
-				out.FirstError = err.Error()
-			}
-			continue
-		}
-		if i >= warmup {
-			out.Samples = append(out.Samples, d.Nanoseconds())
-		}
-	}
-	return out
+	return sampleN(n, warmup, one)
 }
 
 // runUserspaceMode runs one of this file's child modes.
@@ -285,13 +269,7 @@ func BenchmarkUserspace(b *testing.B) {
 	if v := os.Getenv(usOutEnv); v != "" {
 		cfg.Out = v
 	}
-	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-sigCtx.Done()
-		stop()
-	}()
-	ctx, cancel := context.WithTimeout(sigCtx, budget())
+	_, ctx, cancel := runContexts()
 	defer cancel()
 	h := &harness{cfg: cfg}
 	defer h.close()
