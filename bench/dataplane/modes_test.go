@@ -94,9 +94,13 @@ func runMode(mode string) int {
 	return 0
 }
 
-// serveEcho echoes every TCP connection on addr until it is killed. Out
-// of file descriptors, it waits and accepts again, as a server should.
-func serveEcho(addr string) error {
+// serveEcho echoes every TCP connection on addr until it is killed.
+func serveEcho(addr string) error { return serveTCP(addr, echo) }
+
+// serveTCP listens on addr, prints "listening" and hands every connection
+// to handle in a goroutine of its own until it is killed. Out of file
+// descriptors, it waits and accepts again, as a server should.
+func serveTCP(addr string, handle func(net.Conn)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
@@ -111,7 +115,7 @@ func serveEcho(addr string) error {
 		if err != nil {
 			return fmt.Errorf("accepting: %w", err)
 		}
-		go echo(c)
+		go handle(c)
 	}
 }
 

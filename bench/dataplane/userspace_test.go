@@ -52,26 +52,15 @@ const (
 
 // serveBulk writes zeros to every TCP connection on addr until it ends.
 func serveBulk(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	fmt.Println("listening")
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return fmt.Errorf("accepting: %w", err)
-		}
-		go func() {
-			defer c.Close()
-			buf := make([]byte, 256<<10)
-			for {
-				if _, err := c.Write(buf); err != nil {
-					return
-				}
+	return serveTCP(addr, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 256<<10)
+		for {
+			if _, err := c.Write(buf); err != nil {
+				return
 			}
-		}()
-	}
+		}
+	})
 }
 
 // dialFunc dials TCP directly, or through the SOCKS5 proxy at socks.

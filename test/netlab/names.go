@@ -61,6 +61,12 @@ func (l *Lab) ServeNames(ctx context.Context, dir string, names map[string]strin
 // from now on resolve names with the name server at addr: it writes
 // /etc/netns/NS/resolv.conf, which Close removes.
 func (l *Lab) UseResolver(role, addr string) error {
+	return l.writeEtc(role, "resolv.conf", []byte("nameserver "+addr+"\noptions timeout:1 attempts:2\n"))
+}
+
+// writeEtc writes /etc/netns/NS/name, which `ip netns exec` mounts over
+// /etc/name for what the lab starts in role's namespace; Close removes it.
+func (l *Lab) writeEtc(role, name string, b []byte) error {
 	dir := filepath.Join(netnsEtc, l.NS(role))
 	l.mu.Lock()
 	l.etcDirs = append(l.etcDirs, dir)
@@ -68,7 +74,7 @@ func (l *Lab) UseResolver(role, addr string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver "+addr+"\noptions timeout:1 attempts:2\n"), 0o644)
+	return os.WriteFile(filepath.Join(dir, name), b, 0o644)
 }
 
 // removeEtc removes the /etc/netns/NS directories UseResolver made, and
@@ -95,13 +101,6 @@ func (l *Lab) removeEtc() error {
 // machine's own hosts file would have it: it writes /etc/netns/NS/hosts
 // (the host's /etc/hosts plus one line per name), which Close removes.
 func (l *Lab) AddHosts(role string, names map[string]string) error {
-	dir := filepath.Join(netnsEtc, l.NS(role))
-	l.mu.Lock()
-	l.etcDirs = append(l.etcDirs, dir)
-	l.mu.Unlock()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	b, err := os.ReadFile("/etc/hosts")
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -112,5 +111,5 @@ func (l *Lab) AddHosts(role string, names map[string]string) error {
 	for name, addr := range names {
 		b = fmt.Appendf(b, "%s %s\n", addr, name)
 	}
-	return os.WriteFile(filepath.Join(dir, "hosts"), b, 0o644)
+	return l.writeEtc(role, "hosts", b)
 }
