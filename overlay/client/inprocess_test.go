@@ -15,6 +15,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 	wgnetstack "golang.zx2c4.com/wireguard/tun/netstack"
 
+	"github.com/warrennet/warren/internal/testutil"
 	"github.com/warrennet/warren/overlay/agent"
 	"github.com/warrennet/warren/overlay/client"
 	"github.com/warrennet/warren/overlay/connector"
@@ -85,31 +86,14 @@ func (r *fakeRouter) Close() error { return nil }
 // lanEcho is a loopback TCP echo server standing in for a LAN host.
 func lanEcho(t *testing.T) (tcp, udp string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
-		ln.Close()
 		pc.Close()
 		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				io.Copy(c, c)
-			})
-		}
 	})
 	wg.Go(func() {
 		buf := make([]byte, 2048)
@@ -121,7 +105,7 @@ func lanEcho(t *testing.T) (tcp, udp string) {
 			pc.WriteTo(buf[:n], from)
 		}
 	})
-	return ln.Addr().String(), pc.LocalAddr().String()
+	return testutil.EchoTCP(t), pc.LocalAddr().String()
 }
 
 // TestClientToConnectorInProcess runs the whole data plane in one process

@@ -55,6 +55,12 @@ func (s *Server) guard(level access, action string, h http.HandlerFunc) http.Han
 	return func(w http.ResponseWriter, r *http.Request) {
 		ci, _ := r.Context().Value(callerKey{}).(callerInfo)
 		if ci.err != nil {
+			if c, ok := s.cookieCaller(r); ok {
+				ci = callerInfo{c: c}
+				r = r.WithContext(context.WithValue(r.Context(), callerKey{}, ci))
+			}
+		}
+		if ci.err != nil {
 			s.log.Warn("refusing a control request: cannot tell who sent it", "err", ci.err)
 			writeJSON(w, http.StatusForbidden, Progress{Done: true, Error: "the daemon cannot tell who is calling: " + ci.err.Error()})
 			return

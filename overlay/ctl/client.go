@@ -33,6 +33,14 @@ func NewClient(path string) *Client {
 	return &Client{path: path, hc: &http.Client{Transport: tr}}
 }
 
+// prove adds the daemon's cookie to req, where this user can read one
+// (cookie.go).
+func (c *Client) prove(req *http.Request) {
+	if cookie := readCookie(c.path); cookie != "" {
+		req.Header.Set(cookieHeader, cookie)
+	}
+}
+
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
@@ -50,6 +58,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	if err != nil {
 		return nil, err
 	}
+	c.prove(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, c.connErr(err)

@@ -133,6 +133,7 @@ func (c *Client) Dial(ctx context.Context, host string, port uint16) (net.Conn, 
 	}
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", dialUpgrade)
+	c.prove(req)
 	if err := req.Write(conn); err != nil {
 		conn.Close()
 		return nil, c.connErr(err)

@@ -66,6 +66,9 @@ type Server struct {
 	b    Backend
 	log  *slog.Logger
 	euid uint32 // the daemon's effective uid, allowed everything
+	// cookie is the same-user proof callers send where the kernel cannot
+	// say who they are (cookie.go); "" where it can.
+	cookie string
 
 	// dials are the connections the dial endpoint carries, which the
 	// http.Server stops tracking once they are switched: Serve ends
@@ -108,8 +111,18 @@ func Listen(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve answers requests on ln until ctx ends.
+// Serve answers requests on ln until ctx ends. Where the kernel reports
+// no peer credentials, it keeps a cookie beside the socket meanwhile
+// (cookie.go).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if !peerCredSupported {
+		cookie, remove, err := writeCookie(ln)
+		if err != nil {
+			return err
+		}
+		defer remove()
+		s.cookie = cookie
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathStatus, s.guard(accessOperator, "read the status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.b.Status(r.Context()))

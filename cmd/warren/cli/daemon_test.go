@@ -49,6 +49,8 @@ func TestDaemonOptions(t *testing.T) {
 			want: DaemonOptions{State: "/home/alice/.state/warren", Socket: "/run/user/1000/warren/warren.sock", Interface: "warren0", Userspace: true, SOCKS5: "127.0.0.1:1080", HTTPProxy: "127.0.0.1:1081"}},
 		{name: "userspace, no xdg", env: home, args: "daemon --userspace",
 			want: DaemonOptions{State: "/home/alice/.local/state/warren", Socket: "/tmp/warren-1000/warren.sock", Interface: "warren0", Userspace: true}},
+		{name: "userspace, windows", env: map[string]string{"LOCALAPPDATA": "/appdata/alice"}, args: "daemon --userspace",
+			want: DaemonOptions{State: "/appdata/alice/warren/state", Socket: "/appdata/alice/warren/warren.sock", Interface: "warren0", Userspace: true}},
 		{name: "userspace, given paths", args: "--socket /s/w.sock daemon --userspace --state /st",
 			want: DaemonOptions{State: "/st", Socket: "/s/w.sock", Interface: "warren0", Userspace: true}},
 		{name: "proxy credentials", env: xdg, args: "daemon --userspace --socks5 127.0.0.1:0 --proxy-user bob --proxy-password-file " + pw,

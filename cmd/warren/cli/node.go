@@ -184,19 +184,27 @@ func (a *app) socket(c *cli.Context) string {
 }
 
 // userSocket is the userspace daemon's default socket:
-// $XDG_RUNTIME_DIR/warren/warren.sock, else /tmp/warren-UID/warren.sock.
+// $XDG_RUNTIME_DIR/warren/warren.sock, else (Windows)
+// %LOCALAPPDATA%\warren\warren.sock, else /tmp/warren-UID/warren.sock.
 func userSocket(getenv func(string) string, uid int) string {
 	if d := getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		return filepath.Join(d, "warren", "warren.sock")
+	}
+	if d := getenv("LOCALAPPDATA"); filepath.IsAbs(d) {
 		return filepath.Join(d, "warren", "warren.sock")
 	}
 	return filepath.Join("/tmp", "warren-"+strconv.Itoa(uid), "warren.sock")
 }
 
 // userStateDir is the userspace daemon's default state directory:
-// $XDG_STATE_HOME/warren, else ~/.local/state/warren.
+// $XDG_STATE_HOME/warren, else (Windows) %LOCALAPPDATA%\warren\state,
+// else ~/.local/state/warren.
 func userStateDir(getenv func(string) string) (string, error) {
 	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "warren"), nil
+	}
+	if d := getenv("LOCALAPPDATA"); filepath.IsAbs(d) {
+		return filepath.Join(d, "warren", "state"), nil
 	}
 	home := getenv("HOME")
 	if !filepath.IsAbs(home) {
