@@ -121,7 +121,13 @@ func TestClientToConnectorInProcess(t *testing.T) {
 	startConnector(t, ctx, s, lanHost, nil)
 	stateDir, id := enrollClient(t, ctx, s)
 	plat := &fakePlatform{addr: id.Node.Address}
-	eng, err := client.New(client.Config{StateDir: stateDir, Platform: plat})
+	// In TUN mode DialContext leaves even tunnelled destinations to the
+	// kernel, whose routes lead into the TUN.
+	kernel := make(chan string, 1)
+	eng, err := client.New(client.Config{StateDir: stateDir, Platform: plat, Dial: func(_ context.Context, network, address string) (net.Conn, error) {
+		kernel <- network + " " + address
+		return nil, errors.New("no kernel here")
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +140,20 @@ func TestClientToConnectorInProcess(t *testing.T) {
 		t.Errorf("routes installed = %v, want [192.0.2.0/24]", got)
 	}
 	tnet := plat.net()
+	if _, err := eng.DialContext(ctx, "tcp", "192.0.2.10:22"); err == nil {
+		t.Error("TUN mode DialContext succeeded without the kernel")
+	}
+	select {
+	case got := <-kernel:
+		if got != "tcp 192.0.2.10:22" {
+			t.Errorf("the kernel was asked for %q", got)
+		}
+	default:
+		t.Error("TUN mode DialContext did not go through the kernel")
+	}
+	if st := eng.Status(ctx); st.Mode != ctl.ModeTUN || st.Interface == "" {
+		t.Errorf("TUN mode status: mode %q, interface %q", st.Mode, st.Interface)
+	}
 
 	// TCP through WireGuard, the relay and the connector's stack.
 	c, err := tnet.DialContextTCPAddrPort(ctx, netip.AddrPortFrom(lanHost, 80))
