@@ -100,15 +100,7 @@ func BenchmarkDataplane(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Ctrl-C or SIGTERM ends the run; the deferred close below removes
-	// every namespace and process. A second Ctrl-C kills at once.
-	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-sigCtx.Done()
-		stop()
-	}()
-	ctx, cancel := context.WithTimeout(sigCtx, budget())
+	sigCtx, ctx, cancel := runContexts()
 	defer cancel()
 
 	h := &harness{cfg: cfg}
@@ -123,6 +115,23 @@ func BenchmarkDataplane(b *testing.B) {
 	}
 	for _, m := range rep.metrics() {
 		b.ReportMetric(m.value, m.unit)
+	}
+}
+
+// runContexts returns the contexts a benchmark runs in: sigCtx ends at
+// Ctrl-C or SIGTERM (a second Ctrl-C kills at once), ctx also at the
+// budget. The harness's deferred close then removes every namespace and
+// process. cancel releases both.
+func runContexts() (sigCtx, ctx context.Context, cancel func()) {
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigCtx.Done()
+		stop()
+	}()
+	ctx, cancelBudget := context.WithTimeout(sigCtx, budget())
+	return sigCtx, ctx, func() {
+		cancelBudget()
+		stop()
 	}
 }
 

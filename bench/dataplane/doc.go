@@ -12,6 +12,11 @@
 // stock wireguard-go and to the naive connector in the same run, relay
 // throughput as a ratio to direct, the policy path's figures as a ratio
 // to the direct path's, and everything is written as JSON.
+// A second benchmark, BenchmarkUserspace (userspace_test.go), measures the
+// userspace client (`warren daemon --userspace` as an ordinary user,
+// through its SOCKS5 proxy) against the TUN client on the same laptop in
+// one run: a bulk download and the time to the first byte of a new
+// connection, with the same Go client both ways.
 // It asserts no speed: machines are noisy.
 //
 // It owns only its benchmark (`make bench`, as root; it skips otherwise)

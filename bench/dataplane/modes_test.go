@@ -66,6 +66,8 @@ func runMode(mode string) int {
 		if n, err = strconv.Atoi(os.Getenv(countEnv)); err == nil {
 			err = hold(addr, n)
 		}
+	case modeBulk, modeDownload, modeTTFB:
+		err = runUserspaceMode(mode, addr)
 	case modeConnect, modeRR, modeRefused:
 		var n, warmup int
 		if n, err = strconv.Atoi(os.Getenv(countEnv)); err != nil {
@@ -92,9 +94,13 @@ func runMode(mode string) int {
 	return 0
 }
 
-// serveEcho echoes every TCP connection on addr until it is killed. Out
-// of file descriptors, it waits and accepts again, as a server should.
-func serveEcho(addr string) error {
+// serveEcho echoes every TCP connection on addr until it is killed.
+func serveEcho(addr string) error { return serveTCP(addr, echo) }
+
+// serveTCP listens on addr, prints "listening" and hands every connection
+// to handle in a goroutine of its own until it is killed. Out of file
+// descriptors, it waits and accepts again, as a server should.
+func serveTCP(addr string, handle func(net.Conn)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
@@ -109,7 +115,7 @@ func serveEcho(addr string) error {
 		if err != nil {
 			return fmt.Errorf("accepting: %w", err)
 		}
-		go echo(c)
+		go handle(c)
 	}
 }
 
@@ -138,8 +144,7 @@ func echo(c net.Conn) {
 // connect until it is refused instead, and counts one that is not refused
 // (it succeeds, or fails otherwise) as a failure.
 func connectSamples(addr string, n, warmup int, refused bool) samplesOut {
-	var out samplesOut
-	for i := range warmup + n {
+	return sampleN(n, warmup, func() (time.Duration, error) {
 		t0 := time.Now()
 		c, err := net.DialTimeout("tcp", addr, ioTimeout)
 		d := time.Since(t0)
@@ -151,6 +156,16 @@ func connectSamples(addr string, n, warmup int, refused bool) samplesOut {
 		} else if refused && errors.Is(err, syscall.ECONNREFUSED) {
 			err = nil
 		}
+		return d, err
+	})
+}
+
+// sampleN times warmup+n calls of one, in turn, and keeps the durations
+// of the last n that succeeded; failures are counted, the first kept.
+func sampleN(n, warmup int, one func() (time.Duration, error)) samplesOut {
+	var out samplesOut
+	for i := range warmup + n {
+		d, err := one()
 		if err != nil {
 			out.Failures++
 			if out.FirstError == "" {

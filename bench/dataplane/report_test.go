@@ -1,12 +1,6 @@
 package dataplane
 
-import (
-	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
-	"time"
-)
+import "time"
 
 // report is everything one benchmark run found; it is written as JSON.
 type report struct {
@@ -80,23 +74,7 @@ type pathResult struct {
 }
 
 // write saves the report as indented JSON, replacing path atomically.
-func (r *report) write(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("writing results: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("writing results: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing results: %w", err)
-	}
-	return nil
-}
+func (r *report) write(path string) error { return writeJSON(path, r) }
 
 type metric struct {
 	value float64

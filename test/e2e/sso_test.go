@@ -221,7 +221,7 @@ func browse(t *testing.T, ctx context.Context, lab *netlab.Lab, exe, dir, link, 
 // helper skips unless this run of the binary is the named helper.
 func helper(t *testing.T, name string) {
 	if os.Getenv(helperEnv) != name {
-		t.Skipf("a helper process of TestSSOLogin (%s=%s)", helperEnv, name)
+		t.Skipf("a helper process of an end-to-end test (%s=%s)", helperEnv, name)
 	}
 }
 

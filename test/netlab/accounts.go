@@ -183,6 +183,12 @@ func (l *Lab) CommandAs(ctx context.Context, role string, a Account, env []strin
 	return l.Command(ctx, role, "setpriv", argv...)
 }
 
+// StartAs is Start with the command running as the account (CommandAs),
+// with env ("KEY=VALUE") added to its environment.
+func (l *Lab) StartAs(role string, a Account, env []string, name string, args ...string) (*Proc, error) {
+	return l.start(l.CommandAs(context.Background(), role, a, env, name, args...), role, name+" (as "+a.Name+")")
+}
+
 // OutputAs is Output with the command running as the account (CommandAs).
 func (l *Lab) OutputAs(ctx context.Context, role string, a Account, env []string, name string, args ...string) (string, error) {
 	return output(l.CommandAs(ctx, role, a, env, name, args...), role, name, args)

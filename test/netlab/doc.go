@@ -20,7 +20,11 @@
 // operator) exist the same way, only in their namespace (AddAccounts
 // writes /etc/netns/NS/passwd and group, homes in a directory of the
 // lab's): no user is ever created on the host, so none can be left
-// behind. StartCertSSHD runs an sshd that admits only certificates of the
+// behind. AddHosts gives a namespace a hosts file the same way.
+// StartUserspaceDaemon runs `warren daemon --userspace` as such an
+// account, with no privilege (setpriv), its state and control socket
+// under the account's home (Options.NoDaemon leaves out the TUN daemon).
+// StartCertSSHD runs an sshd that admits only certificates of the
 // CA keys it is given (TrustedUserCAKeys, AuthorizedPrincipalsFile per
 // account, no authorized keys, no passwords). The site LAN's
 // bridge ports steer each flow to one CPU (SteerFlows), so segments from

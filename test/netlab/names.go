@@ -61,6 +61,12 @@ func (l *Lab) ServeNames(ctx context.Context, dir string, names map[string]strin
 // from now on resolve names with the name server at addr: it writes
 // /etc/netns/NS/resolv.conf, which Close removes.
 func (l *Lab) UseResolver(role, addr string) error {
+	return l.writeEtc(role, "resolv.conf", []byte("nameserver "+addr+"\noptions timeout:1 attempts:2\n"))
+}
+
+// writeEtc writes /etc/netns/NS/name, which `ip netns exec` mounts over
+// /etc/name for what the lab starts in role's namespace; Close removes it.
+func (l *Lab) writeEtc(role, name string, b []byte) error {
 	dir := filepath.Join(netnsEtc, l.NS(role))
 	l.mu.Lock()
 	l.etcDirs = append(l.etcDirs, dir)
@@ -68,7 +74,7 @@ func (l *Lab) UseResolver(role, addr string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver "+addr+"\noptions timeout:1 attempts:2\n"), 0o644)
+	return os.WriteFile(filepath.Join(dir, name), b, 0o644)
 }
 
 // removeEtc removes the /etc/netns/NS directories UseResolver made, and
@@ -88,4 +94,22 @@ func (l *Lab) removeEtc() error {
 		os.Remove(netnsEtc) // fails, harmlessly, while other labs use it
 	}
 	return errors.Join(errs...)
+}
+
+// AddHosts makes the processes the lab starts in role's namespace from
+// now on find each name of names at its address in /etc/hosts, as a
+// machine's own hosts file would have it: it writes /etc/netns/NS/hosts
+// (the host's /etc/hosts plus one line per name), which Close removes.
+func (l *Lab) AddHosts(role string, names map[string]string) error {
+	b, err := os.ReadFile("/etc/hosts")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	for name, addr := range names {
+		b = fmt.Appendf(b, "%s %s\n", addr, name)
+	}
+	return l.writeEtc(role, "hosts", b)
 }

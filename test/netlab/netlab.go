@@ -267,7 +267,12 @@ type Proc struct {
 // Start starts a long-running command in the role's namespace. Close kills
 // it. Its combined output is kept for Output.
 func (l *Lab) Start(role, name string, args ...string) (*Proc, error) {
-	cmd := l.Command(context.Background(), role, name, args...)
+	return l.start(l.Command(context.Background(), role, name, args...), role, name)
+}
+
+// start starts cmd, a command of Command or CommandAs running name in
+// role's namespace, as a Proc that Close stops.
+func (l *Lab) start(cmd *exec.Cmd, role, name string) (*Proc, error) {
 	p := &Proc{Name: role + ":" + name, cmd: cmd, out: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
@@ -282,6 +287,11 @@ func (l *Lab) Start(role, name string, args ...string) (*Proc, error) {
 	l.mu.Unlock()
 	return p, nil
 }
+
+// Pid is the process's ID. Command's chain of programs (ip netns exec,
+// setpriv, env) each execute the next in place, so it is the program's
+// own.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Output is what the process printed so far.
 func (p *Proc) Output() string { return p.out.String() }

@@ -55,6 +55,9 @@ type Options struct {
 	// coordinator, the connector, the daemon, the admin and user
 	// commands): SSL_CERT_FILE=ca.pem makes them trust an admin's CA.
 	Env []string
+	// NoDaemon leaves the laptop without the TUN daemon: a test starts
+	// the userspace one (StartUserspaceDaemon) instead.
+	NoDaemon bool
 }
 
 // DeployWarren starts the coordinator, the connector and the laptop
@@ -159,6 +162,9 @@ func (l *Lab) DeployWarrenWith(ctx context.Context, bin, dir string, opts Option
 	if _, err := w.Admin(ctx, "routes", "add", "192.168.0.0/24", "--connector", "office", "--comment", "site LAN"); err != nil {
 		return nil, err
 	}
+	if opts.NoDaemon {
+		return w, nil
+	}
 	if err := w.StartDaemon(ctx); err != nil {
 		return nil, err
 	}
@@ -179,6 +185,66 @@ func (w *Warren) StartDaemon(ctx context.Context) error {
 		return fmt.Errorf("daemon not answering: %w\n%s", err, w.Daemon.Output())
 	}
 	return nil
+}
+
+// UserspaceDaemon is `warren daemon --userspace` on the laptop, run by an
+// ordinary account of the laptop (AddAccounts) with no privilege and the
+// userspace defaults: its state under the account's home
+// (~/.local/state/warren) and its control socket in the account's
+// runtime directory ($XDG_RUNTIME_DIR/warren/warren.sock), which every
+// command Run starts finds by itself.
+type UserspaceDaemon struct {
+	w       *Warren
+	Account Account
+	// Env is the environment of the daemon and of every command Run
+	// starts, besides CommandAs's: XDG_RUNTIME_DIR (a directory of the
+	// account's, 0700, under its home), PATH with the warren binary's
+	// directory first (so that `ProxyCommand warren nc %h %p` finds it)
+	// and Options.Env.
+	Env  []string
+	Proc *Proc
+}
+
+// StartUserspaceDaemon starts `warren daemon --userspace` with args (the
+// proxies' listen flags) in the laptop's namespace as the account, and
+// waits until `warren status`, run as the account with no --socket,
+// answers.
+func (w *Warren) StartUserspaceDaemon(ctx context.Context, a Account, args ...string) (*UserspaceDaemon, error) {
+	run := filepath.Join(a.Home, "run")
+	if err := os.Mkdir(run, 0o700); err != nil && !os.IsExist(err) {
+		return nil, err
+	}
+	if err := os.Chown(run, a.UID, a.GID); err != nil {
+		return nil, err
+	}
+	u := &UserspaceDaemon{w: w, Account: a, Env: append([]string{"XDG_RUNTIME_DIR=" + run,
+		"PATH=" + filepath.Dir(w.bin) + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}, w.opts.Env...)}
+	var err error
+	if u.Proc, err = w.lab.StartAs(Laptop, a, u.Env, w.bin, append([]string{"daemon", "--userspace"}, args...)...); err != nil {
+		return nil, err
+	}
+	if err := poll(ctx, func() error { _, err := u.Run(ctx, "status"); return err }); err != nil {
+		return nil, fmt.Errorf("userspace daemon not answering: %w\n%s", err, u.Proc.Output())
+	}
+	return u, nil
+}
+
+// Run runs warren with args in the laptop's namespace as the daemon's
+// account, with the daemon's environment, and returns its trimmed output.
+func (u *UserspaceDaemon) Run(ctx context.Context, args ...string) (string, error) {
+	out, err := u.w.lab.OutputAs(ctx, Laptop, u.Account, u.Env, u.w.bin, args...)
+	return strings.TrimSpace(out), err
+}
+
+// Up runs `warren up` as the account with the client token tok, handed
+// over in a 0600 file of the account's (--token-file).
+func (u *UserspaceDaemon) Up(ctx context.Context, tok string) (string, error) {
+	f, err := u.w.TokenFile("client-"+u.Account.Name+".token", tok, u.Account.UID)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f)
+	return u.Run(ctx, "up", "--token-file", f)
 }
 
 // TokenFile writes tok to a file named name in the deployment's
