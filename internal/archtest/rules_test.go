@@ -31,6 +31,7 @@ var (
 		"./overlay/flowtrack/...",
 		"./overlay/flowlog/...",
 		"./overlay/proxy/...",
+		"./overlay/dnsres/...",
 		"./netstack/...",
 		"./platform/...",
 		"./service/...",
@@ -180,6 +181,10 @@ var rules = []rule{
 	{
 		from: []string{"./overlay/proxy/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/proxy/...", "./netstack/..."}, how: transitive,
 		why: "the local proxies reach everything through the Dialer their consumer passes in: among Warren packages they import only netstack (its byte pipe)",
+	},
+	{
+		from: []string{"./overlay/dnsres/..."}, forbid: append([]string{"./..."}, dataPlane...), allow: []string{"./overlay/dnsres/..."}, how: transitive,
+		why: "dnsres is the laptop's resolver and imports no other Warren package nor a data plane: it reaches the pushed domains' servers through the Dialer its consumer passes in",
 	},
 	{
 		from: []string{"./overlay/coordclient/..."}, forbid: []string{"./..."}, allow: []string{"./overlay/coordclient/...", "./overlay/wire/...", "./routes/..."}, how: transitive,
