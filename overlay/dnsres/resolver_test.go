@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+
+	"github.com/warrennet/warren/internal/testutil"
 )
 
 type world struct {
@@ -24,6 +26,8 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	// Registered first, so it runs last: after the servers have stopped.
+	t.Cleanup(func() { testutil.NoLeaks(t, "overlay/dnsres.") })
 	w := &world{
 		site:    &upstream{},
 		trunc:   &upstream{truncate: true},
@@ -264,4 +268,32 @@ func TestConcurrentSet(t *testing.T) {
 	queriers.Wait()
 	close(stop)
 	setter.Wait()
+}
+
+// An answer too big for the client's UDP buffer goes back truncated, so
+// the client retries over TCP and gets it whole.
+func TestTruncatesOwnAnswer(t *testing.T) {
+	var addrs []netip.Addr
+	for i := range 40 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{10, 1, 0, byte(i + 1)}))
+	}
+	r := New(Options{})
+	if err := r.Set(Config{Hosts: []Host{{Name: "many", Addrs: addrs}}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, r)
+	m := new(dns.Msg)
+	m.SetQuestion("many.", dns.TypeA)
+	resp, _ := query(t, "udp", addr, m)
+	if !resp.Truncated {
+		t.Errorf("udp answer of %d records not truncated", len(resp.Answer))
+	}
+	resp.Compress = true // as it went on the wire
+	if n, _ := resp.Pack(); len(n) > dns.MinMsgSize {
+		t.Errorf("udp answer is %d bytes, want at most %d", len(n), dns.MinMsgSize)
+	}
+	resp, _ = query(t, "tcp", addr, m)
+	if resp.Truncated || len(resp.Answer) != len(addrs) {
+		t.Errorf("tcp answer: truncated %v with %d records, want %d whole", resp.Truncated, len(resp.Answer), len(addrs))
+	}
 }
