@@ -21,6 +21,7 @@ import (
 type upstream struct {
 	a        netip.Addr // the A answer; invalid: 192.168.0.10
 	truncate bool
+	spoof    bool         // over UDP, first an answer with another ID and another name
 	udp, tcp atomic.Int64 // queries seen by transport
 	lastEDNS atomic.Int64 // UDP size of the last query's OPT, 0 without one
 }
@@ -42,6 +43,19 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		m.SetEdns0(o.UDPSize(), o.Do())
 	}
 	q := req.Question[0]
+	if u.spoof && isUDP {
+		bad := new(dns.Msg)
+		bad.SetQuestion("evil.example.", q.Qtype)
+		bad.Id = req.Id + 1
+		bad.Response = true
+		bad.Answer = append(bad.Answer, &dns.A{
+			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1},
+			A:   net.IPv4(6, 6, 6, 6),
+		})
+		_ = w.WriteMsg(bad)
+		bad.Id = req.Id // right ID, wrong question
+		_ = w.WriteMsg(bad)
+	}
 	switch {
 	case u.truncate && isUDP:
 		m.Truncated = true

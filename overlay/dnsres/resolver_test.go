@@ -18,6 +18,7 @@ type world struct {
 	addr    netip.AddrPort // the resolver, served on loopback
 	site    *upstream      // 10.0.0.1 through the tunnel
 	trunc   *upstream      // 10.0.0.2: truncates every UDP answer
+	spoof   *upstream      // 10.0.0.5: sends wrong answers before the right one
 	system  *upstream      // the fallback
 	tunnel  *tunnel
 	cfg     Config
@@ -31,6 +32,7 @@ func newWorld(t *testing.T) *world {
 	w := &world{
 		site:    &upstream{},
 		trunc:   &upstream{truncate: true},
+		spoof:   &upstream{spoof: true},
 		system:  &upstream{a: netip.MustParseAddr("203.0.113.7")},
 		timeout: 2 * time.Second,
 	}
@@ -39,6 +41,7 @@ func newWorld(t *testing.T) *world {
 		netip.MustParseAddr("10.0.0.2"): serve(t, w.trunc),
 		netip.MustParseAddr("10.0.0.3"): blackhole(t),
 		netip.MustParseAddr("10.0.0.4"): down(t),
+		netip.MustParseAddr("10.0.0.5"): serve(t, w.spoof),
 	}}
 	ip := netip.MustParseAddr
 	w.cfg = Config{
@@ -54,6 +57,7 @@ func newWorld(t *testing.T) *world {
 			{Suffix: "dead.example", Servers: []netip.Addr{ip("10.0.0.3")}},
 			{Suffix: "flaky.example", Servers: []netip.Addr{ip("10.0.0.4"), ip("10.0.0.1")}},
 			{Suffix: "slow.example", Servers: []netip.Addr{ip("10.0.0.3"), ip("10.0.0.1")}},
+			{Suffix: "spoof.example", Servers: []netip.Addr{ip("10.0.0.5")}},
 		},
 		Fallback: []netip.AddrPort{serve(t, w.system)},
 	}
@@ -114,6 +118,8 @@ func TestResolve(t *testing.T) {
 			[]string{"a.flaky.example. 1234 IN A 192.168.0.10"}},
 		{"first server silent: next one in time", "a.slow.example.", dns.TypeA, "", dns.RcodeSuccess,
 			[]string{"a.slow.example. 1234 IN A 192.168.0.10"}},
+		{"answers to another id or question ignored", "a.spoof.example.", dns.TypeA, "", dns.RcodeSuccess,
+			[]string{"a.spoof.example. 1234 IN A 192.168.0.10"}},
 		{"everything else: fallback", "public.example.", dns.TypeA, "", dns.RcodeSuccess,
 			[]string{"public.example. 1234 IN A 203.0.113.7"}},
 		{"over tcp", "db.", dns.TypeAAAA, "tcp", dns.RcodeSuccess,
