@@ -1,6 +1,7 @@
 // Package store keeps the coordinator's durable state: tokens, nodes, users,
-// routes, the split-tunnel policy, named hosts, the access-policy document,
-// the state version, and the logs of flows and of SSH certificates issued.
+// routes, the split-tunnel policy, named hosts, the split-DNS domains, the
+// access-policy document, the state version, and the logs of flows and of
+// SSH certificates issued.
 // The SQLite implementation applies ordered migrations on open and commits
 // every write durably before it returns, so a kill -9 loses nothing that
 // was acknowledged.
