@@ -65,6 +65,10 @@ type Config struct {
 	// SSHCertMaxValidity caps an SSH certificate's validity; zero means
 	// DefaultSSHCertMaxValidity.
 	SSHCertMaxValidity time.Duration
+	// HostSuffix is the domain under which clients resolve the named
+	// hosts (NAME.SUFFIX); empty means wire.DefaultHostSuffix. It must
+	// be a domain name (wire.CanonicalDomain).
+	HostSuffix string
 }
 
 // Coordinator is the control plane's state and logic. Create it with New,
@@ -76,9 +80,11 @@ type Coordinator struct {
 	pin    string
 	relay  string
 	relayC func(wire.Node) string
-	hbInt  time.Duration
-	hbTO   time.Duration
-	now    func() time.Time
+	// hostSuffix is the canonical host suffix every client is told.
+	hostSuffix string
+	hbInt      time.Duration
+	hbTO       time.Duration
+	now        func() time.Time
 	// maxStreams is how many control streams a node may keep open.
 	maxStreams int
 	rand       io.Reader
@@ -137,7 +143,15 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 	if cfg.FlowRetention < 0 {
 		return nil, fmt.Errorf("coordinator: flow retention %v is negative", cfg.FlowRetention)
 	}
+	suffix := wire.DefaultHostSuffix
+	if cfg.HostSuffix != "" {
+		var err error
+		if suffix, err = wire.CanonicalDomain(cfg.HostSuffix); err != nil {
+			return nil, fmt.Errorf("coordinator: host suffix: %w", err)
+		}
+	}
 	c := &Coordinator{
+		hostSuffix: suffix,
 		store:      cfg.Store,
 		log:        cfg.Logger,
 		url:        cfg.URL,
@@ -208,6 +222,7 @@ func New(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("indexing state: %w", err)
 	}
 	s.hosts = st.Hosts
+	s.dns = st.DNS
 	s.users = st.Users
 	s.sso = c.idp != nil
 	c.loadPolicy(s, st.Policy)

@@ -98,7 +98,7 @@ func (c *Coordinator) Logout(ctx context.Context, node wire.Node) error {
 // Export returns every durable fact, secrets excluded.
 func (c *Coordinator) Export() wire.Export {
 	s := c.snap.Load()
-	e := wire.Export{Version: s.version, Tokens: c.Tokens(), Nodes: make([]wire.Node, len(s.nodes)), Routes: c.Routes(), Split: s.split, Hosts: c.Hosts()}
+	e := wire.Export{Version: s.version, Tokens: c.Tokens(), Nodes: make([]wire.Node, len(s.nodes)), Routes: c.Routes(), Split: s.split, Hosts: c.Hosts(), DNS: c.DNS()}
 	if s.policy.doc != nil {
 		e.Policy = s.policy.doc.Text
 	}

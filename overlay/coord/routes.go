@@ -98,7 +98,8 @@ func (s *snapshot) checkConnector(name string) error {
 }
 
 // RemoveRoute removes the route with exactly this prefix, given as the
-// admin typed it.
+// admin typed it. It refuses while a split-DNS server sits inside no
+// other route: its queries would reach no connector.
 func (c *Coordinator) RemoveRoute(ctx context.Context, prefix string) error {
 	p, err := routes.ParsePrefix(prefix)
 	if err != nil {
@@ -111,6 +112,10 @@ func (c *Coordinator) RemoveRoute(ctx context.Context, prefix string) error {
 	if !found {
 		return errorf(wire.CodeNotFound, "no route for %s (see: warren routes ls)", p)
 	}
+	rest := deleteAt(s.routes, i)
+	if d, a, stranded := s.dnsStranded(rest); stranded {
+		return errorf(wire.CodeConflict, "dns server %s of %s is inside no other route: its queries would reach no connector; remove the domain first (warren dns rm %s) or give it other servers (warren dns add %s --server IP)", a, d.Domain, d.Domain, d.Domain)
+	}
 	version, err := c.store.RemoveRoute(ctx, p)
 	if errors.Is(err, store.ErrNotFound) {
 		return errorf(wire.CodeNotFound, "no route for %s (see: warren routes ls)", p)
@@ -118,7 +123,7 @@ func (c *Coordinator) RemoveRoute(ctx context.Context, prefix string) error {
 	if err != nil {
 		return fmt.Errorf("removing route: %w", err)
 	}
-	next, err := s.with(version, nil, nil, deleteAt(s.routes, i), nil, nil)
+	next, err := s.with(version, nil, nil, rest, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,8 @@ type snapshot struct {
 	nodes   []store.Node  // sorted by Name
 	routes  []wire.Route  // sorted canonically
 	split   wire.SplitPolicy
-	hosts   []wire.Host // sorted by Name
+	hosts   []wire.Host      // sorted by Name
+	dns     []wire.DNSDomain // sorted by Domain
 	// users are the people who logged in by single sign-on, sorted by
 	// Email.
 	users []store.User
@@ -90,7 +91,7 @@ func newSnapshot(version uint64, tokens []store.Token, nodes []store.Node, rs []
 }
 
 // with returns a copy of s with the given fields replaced; nil slices and
-// maps keep s's. Hosts and the access policy are carried over.
+// maps keep s's. Hosts, DNS and the access policy are carried over.
 func (s *snapshot) with(version uint64, tokens []store.Token, nodes []store.Node, rs []wire.Route, split *wire.SplitPolicy, online map[string]bool) (*snapshot, error) {
 	if tokens == nil {
 		tokens = s.tokens
@@ -113,6 +114,7 @@ func (s *snapshot) with(version uint64, tokens []store.Token, nodes []store.Node
 		return nil, err
 	}
 	next.hosts = s.hosts
+	next.dns = s.dns
 	next.users = s.users
 	next.sso = s.sso
 	next.policy = s.policy

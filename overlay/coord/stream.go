@@ -219,6 +219,10 @@ func (c *Coordinator) netMap(s *snapshot, self wire.Node) *wire.NetMap {
 		for _, h := range s.hosts {
 			nm.Hosts = append(nm.Hosts, wire.NetMapHost{Name: h.Name, Address: h.Address})
 		}
+		nm.HostSuffix = c.hostSuffix
+		for _, d := range s.dns {
+			nm.DNS = append(nm.DNS, wire.NetMapDNS{Domain: d.Domain, Servers: d.Servers})
+		}
 	case wire.RoleConnector:
 		var served []netip.Prefix
 		for _, r := range s.routes {

@@ -243,6 +243,8 @@ type Export struct {
 	// Users are the people who logged in by single sign-on (refresh
 	// tokens excluded).
 	Users []User `json:"users,omitempty"`
+	// DNS are the split-DNS domains, sorted by domain.
+	DNS []DNSDomain `json:"dns,omitempty"`
 }
 
 // MaxNameLen bounds token and node names.

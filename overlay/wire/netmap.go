@@ -25,6 +25,13 @@ type NetMap struct {
 	// clients only. A client resolves these names itself before it asks
 	// the system's resolver (warren nc, the proxies).
 	Hosts []NetMapHost `json:"hosts,omitempty"`
+	// HostSuffix is the domain under which the named hosts also resolve
+	// (NAME.SUFFIX; `warren coordinator --host-suffix`); clients only.
+	HostSuffix string `json:"host_suffix,omitempty"`
+	// DNS are the split-DNS domains (`warren dns add`), sorted by
+	// domain; clients only. Names under a domain are resolved by its
+	// servers, through the tunnel.
+	DNS []NetMapDNS `json:"dns,omitempty"`
 }
 
 // NetMapHost is a named host as a client's netmap carries it.

@@ -105,6 +105,7 @@ func New(env Env, roles Roles) *cli.App {
 			a.nodesCommand(),
 			a.splitCommand(),
 			a.hostsCommand(),
+			a.dnsCommand(),
 			a.policyCommand(),
 			a.flowsCommand(),
 			a.usersCommand(),

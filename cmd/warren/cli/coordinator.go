@@ -41,6 +41,9 @@ type CoordinatorOptions struct {
 	SSHCertMaxValidity time.Duration
 	// OIDC turns single sign-on on; nil leaves it off.
 	OIDC *OIDCOptions
+	// HostSuffix is the domain under which clients resolve the named
+	// hosts (NAME.SUFFIX), canonical (lowercase, no trailing dot).
+	HostSuffix string
 }
 
 // OIDCOptions configure single sign-on with an OpenID Connect provider.
@@ -161,6 +164,7 @@ func (a *app) coordinatorCommand() *cli.Command {
 			&cli.StringFlag{Name: "relay-listen", Usage: "UDP address of the relay (default: the API's port)"},
 			&cli.StringFlag{Name: "flow-retention", Value: "720h", Usage: "how long the flow log keeps a record, e.g. 720h or 90d"},
 			&cli.StringFlag{Name: "ssh-cert-max-validity", Value: "24h", Usage: "the longest an SSH certificate is valid (longer requests are shortened to it), e.g. 8h or 24h"},
+			&cli.StringFlag{Name: "host-suffix", Value: wire.DefaultHostSuffix, Usage: "the domain under which laptops resolve the named hosts (NAME and NAME.SUFFIX)"},
 		}, oidcFlags...),
 		Action: func(c *cli.Context) error {
 			if err := argCount(c, 0, "--data DIR [--listen ADDR] [--public-url URL] [--tls-cert F --tls-key F]"); err != nil {
@@ -178,7 +182,12 @@ func (a *app) coordinatorCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("--ssh-cert-max-validity %q is not a positive duration (for example 8h or 24h)", c.String("ssh-cert-max-validity"))
 			}
+			suffix, err := wire.CanonicalDomain(c.String("host-suffix"))
+			if err != nil {
+				return fmt.Errorf("--host-suffix: %w", err)
+			}
 			o := CoordinatorOptions{
+				HostSuffix:   suffix,
 				Listen:       c.String("listen"),
 				Data:         c.String("data"),
 				PublicURL:    c.String("public-url"),

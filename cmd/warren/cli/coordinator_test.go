@@ -61,3 +61,35 @@ func TestCoordinatorOIDCFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestCoordinatorHostSuffixFlag(t *testing.T) {
+	for _, tt := range []struct{ args, want, wantErr string }{
+		{"", "warren.internal", ""},
+		{"--host-suffix Corp.LAN.", "corp.lan", ""},
+		{"--host-suffix bad_suffix", "", `--host-suffix: domain name "bad_suffix" may hold only letters, digits and inner hyphens in each label`},
+		{"--host-suffix=", "", `--host-suffix: "" is not a domain name (for example corp.example)`},
+	} {
+		t.Run(tt.args, func(t *testing.T) {
+			var got *CoordinatorOptions
+			var out bytes.Buffer
+			app := New(Env{Stdout: &out, Stderr: &out}, Roles{Coordinator: func(_ context.Context, o CoordinatorOptions) error {
+				got = &o
+				return nil
+			}})
+			args := append([]string{"warren", "coordinator", "--data", t.TempDir()}, strings.Fields(tt.args)...)
+			err := app.RunContext(context.Background(), Permute(app, args))
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr || got != nil {
+					t.Errorf("error %v (started: %v), want %s", err, got != nil, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.HostSuffix != tt.want {
+				t.Errorf("host suffix %q, want %q", got.HostSuffix, tt.want)
+			}
+		})
+	}
+}

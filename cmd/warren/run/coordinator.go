@@ -125,6 +125,7 @@ func Coordinator(ctx context.Context, o cli.CoordinatorOptions) error {
 
 		SSHCA:              ca,
 		SSHCertMaxValidity: o.SSHCertMaxValidity,
+		HostSuffix:         o.HostSuffix,
 	}
 	if o.OIDC != nil {
 		idp, err := identityProvider(ctx, o.OIDC, publicURL, log)

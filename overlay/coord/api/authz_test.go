@@ -186,6 +186,9 @@ var authzMatrix = map[string]authzCase{
 	"GET " + wire.PathHosts:                              {api.AuthAdmin, wire.PathHosts, nil, adminOnly(http.StatusOK)},
 	"POST " + wire.PathHosts:                             {api.AuthAdmin, wire.PathHosts, jsonBody(wire.AddHostRequest{Name: "web", Address: "10.1.0.6", Comment: "intranet"}), adminOnly(http.StatusCreated)},
 	"DELETE " + wire.PathHosts + "/{name}":               {api.AuthAdmin, wire.PathHosts + "/db", nil, adminOnly(http.StatusNoContent)},
+	"GET " + wire.PathDNS:                                {api.AuthAdmin, wire.PathDNS, nil, adminOnly(http.StatusOK)},
+	"POST " + wire.PathDNS:                               {api.AuthAdmin, wire.PathDNS, jsonBody(wire.SetDNSRequest{Domain: "lab.example", Servers: []string{"10.1.0.53"}}), adminOnly(http.StatusOK)},
+	"DELETE " + wire.PathDNS + "/{domain}":               {api.AuthAdmin, wire.PathDNS + "/corp.example", nil, adminOnly(http.StatusNoContent)},
 	"GET " + wire.PathPolicy:                             {api.AuthAdmin, wire.PathPolicy, nil, adminOnly(http.StatusOK)},
 	"PUT " + wire.PathPolicy:                             {api.AuthAdmin, wire.PathPolicy, jsonBody(wire.SetPolicyRequest{Document: authzPolicy}), adminOnly(http.StatusOK)},
 	"POST " + wire.PathPolicyReset:                       {api.AuthAdmin, wire.PathPolicyReset, nil, adminOnly(http.StatusOK)},
@@ -425,6 +428,13 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 		t.Fatal(err)
 	}
 	if _, err := co.AddHost(ctx, wire.AddHostRequest{Name: "db", Address: "10.1.0.5"}); err != nil {
+		t.Fatal(err)
+	}
+	// The domain's server is outside 10.1.0.0/16, which a cell removes.
+	if _, err := co.AddRoute(ctx, wire.AddRouteRequest{Prefix: "10.3.0.0/16", Connector: "office"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := co.SetDNS(ctx, wire.SetDNSRequest{Domain: "corp.example", Servers: []string{"10.3.0.53"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := co.AddSplitEntry(ctx, wire.SplitEntryRequest{Prefix: "10.9.0.0/16"}); err != nil {

@@ -136,6 +136,8 @@ CREATE INDEX nodes_user ON nodes (user);
 `,
 	// 5: the SSH certificates issued.
 	migrationSSHCerts,
+	// 6: the split-DNS domains.
+	migrationDNS,
 }
 
 // errSchemaTooNew refuses a database written by a newer binary: its

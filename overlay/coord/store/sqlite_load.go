@@ -55,6 +55,9 @@ func (s *SQLite) load(ctx context.Context) (*State, error) {
 	if st.Users, err = loadUsers(ctx, tx); err != nil {
 		return nil, err
 	}
+	if st.DNS, err = loadDNS(ctx, tx); err != nil {
+		return nil, err
+	}
 	return &st, nil
 }
 

@@ -1,6 +1,7 @@
 // Package store keeps the coordinator's durable state: tokens, nodes, users,
-// routes, the split-tunnel policy, named hosts, the access-policy document,
-// the state version, and the logs of flows and of SSH certificates issued.
+// routes, the split-tunnel policy, named hosts, the split-DNS domains, the
+// access-policy document, the state version, and the logs of flows and of
+// SSH certificates issued.
 // The SQLite implementation applies ordered migrations on open and commits
 // every write durably before it returns, so a kill -9 loses nothing that
 // was acknowledged.
@@ -54,7 +55,7 @@ type Node struct {
 // (IPv4 before IPv6, then address, then length), hosts by Name.
 type State struct {
 	// Version is bumped by every write that changes what a node may see
-	// (nodes, routes, split policy, hosts, access policy); token writes
+	// (nodes, routes, split policy, hosts, access policy, dns); token writes
 	// leave it alone.
 	Version uint64
 	Tokens  []Token
@@ -68,6 +69,8 @@ type State struct {
 	Policy *StoredPolicy
 	// Users are the people who logged in by single sign-on, by Email.
 	Users []User
+	// DNS are the split-DNS domains, by Domain.
+	DNS []wire.DNSDomain
 }
 
 // User is a person who logged in by single sign-on.
@@ -186,6 +189,13 @@ type Store interface {
 	// RemoveHost deletes the named host and bumps the version.
 	// ErrNotFound if none.
 	RemoveHost(ctx context.Context, name string) (uint64, error)
+
+	// SetDNS inserts d, or replaces the entry with its Domain, and bumps
+	// the version. Validation is the caller's job.
+	SetDNS(ctx context.Context, d wire.DNSDomain) (uint64, error)
+	// RemoveDNS deletes the entry for domain and bumps the version.
+	// ErrNotFound if none.
+	RemoveDNS(ctx context.Context, domain string) (uint64, error)
 
 	// SetPolicy replaces the access-policy document with *text, set at
 	// now, or removes it when text is nil (back to allow-all), and bumps
